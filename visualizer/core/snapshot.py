@@ -1,0 +1,221 @@
+"""The data that crosses from the worker thread to the views.
+
+Frozen dataclasses holding only numpy arrays (made read-only), Python scalars,
+strings and tuples: no tensors, no references into the live model. This is the
+schema every view reads; it stays plain data so that a run can later be
+recorded to disk or streamed from another process (DESIGN.md section 5).
+
+Conventions
+- Every float array is float32, finite (NaN/inf replaced by 0 and counted in
+  ``nonfinite``), C-contiguous and read-only.
+- Spatial maps are (C, H, W), channel-first, one probe sample (no batch axis).
+- Layer order everywhere is the model's execution order, input to output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def frozen_array(a, dtype=np.float32) -> np.ndarray:
+    """Copy ``a`` into a fresh contiguous read-only array (never an alias of live weights)."""
+    out = np.array(a, dtype=dtype, copy=True, order="C")
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True)
+class Mosaic:
+    """Channels tiled into one 2-D image (one ImageItem per layer is 7x faster than one per channel)."""
+
+    image: np.ndarray          # (rows*(h+pad)-pad, cols*(w+pad)-pad) float32; padding holds NaN-free fill
+    rows: int
+    cols: int
+    tile_h: int
+    tile_w: int
+    pad: int
+    channels: tuple[int, ...]  # which original channel index each tile shows, row-major
+
+    def tile_at(self, y: float, x: float) -> int | None:
+        """Index into ``channels`` of the tile under image coordinates (y, x), or None on padding."""
+        r, ry = divmod(int(y), self.tile_h + self.pad)
+        c, rx = divmod(int(x), self.tile_w + self.pad)
+        if y < 0 or x < 0 or r >= self.rows or c >= self.cols or ry >= self.tile_h or rx >= self.tile_w:
+            return None
+        i = r * self.cols + c
+        return i if i < len(self.channels) else None
+
+
+@dataclass(frozen=True)
+class Levels:
+    low: float
+    high: float
+    signed: bool  # the data has negative values: views use a diverging map with symmetric levels
+
+
+@dataclass(frozen=True)
+class Histogram:
+    counts: np.ndarray  # (bins,) float32
+    edges: np.ndarray   # (bins+1,) float32
+
+
+@dataclass(frozen=True)
+class ActivationStats:
+    """What flows through one activation layer for the probe sample."""
+
+    name: str
+    function: str              # relu, leaky_relu, elu, gelu, silu, sigmoid, tanh, softmax, other
+    params: tuple[tuple[str, float], ...]  # e.g. (("negative_slope", 0.01),), (("alpha", 1.0),)
+    pre: Histogram             # histogram of the pre-activation input values
+    pre_min: float
+    pre_max: float
+    out_mean: float
+    out_std: float
+    frac_dead: float           # fraction of outputs exactly 0 (ReLU family)
+    frac_saturated: float      # sigmoid: out<0.01 or >0.99; tanh: |out|>0.99; else 0
+    samples: np.ndarray        # up to 4096 pre-activation values (float32) for scatter overlays
+
+
+@dataclass(frozen=True)
+class PoolCapture:
+    """Pooling layer input and output, with the winners of max pooling."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    mode: str                  # "max" or "avg" (adaptive pools report their effective window)
+    input_maps: np.ndarray     # (C', Hi, Wi) float32
+    argmax: np.ndarray | None  # (C', Ho, Wo) int32 flat index into Hi*Wi of each winner (max only)
+
+
+@dataclass(frozen=True)
+class LayerCapture:
+    """One layer's output for the probe sample."""
+
+    name: str
+    kind: str                         # see introspect.LAYER_KINDS
+    shape: tuple[int, ...]            # full per-sample output shape, e.g. (16, 10, 10) or (120,)
+    maps: np.ndarray | None           # (C', H, W) spatial outputs, C' <= max_channels; None if not spatial
+    channels: tuple[int, ...]         # original channel index of each row of ``maps``
+    vector: np.ndarray | None         # (F,) flat outputs of non-spatial layers (bounded length)
+    mosaic: Mosaic | None             # ``maps`` tiled; None if not spatial
+    levels: Levels                    # over this layer's captured values
+    channel_levels: np.ndarray | None  # (C', 2) per-channel (low, high), for per-channel normalisation
+    nonfinite: int                    # NaN/inf values replaced before sending
+    pool: PoolCapture | None = None
+
+
+@dataclass(frozen=True)
+class FilterCapture:
+    """The kernels of one conv layer."""
+
+    name: str
+    weight: np.ndarray                # (O', I, kh, kw) float32, O' <= max_channels
+    delta: np.ndarray | None          # weight - weight at training start, same shape
+    grad: np.ndarray | None           # d loss / d weight, same shape (None outside training)
+    levels: Levels                    # symmetric, over ``weight``
+    in_channels: int
+    out_channels: int                 # full count (weight may hold fewer)
+    groups: int
+
+
+@dataclass(frozen=True)
+class GradientStats:
+    """Gradient magnitudes of one parameterised layer at one step."""
+
+    name: str
+    weight_norm: float                # L2 norm of the weight gradient
+    bias_norm: float | None
+    weight_l2: float                  # L2 norm of the weight itself
+    update_ratio: float               # ||delta W|| / ||W|| of the last optimizer step
+    act_grad_norm: float | None       # L2 norm of d loss / d output (None if not captured)
+
+
+@dataclass(frozen=True)
+class ProbeSnapshot:
+    """One forward pass on one sample: what every view needs that is not training state."""
+
+    input_image: np.ndarray           # (C, H, W) float32 in [0, 1] for display (de-normalised)
+    label: int | None                 # true class if known
+    probabilities: np.ndarray         # (K,) float32, softmax of the logits
+    class_names: tuple[str, ...]
+    layers: tuple[LayerCapture, ...]  # selected layers, execution order
+    activations: tuple[ActivationStats, ...]  # every activation layer, execution order
+    filters: tuple[FilterCapture, ...]        # selected conv layers
+    request_id: int = 0               # the CaptureRequest this answers
+
+    @property
+    def predicted(self) -> int:
+        return int(np.argmax(self.probabilities)) if self.probabilities.size else -1
+
+    def layer(self, name: str) -> LayerCapture | None:
+        return next((c for c in self.layers if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class TrainingSnapshot:
+    """Training state at one step, at most N per second."""
+
+    step: int                         # optimizer steps done so far (global)
+    epoch: int                        # 0-based epoch of this step
+    batch: int                        # batch index within the epoch
+    batches_per_epoch: int
+    total_steps: int
+    loss: float
+    accuracy: float                   # of the last batch
+    lr: float
+    samples_per_sec: float
+    history: np.ndarray               # (k, 3) float32 rows (step, loss, acc) of every step since the last snapshot
+    gradients: tuple[GradientStats, ...]  # every parameterised layer, input to output
+    probe: ProbeSnapshot | None       # None when no capture was requested/due
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    epoch: int
+    step: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class Diverged:
+    """Training stopped at a non-finite loss, before the optimizer step (weights are the last good ones)."""
+
+    step: int
+    epoch: int
+    layer: str | None                 # first layer (execution order) whose output or gradient was non-finite
+    message: str                      # what happened and what to try
+
+
+@dataclass(frozen=True)
+class Finished:
+    step: int
+    epoch: int
+    reason: str                       # "completed" or "stopped"
+
+
+@dataclass(frozen=True)
+class Paused:
+    """Yielded about every 50 ms while paused so the caller can serve on-demand probe requests."""
+
+    step: int
+
+
+TrainingEvent = TrainingSnapshot | EpochEnd | Diverged | Finished | Paused
+
+
+@dataclass(frozen=True)
+class CaptureRequest:
+    """What the GUI wants captured; handed to the worker through a one-slot mailbox (latest wins)."""
+
+    layers: tuple[str, ...] = ()          # layers whose maps to capture ("*" = every layer)
+    filter_layers: tuple[str, ...] = ()   # conv layers whose kernels to capture
+    max_channels: int = 64
+    rate_hz: float = 10.0
+    probe_input: np.ndarray | None = field(default=None, compare=False)  # (C, H, W) raw [0,1] image, or None: dataset sample
+    probe_label: int | None = None
+    request_id: int = 0
