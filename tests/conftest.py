@@ -1,0 +1,29 @@
+"""Suite-wide set-up: no display needed, no writes to the home folder."""
+import os
+
+# Qt tests run offscreen unless a test (the real-window ones) says otherwise.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Two cores are shared by the whole suite: keep torch from oversubscribing them.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pathlib  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+@pytest.fixture
+def mnist_dir():
+    """The real MNIST test split shipped beside the repository (skip when absent)."""
+    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip("../shared/data/mnist is not present")
+    return SHARED_MNIST
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Settings, trust store and recent files go to a temporary folder, never ~."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("CNN_VISUALIZER_CONFIG_DIR", str(home))
+    yield
