@@ -216,6 +216,7 @@ class CaptureRequest:
     filter_layers: tuple[str, ...] = ()   # conv layers whose kernels to capture
     max_channels: int = 64
     rate_hz: float = 10.0
-    probe_input: np.ndarray | None = field(default=None, compare=False)  # (C, H, W) raw [0,1] image, or None: dataset sample
-    probe_label: int | None = None
+    probe_input: np.ndarray | None = field(default=None, compare=False)  # (C, H, W) [0,1] image in the model's input shape, or None
+    probe_label: int | None = None        # true class of probe_input, if known
+    probe_index: int = 0                  # validation-split sample used when probe_input is None
     request_id: int = 0
