@@ -1,0 +1,7 @@
+"""``python -m visualizer`` and the ``cnn-visualizer`` console script."""
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

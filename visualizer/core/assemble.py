@@ -1,0 +1,62 @@
+"""Put a zoo model and a dataset together so they fit each other.
+
+The CLI's ``train`` and the GUI's worker both start training from an
+architecture name plus a dataset; this is the one place that decides the input
+shape, the class count and the normalisation for that pair.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .architectures import ARCHITECTURES, build_model
+from .datasets import Augment, DataOptions, ImageDataset, prepare
+from .model_bundle import ModelBundle
+
+MODEL_OPTION_KEYS = ("width", "activation", "pooling", "batchnorm", "dropout")
+
+
+def input_shape_for(arch: str, ds: ImageDataset, input_size: int | None = None) -> tuple[int, int, int]:
+    """The dataset's channel count at the architecture's preferred size (at least 28)."""
+    spec = ARCHITECTURES[arch]
+    size = int(input_size or spec.default_input_size)
+    if size < 28:
+        raise ValueError(f"input size {size} is too small: the zoo architectures need at least 28")
+    return (ds.native_shape[0], size, size)
+
+
+def new_model_bundle(arch: str, ds: ImageDataset, *, input_size: int | None = None,
+                     seed: int = 0, **options: Any) -> ModelBundle:
+    """A freshly initialised zoo model shaped for ``ds`` (weights seeded by ``seed``)."""
+    import torch
+
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    unknown = set(options) - set(MODEL_OPTION_KEYS)
+    if unknown:
+        raise ValueError(f"unknown model option(s) {', '.join(sorted(unknown))}")
+    spec = ARCHITECTURES[arch]
+    opts = {"width": spec.default_width, **options}
+    shape = input_shape_for(arch, ds, input_size)
+    torch.manual_seed(seed)
+    model = build_model(arch, in_channels=shape[0], num_classes=len(ds.class_names),
+                        input_size=shape[1], **opts)
+    return ModelBundle(
+        model=model, input_shape=shape, class_names=tuple(ds.class_names),
+        arch=arch, arch_options={"in_channels": shape[0], "num_classes": len(ds.class_names),
+                                 "input_size": shape[1], **opts},
+        meta={"dataset": ds.name})
+
+
+def data_for(bundle: ModelBundle, ds: ImageDataset, *, val_fraction: float = 0.1,
+             augment: Augment | None = None, seed: int = 0, reuse_normalisation: bool = False):
+    """``ds`` resized and normalised for ``bundle``; the bundle's mean/std are set to match.
+
+    With ``reuse_normalisation`` the bundle's stored mean/std (from a checkpoint)
+    are applied instead of being recomputed, so a trained model sees its data as it did.
+    """
+    mean = bundle.mean if reuse_normalisation else None
+    std = bundle.std if reuse_normalisation else None
+    data = prepare(ds, DataOptions(input_shape=bundle.input_shape, mean=mean, std=std,
+                                   val_fraction=val_fraction, augment=augment or Augment(), seed=seed))
+    bundle.mean, bundle.std = tuple(data.mean), tuple(data.std)
+    return data

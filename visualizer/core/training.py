@@ -1,0 +1,466 @@
+"""The training loop as a plain generator of snapshots (no Qt).
+
+The worker thread iterates :meth:`Trainer.run`; a script or a test can iterate
+it just the same. The GUI steers it only through :class:`TrainingControl`,
+whose methods are safe to call from any thread.
+
+Why the probe sample is captured by a separate eval-mode pass instead of from
+the training batch: the views then show one fixed image consistently across
+steps, unaffected by dropout or augmentation, and the pass leaves BatchNorm
+statistics alone (DESIGN.md "visualisation-only forward passes"). It costs one
+single-sample forward per snapshot, and snapshots come at most ``snapshot_hz``
+times a second, only when the GUI has consumed the previous one.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .inspector import Inspector
+from .model_bundle import ModelBundle
+from .snapshot import (
+    CaptureRequest,
+    Diverged,
+    EpochEnd,
+    Finished,
+    Paused,
+    ProbeSnapshot,
+    TrainingEvent,
+    TrainingSnapshot,
+    frozen_array,
+)
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "step", "cosine")
+HISTORY_CAP = 20_000  # rows of (step, loss, acc) kept between two consumed snapshots
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    step_size: int = 1          # epochs between decays of the "step" schedule
+    gamma: float = 0.1
+    grad_clip: float | None = None
+    seed: int = 0
+    snapshot_hz: float = 10.0   # 0 disables snapshots (headless training)
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch size must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"learning rate must be a positive number, not {self.lr}")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
+            raise ValueError("Nesterov momentum needs the SGD optimizer with momentum > 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TrainingControl:
+    """Thread-safe steering of a running :class:`Trainer`.
+
+    The GUI thread calls the methods; the worker thread's trainer reads them
+    between steps. A single condition variable wakes a paused trainer.
+    """
+
+    def __init__(self, *, start_paused: bool = False):
+        self._cond = threading.Condition()
+        self._paused = start_paused
+        self._stopping = False
+        self._step_credits = 0
+        self._lr: float | None = None
+        self._request = CaptureRequest()
+        self._request_version = 0
+        self._consumed = True
+
+    # --- called from the GUI thread -------------------------------------------------
+    def pause(self) -> None:
+        with self._cond:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._step_credits = 0
+            self._cond.notify_all()
+
+    def step(self, n: int = 1) -> None:
+        """Run ``n`` more batches, then stay paused."""
+        with self._cond:
+            self._paused = True
+            self._step_credits += max(1, int(n))
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    def set_lr(self, lr: float) -> None:
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"learning rate must be a positive number, not {lr}")
+        with self._cond:
+            self._lr = float(lr)
+
+    def request_capture(self, request: CaptureRequest) -> None:
+        """Replace the capture request (one slot: the latest wins)."""
+        with self._cond:
+            self._request = request
+            self._request_version += 1
+            self._cond.notify_all()
+
+    def snapshot_consumed(self) -> None:
+        """The GUI has applied the last snapshot: the trainer may make another."""
+        with self._cond:
+            self._consumed = True
+            self._cond.notify_all()
+
+    # --- read by the trainer --------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def request(self) -> CaptureRequest:
+        return self._request
+
+    @property
+    def request_version(self) -> int:
+        return self._request_version
+
+    @property
+    def consumed(self) -> bool:
+        return self._consumed
+
+    def _take_lr(self) -> float | None:
+        with self._cond:
+            lr, self._lr = self._lr, None
+            return lr
+
+    def _mark_in_flight(self) -> None:
+        with self._cond:
+            self._consumed = False
+
+    def _wait_to_run(self, timeout: float) -> bool:
+        """Block while paused; True when a batch may run now (unpaused or a step credit)."""
+        with self._cond:
+            if self._stopping:
+                return False
+            if not self._paused:
+                return True
+            if self._step_credits == 0:
+                self._cond.wait(timeout)
+            if self._stopping:
+                return False
+            if not self._paused:
+                return True
+            if self._step_credits > 0:
+                self._step_credits -= 1
+                return True
+            return False
+
+
+class Trainer:
+    """Trains ``bundle.model`` on ``data`` and yields :data:`TrainingEvent` objects.
+
+    Lives entirely in one thread (the worker's): the model, the optimizer and
+    the probe hooks are never touched from elsewhere.
+    """
+
+    def __init__(self, bundle: ModelBundle, data, config: TrainConfig | None = None,
+                 control: TrainingControl | None = None,
+                 on_step: Callable[[int, float, float], None] | None = None):
+        self.config = config or TrainConfig()
+        self.config.validate()
+        self.bundle = bundle
+        self.data = data
+        self.control = control or TrainingControl()
+        self.on_step = on_step
+        self.device = torch.device("cpu")
+        self.notices: list[str] = []
+        if self.config.device != "cpu":
+            if self.config.device.startswith("cuda") and torch.cuda.is_available():
+                self.device = torch.device(self.config.device)
+            else:
+                self.notices.append(f"device {self.config.device!r} is not available here; training on the CPU")
+        self.model: nn.Module = bundle.model.to(self.device)
+        torch.manual_seed(self.config.seed)
+        self._initial_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.inspector = Inspector(bundle)
+        self.step = 0          # optimizer steps done
+        self.epoch = 0         # current epoch (0-based)
+        self.batch = 0         # next batch index within the epoch
+        self._build_optimizer()
+        self._initial_filters = self._filter_weights()
+        self._history: list[tuple[float, float, float]] = []
+        self._last_snapshot_time = 0.0
+        self._seen_request_version = -1
+        self._last_snapshot_step = -1
+        self._grad_stats: tuple = ()  # of the last measured step; repeated while paused
+        self._rate = 0.0
+        self._last_loss = float("nan")
+        self._last_acc = float("nan")
+        self._epoch_loss = 0.0
+        self._epoch_correct = 0
+        self._epoch_count = 0
+
+    # --- set-up ---------------------------------------------------------------------
+    def _build_optimizer(self) -> None:
+        c = self.config
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if c.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
+                                             nesterov=c.nesterov, weight_decay=c.weight_decay)
+        elif c.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        else:
+            self.optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        if c.schedule == "step":
+            self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.step_size, gamma=c.gamma)
+        elif c.schedule == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.epochs)
+        else:
+            self.scheduler = None
+
+    def _filter_weights(self) -> dict[str, np.ndarray]:
+        return {name: m.weight.detach().cpu().numpy().copy()
+                for name, m in self.model.named_modules() if isinstance(m, nn.Conv2d)}
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return max(1, math.ceil(len(self.data.train) / self.config.batch_size))
+
+    @property
+    def total_steps(self) -> int:
+        return self.batches_per_epoch * self.config.epochs
+
+    def reset_weights(self) -> None:
+        """Back to the weights training started from, with a fresh optimizer."""
+        self.model.load_state_dict(self._initial_state)
+        self._build_optimizer()
+        self.step = self.epoch = self.batch = 0
+
+    # --- batches --------------------------------------------------------------------
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        # The order of an epoch depends only on (seed, epoch), so a resumed run
+        # replays exactly the batches the uninterrupted run would have seen.
+        g = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
+        return torch.randperm(len(self.data.train), generator=g)
+
+    def _batch(self, order: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = order[b * self.config.batch_size:(b + 1) * self.config.batch_size].tolist()
+        items = [self.data.train[i] for i in idx]
+        x = torch.stack([it[0] for it in items]).to(self.device)
+        y = torch.as_tensor([int(it[1]) for it in items], dtype=torch.long, device=self.device)
+        return x, y
+
+    # --- the loop -------------------------------------------------------------------
+    def run(self) -> Iterator[TrainingEvent]:
+        c = self.config
+        self.model.train()
+        while self.epoch < c.epochs:
+            order = self._epoch_order(self.epoch)
+            while self.batch < self.batches_per_epoch:
+                if not self.control._wait_to_run(0.05):
+                    if self.control.stopping:
+                        yield Finished(self.step, self.epoch, "stopped")
+                        return
+                    # Paused: answer a changed capture request (new layer, input) at once.
+                    yield self._make_snapshot() if self._snapshot_due() else Paused(self.step)
+                    continue
+                lr = self.control._take_lr()
+                if lr is not None:
+                    for g in self.optimizer.param_groups:
+                        g["lr"] = lr
+                x, y = self._batch(order, self.batch)
+                due = self._snapshot_due()
+                t0 = time.perf_counter()
+                diverged = self._train_step(x, y, measure=due)
+                if diverged is not None:
+                    yield diverged
+                    return
+                rate = x.shape[0] / max(time.perf_counter() - t0, 1e-9)
+                self._rate = rate if self._rate == 0 else 0.9 * self._rate + 0.1 * rate
+                self.batch += 1
+                if self.on_step is not None:
+                    self.on_step(self.step, self._last_loss, self._last_acc)
+                if due:
+                    yield self._make_snapshot()
+            yield self._end_epoch()
+            self.epoch += 1
+            self.batch = 0
+            if self.scheduler is not None:
+                self.scheduler.step()
+        yield Finished(self.step, self.epoch, "completed")
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, measure: bool) -> Diverged | None:
+        """One optimizer step; ``measure``: also record gradient statistics (a snapshot is due)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        if not torch.isfinite(loss):
+            return self._diverged(x, f"the loss became {loss.item()}")
+        loss.backward()
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if grads:
+            total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            if not torch.isfinite(total):
+                return self._diverged(x, "a gradient became non-finite")
+            if self.config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        prev = {n: m.weight.detach().clone() for n, m in self._weighted_modules()} if measure else None
+        self.optimizer.step()
+        self.step += 1
+        with torch.no_grad():
+            acc = (logits.argmax(1) == y).float().mean().item()
+        self._last_loss, self._last_acc = float(loss.item()), acc
+        self._epoch_loss += self._last_loss * len(y)
+        self._epoch_correct += int(round(acc * len(y)))
+        self._epoch_count += len(y)
+        self._history.append((float(self.step), self._last_loss, acc))
+        if len(self._history) > HISTORY_CAP:
+            self._history = self._history[::2]  # decimate rather than grow without bound
+        if measure:
+            self._grad_stats = self.inspector.gradient_stats(prev, None)
+        return None
+
+    def _weighted_modules(self):
+        for name, m in self.model.named_modules():
+            w = getattr(m, "weight", None)
+            if isinstance(w, torch.Tensor) and w.requires_grad and not list(m.children()):
+                yield name, m
+
+    def _diverged(self, x: torch.Tensor, what: str) -> Diverged:
+        layer = None
+        try:
+            layer = self.inspector.first_nonfinite_layer(x)
+        except Exception:  # diagnosis is best effort; the stop itself must happen
+            layer = None
+        where = f"; the first non-finite output was in layer {layer}" if layer else ""
+        msg = (f"Training stopped at step {self.step + 1} (epoch {self.epoch + 1}): {what}{where}. "
+               f"The weights are those of the last good step. Try a lower learning rate "
+               f"(now {self.lr:g}), gradient clipping, or BatchNorm.")
+        return Diverged(self.step, self.epoch, layer, msg)
+
+    def _end_epoch(self) -> EpochEnd:
+        n = max(self._epoch_count, 1)
+        train_loss, train_acc = self._epoch_loss / n, self._epoch_correct / n
+        self._epoch_loss, self._epoch_correct, self._epoch_count = 0.0, 0, 0
+        val_loss, val_acc = self.evaluate()
+        return EpochEnd(self.epoch, self.step, train_loss, train_acc, val_loss, val_acc)
+
+    def evaluate(self, batch_size: int = 256) -> tuple[float | None, float | None]:
+        """Loss and accuracy on the validation split (eval mode, no grad; mode restored)."""
+        val = self.data.val
+        if val is None or len(val) == 0:
+            return None, None
+        was_training = self.model.training
+        self.model.eval()
+        total, correct, loss_sum = 0, 0, 0.0
+        try:
+            with torch.no_grad():
+                for s in range(0, len(val), batch_size):
+                    items = [val[i] for i in range(s, min(s + batch_size, len(val)))]
+                    x = torch.stack([it[0] for it in items]).to(self.device)
+                    y = torch.as_tensor([int(it[1]) for it in items], dtype=torch.long, device=self.device)
+                    logits = self.model(x)
+                    loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+                    correct += int((logits.argmax(1) == y).sum())
+                    total += len(y)
+        finally:
+            self.model.train(was_training)
+        return loss_sum / total, correct / total
+
+    # --- snapshots ------------------------------------------------------------------
+    def _snapshot_due(self) -> bool:
+        hz = self.config.snapshot_hz
+        if hz <= 0 or not self.control.consumed:
+            return False  # headless, or the GUI still holds the last one: at most one in flight
+        if self.control.request_version != self._seen_request_version:
+            return True   # a new layer or input: answer now
+        if self.control.paused:
+            return self._last_snapshot_step != self.step  # a single step: show it
+        return time.perf_counter() - self._last_snapshot_time >= 1.0 / hz
+
+    def _make_snapshot(self) -> TrainingSnapshot:
+        request = self.control.request
+        self._seen_request_version = self.control.request_version
+        probe = self.probe_now(request)
+        self._last_snapshot_step = self.step
+        history = frozen_array(np.asarray(self._history, dtype=np.float32).reshape(-1, 3))
+        self._history = []
+        self._last_snapshot_time = time.perf_counter()
+        self.control._mark_in_flight()
+        return TrainingSnapshot(
+            step=self.step, epoch=self.epoch, batch=self.batch, batches_per_epoch=self.batches_per_epoch,
+            total_steps=self.total_steps, loss=self._last_loss, accuracy=self._last_acc, lr=self.lr,
+            samples_per_sec=self._rate, history=history, gradients=self._grad_stats, probe=probe)
+
+    def probe_now(self, request: CaptureRequest, image01: np.ndarray | None = None,
+                  label: int | None = None) -> ProbeSnapshot:
+        """One eval-mode, no-grad pass on the probe sample (BatchNorm statistics untouched)."""
+        if image01 is None:
+            image01, label = self.probe_sample(request)
+        initial = {n: w for n, w in self._initial_filters.items() if n in request.filter_layers}
+        return self.inspector.probe(request, image01, label, initial=initial, grads=True)
+
+    def probe_sample(self, request: CaptureRequest) -> tuple[np.ndarray, int | None]:
+        if request.probe_input is not None:
+            return request.probe_input, request.probe_label
+        split = "val" if self.data.val is not None and len(self.data.val) else "train"
+        n = len(self.data.val if split == "val" else self.data.train)
+        return self.data.sample(request.probe_index % max(n, 1), split=split)
+
+    # --- resume ---------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything a bit-identical resume needs, in types ``weights_only`` loading accepts."""
+        return {
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "step": self.step, "epoch": self.epoch, "batch": self.batch,
+            "torch_rng": torch.get_rng_state(),
+            "config": self.config.to_dict(),
+            "epoch_sums": [self._epoch_loss, self._epoch_correct, self._epoch_count],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.epoch, self.batch = int(state["step"]), int(state["epoch"]), int(state["batch"])
+        torch.set_rng_state(state["torch_rng"])
+        sums = state.get("epoch_sums", [0.0, 0, 0])
+        self._epoch_loss, self._epoch_correct, self._epoch_count = float(sums[0]), int(sums[1]), int(sums[2])
+
+    def close(self) -> None:
+        self.inspector.close()
