@@ -1,0 +1,274 @@
+"""The View base class: the contract every live view keeps (docs/architecture.md).
+
+A view stores the latest snapshot it was given and repaints through a
+throttle (<= 30 Hz), skipping work while hidden. Export (PNG, SVG, CSV),
+clipboard and presentation styling live here once, so that every view gets
+them the same way.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from typing import Iterable, Sequence
+
+import pyqtgraph as pg
+from PyQt6.QtCore import QEvent, QRect, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QFont, QGuiApplication, QPainter, QPalette, QPixmap
+from PyQt6.QtSvg import QSvgGenerator
+from PyQt6.QtWidgets import QLabel, QWidget
+
+from visualizer.core.snapshot import EpochEnd, ProbeSnapshot, TrainingSnapshot
+
+from .throttle import Throttle
+
+MAX_HZ = 30.0
+
+
+class View(QWidget):
+    """Base of every view. Subclasses implement ``_draw`` and, when they keep
+    history, the ``_ingest_*`` hooks (which see every snapshot, not only drawn ones)."""
+
+    title: str = "View"
+    layer_requested = pyqtSignal(str)
+    channel_selected = pyqtSignal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._probe: ProbeSnapshot | None = None
+        self._training: TrainingSnapshot | None = None
+        self._layer: str | None = None
+        self._presentation = False
+        self._dirty = False
+        self._graphics: list[pg.GraphicsLayoutWidget] = []
+        self._plots: list[pg.PlotItem] = []
+        self._throttle = Throttle(self._repaint, MAX_HZ, self)
+
+    # --- the contract -------------------------------------------------
+    def set_layer(self, name: str | None) -> None:
+        if name == self._layer:
+            return
+        self._layer = name
+        self._layer_changed()
+        self._schedule()
+
+    def show_probe(self, snap: ProbeSnapshot) -> None:
+        # The same snapshot may come twice (inside a TrainingSnapshot and on its own).
+        if snap is self._probe:
+            return
+        self._ingest_probe(snap)
+        self._probe = snap
+        self._schedule()
+
+    def show_training(self, snap: TrainingSnapshot) -> None:
+        self._ingest_training(snap)
+        self._training = snap
+        self._schedule()
+        if snap.probe is not None:
+            self.show_probe(snap.probe)
+
+    def show_epoch(self, ev: EpochEnd) -> None:
+        self._ingest_epoch(ev)
+        self._schedule()
+
+    def clear(self) -> None:
+        self._probe = None
+        self._training = None
+        self._clear_data()
+        self._schedule()
+
+    def set_presentation(self, on: bool) -> None:
+        self._presentation = bool(on)
+        self._apply_style()
+        self._schedule()
+
+    def export_png(self, path) -> None:
+        if not self._grab().save(os.fspath(path), "PNG"):
+            raise OSError(f"{path}: could not write PNG")
+
+    def export_svg(self, path) -> None:
+        # pyqtgraph's SVGExporter raises on Qt 6.11 for every PlotItem (PITFALLS.md).
+        self.flush()
+        self._ensure_laid_out()
+        gen = QSvgGenerator()
+        gen.setFileName(os.fspath(path))
+        gen.setSize(self.size())
+        gen.setViewBox(QRect(0, 0, self.width(), self.height()))
+        gen.setTitle(self.title)
+        painter = QPainter()
+        if not painter.begin(gen):
+            raise OSError(f"{path}: could not write SVG")
+        try:
+            self.render(painter)
+        finally:
+            painter.end()
+
+    def export_csv(self, path) -> bool:
+        table = self.csv_table()
+        if table is None:
+            return False
+        header, rows = table
+        with open(os.fspath(path), "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+        return True
+
+    def copy_to_clipboard(self) -> None:
+        QGuiApplication.clipboard().setPixmap(self._grab())
+
+    # --- for subclasses -----------------------------------------------
+    def csv_table(self) -> tuple[Sequence[str], Iterable[Sequence]] | None:
+        """(header, rows) when the view has a table to export."""
+        return None
+
+    def _draw(self) -> None:
+        raise NotImplementedError
+
+    def _ingest_probe(self, snap: ProbeSnapshot) -> None:
+        pass
+
+    def _ingest_training(self, snap: TrainingSnapshot) -> None:
+        pass
+
+    def _ingest_epoch(self, ev: EpochEnd) -> None:
+        pass
+
+    def _clear_data(self) -> None:
+        pass
+
+    def _layer_changed(self) -> None:
+        pass
+
+    def _restyle(self) -> None:
+        """Re-apply pens/fonts after a presentation or palette change."""
+
+    # --- throttled repaint ---------------------------------------------
+    def flush(self) -> None:
+        """Draw the latest data now, visible or not (export, headless render, tests)."""
+        self._throttle.cancel()
+        if self._dirty:
+            self._repaint(force=True)
+
+    def _schedule(self) -> None:
+        self._dirty = True
+        self._throttle.request()
+
+    def _repaint(self, force: bool = False) -> None:
+        if not self._dirty:
+            return
+        if not force and not self.isVisible():
+            return  # a hidden tab costs nothing; showEvent catches up
+        self._dirty = False
+        self._draw()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._dirty:
+            self._throttle.request()
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._apply_style()
+
+    # --- styling --------------------------------------------------------
+    def colors(self) -> tuple[QColor, QColor]:
+        """(foreground, background) from the application palette; pushed to
+        black/white in presentation mode for a projector."""
+        pal = self.palette()
+        fg = pal.color(QPalette.ColorRole.WindowText)
+        bg = pal.color(QPalette.ColorRole.Base)
+        if self._presentation:
+            dark = bg.lightness() < 128
+            fg = QColor("white") if dark else QColor("black")
+            bg = QColor("black") if dark else QColor("white")
+        return fg, bg
+
+    def accent(self) -> QColor:
+        return self.palette().color(QPalette.ColorRole.Highlight)
+
+    def line_width(self) -> float:
+        return 4.0 if self._presentation else 1.6
+
+    def font_pt(self) -> int:
+        return 18 if self._presentation else 9
+
+    def make_graphics(self) -> pg.GraphicsLayoutWidget:
+        g = pg.GraphicsLayoutWidget()
+        self._graphics.append(g)
+        g.setBackground(self.colors()[1])
+        return g
+
+    def register_plot(self, plot: pg.PlotItem) -> pg.PlotItem:
+        self._plots.append(plot)
+        self._style_plot(plot)
+        return plot
+
+    def make_badge(self) -> QLabel:
+        """The red "N non-finite values replaced" notice (hidden while N == 0)."""
+        badge = QLabel()
+        badge.setStyleSheet("QLabel { background: #c62828; color: white; padding: 2px 6px; border-radius: 3px; }")
+        badge.hide()
+        return badge
+
+    @staticmethod
+    def set_badge(badge: QLabel, n: int) -> None:
+        if n > 0:
+            badge.setText(f"{n} non-finite values replaced")
+            badge.show()
+        else:
+            badge.hide()
+
+    def make_note(self) -> QLabel:
+        note = QLabel()
+        note.setWordWrap(True)
+        note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        return note
+
+    def _apply_style(self) -> None:
+        f = QFont(self.font())
+        f.setPointSize(self.font_pt() + (2 if self._presentation else 0))
+        for child in self.findChildren(QWidget):
+            if not isinstance(child, pg.GraphicsView):
+                child.setFont(f)
+        fg, bg = self.colors()
+        for g in self._graphics:
+            g.setBackground(bg)
+        for p in self._plots:
+            self._style_plot(p)
+        self._restyle()
+
+    def _style_plot(self, plot: pg.PlotItem) -> None:
+        fg, _ = self.colors()
+        font = QFont()
+        font.setPointSize(self.font_pt())
+        pen = pg.mkPen(fg, width=2 if self._presentation else 1)
+        for name in ("left", "bottom", "right", "top"):
+            ax = plot.getAxis(name)
+            ax.setPen(pen)
+            ax.setTextPen(fg)
+            ax.setStyle(tickFont=font)
+            ax.labelStyle = {"color": fg.name(), "font-size": f"{self.font_pt()}pt"}
+            ax._updateLabel()
+        plot.titleLabel.opts["color"] = fg.name()
+        plot.titleLabel.opts["size"] = f"{self.font_pt() + 1}pt"
+        plot.titleLabel.setText(plot.titleLabel.text)
+
+    def style_label(self, label: pg.LabelItem, text: str) -> None:
+        fg, _ = self.colors()
+        label.setText(text, color=fg.name(), size=f"{self.font_pt()}pt")
+
+    # --- grabbing --------------------------------------------------------
+    def _ensure_laid_out(self) -> None:
+        if self.size().isEmpty() or not self.testAttribute(Qt.WidgetAttribute.WA_WState_Polished):
+            self.ensurePolished()
+        if self.width() < 50 or self.height() < 50:
+            self.resize(self.sizeHint().expandedTo(QSize(640, 480)))
+        lay = self.layout()
+        if lay is not None:
+            lay.activate()
+
+    def _grab(self) -> QPixmap:
+        self.flush()
+        self._ensure_laid_out()
+        return self.grab()

@@ -1,0 +1,55 @@
+"""Which colormap and which levels a map is shown with.
+
+Non-negative data (post-ReLU maps, probabilities) reads best on a perceptually
+uniform sequential map; signed data (conv outputs, weights, gradients) needs a
+diverging map whose centre is zero, which only holds when the levels are
+symmetric around zero.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+SEQUENTIAL = "viridis"
+DIVERGING = "CET-D1"   # blue - white - red, zero in the middle
+
+_cache: dict[str, pg.ColorMap] = {}
+
+
+def get(name: str) -> pg.ColorMap:
+    # pg.colormap.get reads a CSV on every call; views ask on every frame.
+    if name not in _cache:
+        _cache[name] = pg.colormap.get(name)
+    return _cache[name]
+
+
+def sequential() -> pg.ColorMap:
+    return get(SEQUENTIAL)
+
+
+def diverging() -> pg.ColorMap:
+    return get(DIVERGING)
+
+
+def for_signed(signed: bool) -> pg.ColorMap:
+    return diverging() if signed else sequential()
+
+
+def symmetric(low: float, high: float) -> tuple[float, float]:
+    """Levels centred on zero that cover [low, high]; never empty."""
+    m = max(abs(float(low)), abs(float(high)))
+    if not np.isfinite(m) or m <= 0.0:
+        m = 1.0
+    return (-m, m)
+
+
+def display_levels(low: float, high: float, signed: bool) -> tuple[float, float]:
+    """Levels for setImage: symmetric for signed data, widened when flat (a constant map)."""
+    if signed:
+        return symmetric(low, high)
+    lo, hi = float(low), float(high)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return (0.0, 1.0)
+    if hi <= lo:
+        hi = lo + 1.0
+    return (lo, hi)
