@@ -1,0 +1,570 @@
+"""Any ``nn.Module`` → an ordered list of its layers (name, kind, output shape, parameters).
+
+One dummy forward pass (eval mode, ``no_grad``, every module's previous
+train/eval flag restored, so BatchNorm buffers never move) with a forward
+pre-hook and hook on every module records the execution order and each
+module's output shape. Activations called as functions inside ``forward``
+(``F.relu(x)``, ``torch.sigmoid(x)``) have no module to hook; a
+``TorchFunctionMode`` intercepts them during the pass and records them as
+pseudo-layers.
+
+Naming scheme of functional activations (shared with ``probe.py``, which must
+produce the same names): ``<parent>.F.<fn>`` where ``<parent>`` is the
+qualified name of the innermost running module (omitted, with its dot, for the
+model's own ``forward``) and ``<fn>`` the canonical function name (relu,
+sigmoid, ...). Repeated calls of the same function in one call of the same
+parent get ``_1``, ``_2``, ...: ``layer1.0.F.relu``, ``layer1.0.F.relu_1``,
+``F.sigmoid``. The ``F.`` segment keeps them apart from a real submodule that is
+itself called ``relu``. Calls made inside torch's own modules (``nn.ReLU`` calls
+``F.relu``) are not separate layers.
+
+Modules called several times in one forward (a shared ``nn.ReLU``) are listed
+once, at their first call, with that call's shape; ``calls`` and ``detail`` say so.
+"""
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from .errors import ModelError
+
+LAYER_KINDS = ("conv", "depthwise_conv", "pool", "activation", "norm", "linear", "dropout", "block", "other")
+
+# Sizes tried, in order, when the input size is unknown: the common datasets
+# first (CIFAR 32, MNIST 28), then the common ImageNet-style crops.
+CANDIDATE_SIZES = (32, 28, 64, 224, 96, 299, 128, 227, 256, 48, 16, 112, 160, 384, 512)
+
+
+# --------------------------------------------------------------------------- layer info
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str                               # qualified module name, or a functional pseudo-name
+    kind: str                               # one of LAYER_KINDS
+    type_name: str                          # class name ("Conv2d") or "F.relu" for functional calls
+    output_shape: tuple[int, ...] | None    # per sample (no batch axis); None if not a tensor / not called
+    params: int                             # own parameters for leaves, all for blocks
+    functional: bool                        # an activation called as a function inside forward
+    parent: str | None                      # enclosing module's qualified name (None: the model itself)
+    detail: str                             # "5x5 s1 p0", "max 2x2 s2", "ReLU", "groups=32", ...
+    activation: str | None = None           # relu, leaky_relu, sigmoid, ... for activation layers
+    activation_params: tuple[tuple[str, float], ...] = ()
+    calls: int = 1                          # how often the forward called it (0: never)
+
+    @property
+    def is_block(self) -> bool:
+        return self.kind == "block"
+
+    @property
+    def spatial(self) -> bool:
+        return self.output_shape is not None and len(self.output_shape) == 3
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    layers: tuple[LayerInfo, ...]           # execution order; blocks before their children
+    input_shape: tuple[int, int, int]       # (C, H, W) that a dummy forward accepted
+    total_params: int
+    num_outputs: int                        # per-sample size of the model output (classes)
+    _index: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "_index", {l.name: i for i, l in enumerate(self.layers)})
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def by_name(self, name: str) -> LayerInfo | None:
+        i = self._index.get(name)
+        return None if i is None else self.layers[i]
+
+    def index_of(self, name: str) -> int:
+        """Execution-order position of ``name`` (-1 if unknown): sorts captures input → output."""
+        return self._index.get(name, -1)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(l.name for l in self.layers)
+
+    def leaves(self) -> tuple[LayerInfo, ...]:
+        return tuple(l for l in self.layers if l.kind != "block")
+
+    def of_kind(self, *kinds: str) -> tuple[LayerInfo, ...]:
+        return tuple(l for l in self.layers if l.kind in kinds)
+
+    def activations(self) -> tuple[LayerInfo, ...]:
+        return self.of_kind("activation")
+
+    def convs(self) -> tuple[LayerInfo, ...]:
+        return self.of_kind("conv", "depthwise_conv")
+
+
+# --------------------------------------------------------------------------- kinds
+
+# torch.nn activation classes → canonical function name and the float
+# attributes that parametrise them. Looked up along the MRO, most derived first
+# (ReLU6 subclasses Hardtanh).
+_ACTIVATION_MODULES: dict[type, tuple[str, tuple[str, ...]]] = {
+    nn.ReLU: ("relu", ()), nn.ReLU6: ("relu6", ()), nn.LeakyReLU: ("leaky_relu", ("negative_slope",)),
+    nn.ELU: ("elu", ("alpha",)), nn.CELU: ("celu", ("alpha",)), nn.SELU: ("selu", ()),
+    nn.GELU: ("gelu", ()), nn.SiLU: ("silu", ()), nn.Mish: ("mish", ()),
+    nn.Sigmoid: ("sigmoid", ()), nn.Tanh: ("tanh", ()), nn.Hardtanh: ("hardtanh", ("min_val", "max_val")),
+    nn.Hardswish: ("hardswish", ()), nn.Hardsigmoid: ("hardsigmoid", ()), nn.PReLU: ("prelu", ()),
+    nn.Softplus: ("softplus", ("beta", "threshold")), nn.Softsign: ("softsign", ()),
+    nn.Softmax: ("softmax", ()), nn.LogSoftmax: ("log_softmax", ()), nn.Softmax2d: ("softmax", ()),
+    nn.Tanhshrink: ("tanhshrink", ()), nn.LogSigmoid: ("logsigmoid", ()),
+}
+_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+          nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+          nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+          nn.LPPool1d, nn.LPPool2d, nn.FractionalMaxPool2d, nn.FractionalMaxPool3d)
+_NORMS = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm, nn.GroupNorm,
+          nn.LayerNorm, nn.LocalResponseNorm, *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))
+_LINEARS = (nn.Linear, nn.Bilinear)
+_DROPOUTS = (nn.modules.dropout._DropoutNd, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+def activation_of_module(m: nn.Module) -> tuple[str, tuple[tuple[str, float], ...]] | None:
+    """(function name, float parameters) if ``m`` is a torch activation module, else None."""
+    for cls in type(m).__mro__:
+        spec = _ACTIVATION_MODULES.get(cls)
+        if spec is not None:
+            fn, attrs = spec
+            params = tuple((a, float(getattr(m, a))) for a in attrs
+                           if isinstance(getattr(m, a, None), (int, float)))
+            return fn, params
+    return None
+
+
+def kind_of(m: nn.Module) -> str:
+    if next(m.children(), None) is not None:
+        return "block"
+    if isinstance(m, nn.modules.conv._ConvNd):
+        depthwise = m.groups > 1 and m.groups == m.in_channels
+        return "depthwise_conv" if depthwise else "conv"
+    if isinstance(m, _POOLS):
+        return "pool"
+    if activation_of_module(m) is not None:
+        return "activation"
+    if isinstance(m, _NORMS):
+        return "norm"
+    if isinstance(m, _LINEARS):
+        return "linear"
+    if isinstance(m, _DROPOUTS):
+        return "dropout"
+    return "other"
+
+
+def _pair(v) -> str:
+    v = tuple(v) if isinstance(v, (tuple, list)) else (v,)
+    if len(v) > 1 and all(x == v[0] for x in v):
+        v = (v[0],)
+    return "x".join(str(x) for x in v)
+
+
+def _kernel_text(v) -> str:
+    v = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    return "x".join(str(x) for x in v)
+
+
+def describe(m: nn.Module, kind: str) -> str:
+    """Short human text for the layer tree: "5x5 s1 p0", "max 2x2 s2", "120 → 84", ..."""
+    if kind in ("conv", "depthwise_conv"):
+        text = f"{_kernel_text(m.kernel_size)} s{_pair(m.stride)} p{_pair(m.padding) if not isinstance(m.padding, str) else m.padding}"
+        if any(d != 1 for d in (m.dilation if isinstance(m.dilation, tuple) else (m.dilation,))):
+            text += f" d{_pair(m.dilation)}"
+        if m.groups > 1:
+            text += f" groups={m.groups}"
+        return f"{text}, {m.in_channels}→{m.out_channels}"
+    if kind == "pool":
+        mode = "max" if "Max" in type(m).__name__ else ("lp" if "LP" in type(m).__name__ else "avg")
+        if "Adaptive" in type(m).__name__:
+            return f"adaptive {mode} → {_kernel_text(m.output_size)}"
+        ks = getattr(m, "kernel_size", None)
+        stride = getattr(m, "stride", None) or ks
+        pad = getattr(m, "padding", 0)
+        text = f"{mode} {_kernel_text(ks)} s{_pair(stride)}"
+        return text + (f" p{_pair(pad)}" if pad not in (0, (0, 0)) else "")
+    if kind == "activation":
+        fn, params = activation_of_module(m)
+        inner = ", ".join(f"{k}={v:g}" for k, v in params)
+        inplace = ", inplace" if getattr(m, "inplace", False) else ""
+        return f"{type(m).__name__}({inner}{inplace})" if inner or inplace else type(m).__name__
+    if kind == "norm":
+        n = getattr(m, "num_features", None) or getattr(m, "num_channels", None)
+        return f"{type(m).__name__}({n})" if n else type(m).__name__
+    if kind == "linear" and isinstance(m, nn.Linear):
+        return f"{m.in_features} → {m.out_features}"
+    if kind == "dropout":
+        return f"p={getattr(m, 'p', 0):g}"
+    return type(m).__name__
+
+
+# --------------------------------------------------------------------------- functional activations
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str                               # canonical: relu, leaky_relu, sigmoid, ...
+    param_names: tuple[str, ...] = ()       # positional order after the input
+    param_defaults: tuple[float, ...] = ()
+    inplace: bool = False                   # modifies its input (relu_): capture the input first
+
+    def params(self, args, kwargs) -> tuple[tuple[str, float], ...]:
+        out = []
+        for i, (pname, default) in enumerate(zip(self.param_names, self.param_defaults)):
+            v = args[i + 1] if len(args) > i + 1 else kwargs.get(pname, default)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out.append((pname, float(v)))
+        return tuple(out)
+
+    def is_inplace(self, args, kwargs) -> bool:
+        return self.inplace or bool(kwargs.get("inplace", False))
+
+
+def _build_function_table() -> dict:
+    T = torch.Tensor
+    specs = {
+        "relu": (FunctionSpec("relu"), [F.relu, torch.relu, T.relu]),
+        "relu_": (FunctionSpec("relu", inplace=True), [torch.relu_, T.relu_, getattr(F, "relu_", None)]),
+        "leaky_relu": (FunctionSpec("leaky_relu", ("negative_slope",), (0.01,)), [F.leaky_relu]),
+        "leaky_relu_": (FunctionSpec("leaky_relu", ("negative_slope",), (0.01,), True),
+                        [getattr(F, "leaky_relu_", None)]),
+        "elu": (FunctionSpec("elu", ("alpha",), (1.0,)), [F.elu]),
+        "gelu": (FunctionSpec("gelu"), [F.gelu]),
+        "silu": (FunctionSpec("silu"), [F.silu]),
+        "mish": (FunctionSpec("mish"), [F.mish]),
+        "relu6": (FunctionSpec("relu6"), [F.relu6]),
+        "hardswish": (FunctionSpec("hardswish"), [F.hardswish]),
+        "sigmoid": (FunctionSpec("sigmoid"), [torch.sigmoid, T.sigmoid]),
+        "sigmoid_": (FunctionSpec("sigmoid", inplace=True), [torch.sigmoid_, T.sigmoid_]),
+        "tanh": (FunctionSpec("tanh"), [torch.tanh, T.tanh]),
+        "tanh_": (FunctionSpec("tanh", inplace=True), [torch.tanh_, T.tanh_]),
+        "softmax": (FunctionSpec("softmax"), [F.softmax, torch.softmax, T.softmax]),
+    }
+    table = {}
+    for spec, funcs in specs.values():
+        for f in funcs:
+            if f is not None:
+                table[f] = spec
+    return table
+
+
+# func object (as TorchFunctionMode sees it) → what activation it is
+ACTIVATION_FUNCTIONS: dict = _build_function_table()
+
+
+class CallTracker:
+    """The stack of running modules during a forward pass, and functional-layer naming.
+
+    Shared by introspection and the probe so that both name functional
+    activations identically. Frames are pushed by forward pre-hooks and popped by
+    forward hooks (registered with ``always_call`` so an exception unwinds them).
+    """
+
+    def __init__(self):
+        self._stack: list[tuple[str, nn.Module, dict]] = []
+
+    def reset(self) -> None:
+        self._stack.clear()
+
+    def push(self, name: str, module: nn.Module) -> None:
+        self._stack.append((name, module, {}))
+
+    def pop(self, name: str) -> None:
+        while self._stack:
+            if self._stack.pop()[0] == name:
+                return
+
+    def records_functional(self) -> bool:
+        """False inside torch's own modules: nn.ReLU calling F.relu is not a second layer."""
+        if not self._stack:
+            return True
+        module = self._stack[-1][1]
+        return not type(module).__module__.startswith("torch.")
+
+    def functional_name(self, fn: str) -> tuple[str, str | None]:
+        """(pseudo-layer name, parent) for the next call of ``fn`` in the innermost module."""
+        if self._stack:
+            parent, _, counters = self._stack[-1]
+        else:
+            parent, counters = "", {}
+        n = counters.get(fn, 0)
+        counters[fn] = n + 1
+        local = f"F.{fn}" if n == 0 else f"F.{fn}_{n}"
+        return (f"{parent}.{local}" if parent else local), (parent or None)
+
+
+class FunctionalActivationMode(TorchFunctionMode):
+    """Routes the activation functions of ACTIVATION_FUNCTIONS to ``on_call``; all else runs as is.
+
+    ``on_call(spec, func, args, kwargs)`` must call ``func(*args, **kwargs)`` and
+    return its result. Inside ``__torch_function__`` the mode is popped, so the
+    call does not recurse into the mode.
+    """
+
+    def __init__(self, on_call):
+        super().__init__()
+        self._on_call = on_call
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        spec = ACTIVATION_FUNCTIONS.get(func)
+        if spec is None:
+            return func(*args, **kwargs)
+        return self._on_call(spec, func, args, kwargs)
+
+
+# --------------------------------------------------------------------------- signature, input size
+
+def _is_mapping_annotation(ann) -> bool:
+    if ann is inspect.Parameter.empty:
+        return False
+    if isinstance(ann, str):
+        head = ann.strip().split("[")[0].split(".")[-1].lower()
+        return head in ("dict", "mapping", "mutablemapping", "ordereddict")
+    origin = typing.get_origin(ann) or ann
+    return isinstance(origin, type) and issubclass(origin, Mapping)
+
+
+def check_forward_signature(model: nn.Module) -> None:
+    """Raise ModelError unless ``model.forward`` can be called with one image tensor."""
+    try:
+        sig = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        return  # builtin / scripted forward: nothing to read, let the dummy pass decide
+    params = list(sig.parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    var_pos = any(p.kind is p.VAR_POSITIONAL for p in params)
+    required_kw = [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    if len(required) > 1:
+        names = ", ".join(p.name for p in required)
+        raise ModelError(f"forward(self, {names}) takes {len(required)} inputs; "
+                         "the visualizer feeds one image tensor")
+    if required_kw:
+        names = ", ".join(p.name for p in required_kw)
+        raise ModelError(f"forward(...) requires keyword argument(s) {names}; "
+                         "the visualizer feeds one image tensor")
+    if not positional and not var_pos:
+        raise ModelError("forward(self) takes no input; the visualizer feeds one image tensor")
+    first = positional[0] if positional else None
+    if first is not None and _is_mapping_annotation(first.annotation):
+        raise ModelError(f"forward(self, {first.name}: dict) takes a dict of inputs; "
+                         "the visualizer feeds one image tensor")
+
+
+def _first_tensor(out):
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)):
+        for o in out:
+            t = _first_tensor(o)
+            if t is not None:
+                return t
+    if isinstance(out, Mapping):
+        for o in out.values():
+            t = _first_tensor(o)
+            if t is not None:
+                return t
+    # namedtuple-like outputs (torchvision GoogLeNetOutputs) are tuples: handled above
+    return None
+
+
+def _dummy_input(model: nn.Module, shape) -> torch.Tensor:
+    p = next(model.parameters(), None)
+    if p is None:
+        p = next(model.buffers(), None)
+    device = p.device if p is not None else torch.device("cpu")
+    dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
+    return torch.zeros((1, *shape), device=device, dtype=dtype)
+
+
+class eval_mode:
+    """Eval mode for the duration, then every module's own previous flag back.
+
+    Restoring per module (not ``model.train(prev)``) keeps a user's mix of
+    frozen-eval and training submodules intact.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __enter__(self):
+        self._modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc):
+        for m, mode in self._modes:
+            m.training = mode
+        return False
+
+
+def first_conv2d(model: nn.Module) -> nn.Conv2d | None:
+    return next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+
+
+def find_input_shape(model: nn.Module, sizes=CANDIDATE_SIZES) -> tuple[int, int, int]:
+    """(C, H, W) the model accepts: C from its first Conv2d, H = W from the first size whose forward runs."""
+    check_forward_signature(model)
+    conv = first_conv2d(model)
+    if conv is None:
+        raise ModelError("the model has no Conv2d layer, so the number of image channels it takes "
+                         "is unknown; give the input shape (C, H, W) explicitly")
+    c = int(conv.in_channels)
+    if c <= 0:
+        raise ModelError("the first Conv2d has no in_channels yet (lazy module); "
+                         "give the input shape (C, H, W) explicitly")
+    last_err = None
+    with eval_mode(model), torch.no_grad():
+        for s in sizes:
+            try:
+                out = model(_dummy_input(model, (c, s, s)))
+            except Exception as e:  # any user-model failure means "not this size"
+                last_err = e
+                continue
+            if _first_tensor(out) is not None:
+                return (c, s, s)
+            last_err = TypeError(f"forward returned {type(out).__name__}, not a tensor")
+    tried = ", ".join(f"{c}x{s}x{s}" for s in sizes)
+    raise ModelError(f"no input size worked: tried {tried}; last error: "
+                     f"{type(last_err).__name__}: {last_err}")
+
+
+# --------------------------------------------------------------------------- introspection
+
+def _per_sample_shape(out) -> tuple[int, ...] | None:
+    t = _first_tensor(out)
+    if t is None or t.dim() == 0:
+        return None
+    return tuple(int(s) for s in t.shape[1:])
+
+
+def _registration_parent(name: str) -> str | None:
+    return name.rsplit(".", 1)[0] if "." in name else None
+
+
+def introspect(model: nn.Module, input_shape=None) -> ModelInfo:
+    """Ordered layer list of ``model`` from one dummy forward (see the module docstring).
+
+    Raises ModelError with the reason when the model cannot be fed one image tensor.
+    """
+    if isinstance(model, torch.jit.ScriptModule):
+        raise ModelError("TorchScript models cannot be hooked, so their layers cannot be listed; "
+                         "load the Python model or its state dict instead")
+    check_forward_signature(model)
+    if input_shape is None:
+        input_shape = find_input_shape(model)
+    input_shape = tuple(int(s) for s in input_shape)
+    if len(input_shape) != 3:
+        raise ModelError(f"input shape must be (C, H, W), got {input_shape}")
+
+    named = list(model.named_modules())
+    records: dict[str, dict] = {}
+    tracker = CallTracker()
+
+    def pre_hook(name, module):
+        def hook(mod, args):
+            tracker.push(name, mod)
+            if not name:
+                return None
+            rec = records.get(name)
+            if rec is None:
+                records[name] = {"module": mod, "calls": 1, "shape": None, "done": False}
+            else:
+                rec["calls"] += 1
+            return None
+        return hook
+
+    def post_hook(name):
+        def hook(mod, args, out):
+            rec = records.get(name)
+            if rec is not None and not rec["done"]:
+                rec["shape"] = _per_sample_shape(out)
+                rec["done"] = True
+            tracker.pop(name)
+            return None
+        return hook
+
+    def on_functional(spec, func, args, kwargs):
+        if not tracker.records_functional():
+            return func(*args, **kwargs)
+        name, parent = tracker.functional_name(spec.name)
+        out = func(*args, **kwargs)
+        if name not in records:
+            records[name] = {"functional": spec, "parent": parent, "calls": 1,
+                             "shape": _per_sample_shape(out),
+                             "params": spec.params(args, kwargs)}
+        else:
+            records[name]["calls"] += 1
+        return out
+
+    handles = []
+    try:
+        for name, m in named:
+            handles.append(m.register_forward_pre_hook(pre_hook(name, m)))
+            handles.append(m.register_forward_hook(post_hook(name), always_call=True))
+        with eval_mode(model), torch.no_grad(), FunctionalActivationMode(on_functional):
+            try:
+                out = model(_dummy_input(model, input_shape))
+            except Exception as e:
+                raise ModelError(f"forward failed on an input of shape (1, {', '.join(map(str, input_shape))}): "
+                                 f"{type(e).__name__}: {e}") from e
+    finally:
+        for h in handles:
+            h.remove()
+
+    out_t = _first_tensor(out)
+    if out_t is None:
+        raise ModelError(f"forward returned {type(out).__name__}; the visualizer needs a tensor of class scores")
+    num_outputs = int(out_t[0].numel()) if out_t.dim() > 0 and out_t.shape[0] > 0 else 0
+
+    layers = [_layer_from_record(name, rec) for name, rec in records.items()]
+    # Registered but never called in this (eval) forward, e.g. auxiliary heads used only in train mode.
+    for name, m in named:
+        if name and name not in records:
+            layers.append(_module_layer(name, m, None, calls=0))
+    total = sum(p.numel() for p in model.parameters())
+    return ModelInfo(layers=tuple(layers), input_shape=input_shape, total_params=int(total),
+                     num_outputs=num_outputs)
+
+
+def _module_layer(name: str, m: nn.Module, shape, calls: int) -> LayerInfo:
+    kind = kind_of(m)
+    if kind == "block":
+        params = sum(p.numel() for p in m.parameters())
+    else:
+        params = sum(p.numel() for p in m.parameters(recurse=False))
+    detail = describe(m, kind)
+    if calls > 1:
+        detail += f"; called {calls} times, first call shown"
+    elif calls == 0:
+        detail += "; not called in an eval-mode forward"
+    act = activation_of_module(m) if kind == "activation" else None
+    return LayerInfo(name=name, kind=kind, type_name=type(m).__name__, output_shape=shape,
+                     params=int(params), functional=False, parent=_registration_parent(name),
+                     detail=detail, activation=act[0] if act else None,
+                     activation_params=act[1] if act else (), calls=calls)
+
+
+def _layer_from_record(name: str, rec: dict) -> LayerInfo:
+    spec = rec.get("functional")
+    if spec is None:
+        return _module_layer(name, rec["module"], rec["shape"], rec["calls"])
+    params = rec["params"]
+    inner = ", ".join(f"{k}={v:g}" for k, v in params)
+    detail = f"F.{spec.name}({inner}) called in forward" if inner else f"F.{spec.name} called in forward"
+    if rec["calls"] > 1:
+        detail += f"; called {rec['calls']} times, first call shown"
+    return LayerInfo(name=name, kind="activation", type_name=f"F.{spec.name}", output_shape=rec["shape"],
+                     params=0, functional=True, parent=rec["parent"], detail=detail,
+                     activation=spec.name, activation_params=params, calls=rec["calls"])
