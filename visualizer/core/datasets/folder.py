@@ -1,0 +1,100 @@
+"""Image folders: one subfolder per class, any image format Pillow reads.
+
+Each file goes through :func:`visualizer.core.images.load_image`, so every
+mode is normalised the same way as an image the user opens. Bad files are
+skipped and reported in ``ImageDataset.skipped``; the folder fails only when
+fewer than two classes keep at least one image.
+
+All images are stored at one size: the most common size among them, shrunk
+to fit ``MAX_SIDE`` so that a folder of photos does not hold gigabytes (the
+model's own input size is applied later by ``prepare``).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import LoadError
+from ..images import convert_channels, load_image, resize
+from .image_dataset import ImageDataset, subset_indices
+
+MAX_SIDE = 224
+IGNORED_NAMES = {"thumbs.db", "desktop.ini"}
+GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+
+def class_folders(root: Path) -> list[Path]:
+    return sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not p.name.startswith(".") and p.name.lower() not in IGNORED_NAMES)
+
+
+def _target_size(sizes: list[tuple[int, int]]) -> tuple[int, int]:
+    h, w = Counter(sizes).most_common(1)[0][0]
+    scale = min(1.0, MAX_SIDE / max(h, w))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def load_image_folder(root: Path, *, seed: int = 0, limit: int | None = None) -> ImageDataset:
+    if not root.is_dir():
+        raise LoadError(root, "not a folder", "choose a folder with one subfolder per class")
+    classes = class_folders(root)
+    if not classes:
+        raise LoadError(root, "folder has no class subfolders",
+                        "put the images of each class in their own subfolder (e.g. cats/, dogs/)")
+    items = [(f, ci) for ci, c in enumerate(classes) for f in _files(c)]
+    if not items:
+        raise LoadError(root, "no files in any class subfolder", "put images into the class subfolders")
+    keep = subset_indices(len(items), limit, seed)
+    if keep is not None:
+        items = [items[i] for i in keep]
+
+    # Pass 1 reads headers only, so the common size is known before any pixels are held:
+    # each image is then shrunk as soon as it is decoded (a folder of photos stays small).
+    headers, skipped = [], []
+    for f, ci in items:
+        try:
+            with Image.open(f) as im:
+                headers.append((f, ci, im.size[::-1], im.mode not in GRAY_MODES))
+        except Exception as e:  # not an image at all: pass 2 would fail the same way
+            skipped.append(f"{f.relative_to(root)}: cannot read image ({type(e).__name__})")
+    if not headers:
+        raise LoadError(root, f"none of the {len(items)} files is a readable image", "put images into the class subfolders")
+    channels = 3 if any(h[3] for h in headers) else 1
+    size = _target_size([h[2] for h in headers])
+
+    images = np.empty((len(headers), channels, *size), dtype=np.uint8)
+    labels = []
+    for f, ci, _, _ in headers:
+        try:
+            a = load_image(f).array
+        except LoadError as e:
+            skipped.append(f"{f.relative_to(root)}: {e.problem}")
+            continue
+        x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]
+        x = resize(convert_channels(x, channels), size)
+        images[len(labels)] = (x[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        labels.append(ci)
+    images = images[: len(labels)]
+
+    present = sorted(set(labels))
+    for ci, c in enumerate(classes):
+        if ci not in present:
+            skipped.append(f"{c.name}/: no readable image, class left out")
+    if len(present) < 2:
+        raise LoadError(root, f"need images of at least 2 classes, found {len(present)}"
+                        + (f" ({len(skipped)} files skipped)" if skipped else ""),
+                        "add a subfolder per class, each with images")
+    # Renumber so that left-out classes leave no gaps in the label range.
+    remap = {old: new for new, old in enumerate(present)}
+    return ImageDataset(name=root.name, images=np.ascontiguousarray(images),
+                        labels=np.array([remap[c] for c in labels], dtype=np.int64),
+                        class_names=tuple(classes[i].name for i in present), source=str(root),
+                        skipped=tuple(skipped))
