@@ -1,0 +1,216 @@
+"""The model's layers as a tree: name, kind, output shape, parameters, details.
+
+Reads ``ModelInfo``/``LayerInfo`` by duck typing (any object with the same
+attributes works), so it depends on the introspection module's data only.
+"""
+from __future__ import annotations
+
+import zlib
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem
+
+COL_NAME, COL_KIND, COL_SHAPE, COL_PARAMS, COL_DETAIL = range(5)
+HEADERS = ("Layer", "Kind", "Output", "Parameters", "Details")
+NAME_ROLE = Qt.ItemDataRole.UserRole
+
+# Colour tags readable on dark, light and high-contrast backgrounds alike.
+KIND_COLORS = {
+    "input": "#9e9e9e",
+    "conv": "#4c9be8",
+    "linear": "#b07be0",
+    "pool": "#41b883",
+    "activation": "#f0a030",
+    "norm": "#e0c040",
+    "dropout": "#a0a0a0",
+    "flatten": "#7f8c8d",
+    "container": "#607080",
+    "block": "#607080",
+    "output": "#e05a5a",
+    "softmax": "#e05a5a",
+    "upsample": "#20b0b0",
+    "embedding": "#c080a0",
+    "attention": "#d06090",
+}
+
+
+def kind_color(kind: str) -> QColor:
+    """A stable colour per kind; unknown kinds get one derived from their name."""
+    known = KIND_COLORS.get(str(kind).lower())
+    if known:
+        return QColor(known)
+    hue = zlib.crc32(str(kind).encode()) % 360
+    return QColor.fromHsv(hue, 140, 220)
+
+
+def _kind_icon(kind: str, size: int = 12) -> QIcon:
+    pm = QPixmap(size, size)
+    pm.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pm)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setBrush(kind_color(kind))
+    p.setPen(QColor(0, 0, 0, 120))
+    p.drawRoundedRect(1, 1, size - 2, size - 2, 3, 3)
+    p.end()
+    return QIcon(pm)
+
+
+def format_shape(shape) -> str:
+    if shape is None:
+        return ""
+    try:
+        dims = tuple(int(d) for d in shape)
+    except TypeError:
+        return str(shape)
+    return "×".join(str(d) for d in dims) if dims else "scalar"
+
+
+def format_params(n) -> str:
+    if n is None:
+        return ""
+    return f"{int(n):,}"
+
+
+def format_detail(layer) -> str:
+    detail = str(getattr(layer, "detail", "") or "")
+    act = getattr(layer, "activation", None)
+    act_params = getattr(layer, "activation_params", None) or ()
+    if act and act not in detail:
+        extra = str(act)
+        if act_params:
+            items = act_params.items() if isinstance(act_params, dict) else act_params
+            extra += "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                     for k, v in items) + ")"
+        detail = f"{detail}, {extra}" if detail else extra
+    return detail
+
+
+class LayerTree(QTreeWidget):
+    """Emits ``layer_selected(name)`` when the user clicks a layer or moves with the keys.
+
+    ``select(name)`` is the program choosing a layer: it moves the cursor
+    without emitting, so a view and the tree can follow each other without
+    bouncing the selection back and forth.
+    """
+
+    layer_selected = pyqtSignal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._items: dict[str, QTreeWidgetItem] = {}
+        self._quiet = False
+        self._current_before_press = None
+        self.setColumnCount(len(HEADERS))
+        self.setHeaderLabels(list(HEADERS))
+        self.setUniformRowHeights(True)      # fast for deep models, follows the font size
+        self.setAlternatingRowColors(True)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setAllColumnsShowFocus(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAccessibleName("Model layers")
+        self.setToolTip("Click a layer, or move with the arrow keys, to show it in the views")
+        header = self.header()
+        header.setStretchLastSection(True)
+        for col in (COL_NAME, COL_KIND, COL_SHAPE, COL_PARAMS):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+        self.currentItemChanged.connect(self._on_current_changed)
+        self.itemClicked.connect(self._on_clicked)
+
+    # -- content ----------------------------------------------------------
+    def set_model_info(self, info) -> None:
+        """Rebuild from ``info.layers`` (execution order); keeps the selected name if it survives."""
+        keep = self.current_layer()
+        self._quiet = True
+        try:
+            self.clear()
+            self._items = {}
+            for layer in getattr(info, "layers", ()) or ():
+                self._add_layer(layer)
+            self.expandAll()
+            for col in (COL_NAME, COL_KIND, COL_SHAPE, COL_PARAMS):
+                self.resizeColumnToContents(col)
+            if keep in self._items:
+                self.setCurrentItem(self._items[keep])
+        finally:
+            self._quiet = False
+
+    def _parent_item(self, layer):
+        parent = getattr(layer, "parent", None)
+        if parent and parent in self._items:
+            return self._items[parent]
+        # A parent the list does not contain (filtered container): nearest dotted ancestor.
+        name = str(getattr(layer, "name", ""))
+        while "." in name:
+            name = name.rsplit(".", 1)[0]
+            if name in self._items:
+                return self._items[name]
+        return None
+
+    def _add_layer(self, layer) -> None:
+        name = str(getattr(layer, "name", ""))
+        kind = str(getattr(layer, "kind", "") or "")
+        parent = self._parent_item(layer)
+        item = QTreeWidgetItem(parent) if parent is not None else QTreeWidgetItem(self)
+        # Children show their last name part; the full dotted name is in the tooltip.
+        shown = name.rsplit(".", 1)[-1] if parent is not None else name
+        item.setText(COL_NAME, shown or "(model)")
+        item.setText(COL_KIND, kind)
+        item.setIcon(COL_KIND, _kind_icon(kind))
+        item.setText(COL_SHAPE, format_shape(getattr(layer, "output_shape", None)))
+        item.setText(COL_PARAMS, format_params(getattr(layer, "params", None)))
+        item.setTextAlignment(COL_PARAMS, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        item.setText(COL_DETAIL, format_detail(layer))
+        item.setData(COL_NAME, NAME_ROLE, name)
+        type_name = str(getattr(layer, "type_name", "") or "")
+        functional = bool(getattr(layer, "functional", False))
+        tip = f"{name}\n{type_name}" + ("\n(functional call inside forward())" if functional else "")
+        for col in range(len(HEADERS)):
+            item.setToolTip(col, tip)
+        if functional:
+            for col in range(len(HEADERS)):
+                font = item.font(col)
+                font.setItalic(True)
+                item.setFont(col, font)
+        self._items[name] = item
+
+    # -- selection --------------------------------------------------------
+    def layer_names(self) -> list[str]:
+        return list(self._items)
+
+    def item_for(self, name: str) -> QTreeWidgetItem | None:
+        return self._items.get(name)
+
+    def current_layer(self) -> str | None:
+        item = self.currentItem()
+        return None if item is None else item.data(COL_NAME, NAME_ROLE)
+
+    def select(self, name: str | None) -> bool:
+        """Move the cursor to ``name`` without emitting; False if there is no such layer."""
+        item = self._items.get(name) if name is not None else None
+        self._quiet = True
+        try:
+            if item is None:
+                self.setCurrentItem(None)
+                return False
+            self.setCurrentItem(item)
+            self.scrollToItem(item)
+            return True
+        finally:
+            self._quiet = False
+
+    def _on_current_changed(self, current, _previous) -> None:
+        if current is not None and not self._quiet:
+            self.layer_selected.emit(current.data(COL_NAME, NAME_ROLE))
+
+    def mousePressEvent(self, ev):
+        self._current_before_press = self.currentItem()
+        super().mousePressEvent(ev)
+
+    def _on_clicked(self, item, _col) -> None:
+        # A click on the row that was already current changes nothing, so
+        # currentItemChanged stays silent; re-announce it so a click always
+        # brings the layer back into the views.
+        if item is not None and item is self._current_before_press:
+            self.layer_selected.emit(item.data(COL_NAME, NAME_ROLE))
+        self._current_before_press = None
