@@ -8,6 +8,8 @@ information). The input is added back when stride is 1 and the channels match.
 The paper's ReLU6 is replaced by the ``activation`` option ("relu" gives plain
 ReLU). At 224x224, width 1.0, 1000 classes: torchvision's 3,504,872 parameters.
 Below 64x64 the stem and the first stride-2 block keep stride 1 (the CIFAR variant).
+With ``batchnorm=False`` and PyTorch's default initialisation the first layers'
+gradients vanish (about 1e-9): the registry recommends BatchNorm on.
 """
 from __future__ import annotations
 
