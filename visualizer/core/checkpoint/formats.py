@@ -178,6 +178,8 @@ def inspect_model_file(path: str | os.PathLike) -> ModelFileInfo:
         raise
     fmt = {"safetensors": "safetensors", "pickled_model": "pickled_model",
            "torchscript": "torchscript", "pt2": "pt2"}.get(s.kind)
+    if fmt is None and s.unsafe_globals:  # a bare pickle that imports code: never unpickled here
+        fmt = "pickled_model"
     if fmt is None:  # torch_weights / legacy_pickle: the weights-only unpickler tells them apart safely
         from .torch_io import load_weights_only
 
