@@ -92,11 +92,12 @@ def test_builds_at_32_and_one_sgd_step_changes_the_weights(name, in_channels, nu
         assert changed[0] and sum(changed) >= 0.8 * len(changed)
 
 
+@pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize("size", [28, 29, 45, 64])
 @pytest.mark.parametrize("name", NAMES)
-def test_any_input_size_from_28_works(name, size):
+def test_any_input_size_from_28_works(name, size, pooling):
     model = build_model(name, in_channels=3, num_classes=5, input_size=size, width=default_width(name),
-                        batchnorm=True).eval()
+                        batchnorm=True, pooling=pooling).eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, size, size))
     assert out.shape == (2, 5) and torch.isfinite(out).all()
