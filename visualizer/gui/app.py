@@ -1,0 +1,140 @@
+"""The desktop app's entry: QApplication, exception hooks, theme, the main window.
+
+``cnn-visualizer [FILE] [--train] [--theme NAME] [--quit-after SECONDS]``
+
+Order matters: pyqtgraph replaces ``sys.excepthook`` when imported, so our hooks
+are installed after importing it. They log the traceback and show a message
+instead of letting PyQt abort the process (an exception escaping a slot is
+fatal under PyQt6 with the default hook).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import traceback
+
+log = logging.getLogger("visualizer")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="cnn-visualizer", description="Watch a CNN work while it trains.")
+    p.add_argument("file", nargs="?", default=None, help="checkpoint, state dict, model .py file or image")
+    p.add_argument("--train", action="store_true", help="start training as soon as the model is open")
+    p.add_argument("--theme", choices=("dark", "light", "high_contrast"), default=None)
+    p.add_argument("--quit-after", type=float, default=None, metavar="SECONDS",
+                   help="close the window after this many seconds (demos, tests, benchmarks)")
+    args, _qt_args = p.parse_known_args(argv or [])
+    return args
+
+
+class _ErrorReporter:
+    """Routes uncaught exceptions from any thread to one message in the GUI thread."""
+
+    def __init__(self, window_getter):
+        from PyQt6.QtCore import QObject, pyqtSignal
+
+        class _Bridge(QObject):
+            report = pyqtSignal(str)
+
+        self._bridge = _Bridge()
+        self._window_getter = window_getter
+        self._shown = 0
+        # Queued across threads: a worker-thread exception is shown by the GUI thread.
+        self._bridge.report.connect(self._show)
+
+    def _show(self, text: str) -> None:
+        if self._shown >= 3:  # an exception in a paint loop must not open endless boxes
+            return
+        self._shown += 1
+        window = self._window_getter()
+        if window is not None and hasattr(window, "show_message"):
+            window.show_message("error", "An unexpected error occurred (the app keeps running):\n\n" + text)
+
+    def excepthook(self, exc_type, exc, tb) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        log.error("uncaught exception:\n%s", text)
+        self._bridge.report.emit("".join(traceback.format_exception_only(exc_type, exc)).strip())
+
+    def thread_hook(self, args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        self.excepthook(args.exc_type, args.exc_value, args.exc_traceback)
+
+
+def install_exception_hooks(window_getter) -> _ErrorReporter:
+    import pyqtgraph  # noqa: F401 - must come first: it installs its own sys.excepthook
+    reporter = _ErrorReporter(window_getter)
+    sys.excepthook = reporter.excepthook
+    threading.excepthook = reporter.thread_hook
+    return reporter
+
+
+def run_gui(path: str | None = None, argv: list[str] | None = None) -> int:
+    """Run the desktop app; returns the process exit code."""
+    args = parse_args(list(argv) if argv is not None else ([path] if path else []))
+    if path and not path.startswith("-"):
+        args.file = path
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "cnn-visualizer"])
+    app.setApplicationName("cnn-visualizer")
+    app.setOrganizationName("cnn-visualizer")
+    window_ref: list = [None]
+    reporter = install_exception_hooks(lambda: window_ref[0])
+
+    from .main_window import MainWindow
+    from .settings import Settings
+    from .theme import apply_theme
+
+    settings = Settings()
+    theme = args.theme or settings.theme
+    try:
+        apply_theme(app, theme)
+    except ValueError:
+        apply_theme(app, "dark")
+    window = MainWindow(settings)
+    window_ref[0] = window
+    window.theme_actions.get(theme, window.theme_actions["dark"]).setChecked(True)
+    window.show()
+    window.start(args.file)
+    if args.train:
+        start_training_when_ready(window)
+    if args.quit_after is not None:
+        QTimer.singleShot(int(args.quit_after * 1000), window.close)
+
+    # SIGTERM/SIGINT close the window the normal way (worker stopped and joined, exit 0).
+    # Python runs signal handlers only between bytecodes, so a timer wakes it up.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: window.close())
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+
+    rc = app.exec()
+    wake.stop()
+    window.controller.shutdown()
+    del reporter
+    return rc
+
+
+def start_training_when_ready(window) -> None:
+    """``--train``: start once the first model (and its data) has arrived."""
+    session = window.session
+
+    def on_model(_model) -> None:
+        session.model_changed.disconnect(on_model)
+        window.controller.start_training()
+
+    if session.model is not None:
+        window.controller.start_training()
+    else:
+        session.model_changed.connect(on_model)

@@ -1,0 +1,383 @@
+"""The GUI-side owner of the worker: user actions in, snapshots out to the views.
+
+Turns clicks into worker commands, keeps the Session up to date and, on a
+30 Hz timer, hands the newest snapshot to the views and only then tells the
+worker it may make another one. That acknowledgement is what keeps at most one
+snapshot in flight: the worker never runs ahead of what the GUI has drawn.
+
+Dialogs are reached through replaceable callables (``ask_trust``,
+``ask_model_spec``, ``offer_safetensors``) so that tests can answer them
+without a modal event loop; the main window installs the real dialogs.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import numpy as np
+from PyQt6.QtCore import QObject, QTimer, pyqtSignal
+
+from visualizer.core.errors import LoadError
+from visualizer.core.snapshot import CaptureRequest, Diverged, EpochEnd, Finished, ProbeSnapshot, TrainingSnapshot
+from visualizer.core.training import TrainConfig
+
+from .session import PAUSED, RUNNING, STOPPED, LoadedModel, Session
+from .settings import Settings
+from .worker import DataInfo, TrustRequest, Worker
+
+REFRESH_HZ = 30.0
+CAPTURE_ALL_MAX_LAYERS = 80  # beyond this, capture only the selected layer (big models)
+
+
+class Controller(QObject):
+    message = pyqtSignal(str, str)        # level ("info" | "warning" | "error"), text
+    notice = pyqtSignal(str)              # short, status-bar only
+    data_changed = pyqtSignal(object)     # DataInfo
+    saved = pyqtSignal(str)
+
+    def __init__(self, settings: Settings | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.settings = settings or Settings()
+        self.session = Session(self)
+        self.worker = Worker()
+        self.views: list = []
+        self.data: DataInfo | None = None
+        self.config_provider: Callable[[], TrainConfig] = TrainConfig
+        self.augment_provider: Callable[[], object] = lambda: None
+        # Dialog hooks; the main window replaces them with real dialogs.
+        self.ask_trust: Callable[[TrustRequest], bool] = lambda req: False
+        self.ask_model_spec: Callable[[str, object], dict | None] = lambda path, info: None
+        self.offer_safetensors: Callable[[str], str | None] = lambda source: None
+        self._input_image: np.ndarray | None = None   # drawn/opened image (C,H,W) in [0,1]; None: dataset sample
+        self._input_label: int | None = None
+        self._probe_index = 0
+        self._request_id = 0
+        self._pending_training: TrainingSnapshot | None = None
+        self._pending_probe: ProbeSnapshot | None = None
+        self._pending_path: str | None = None
+        self._closed = False
+        self._connect_worker()
+        self.timer = QTimer(self)
+        self.timer.setInterval(int(1000 / REFRESH_HZ))
+        self.timer.timeout.connect(self.refresh)
+
+    # ==== lifecycle ================================================================
+    def start(self) -> None:
+        self.worker.start()
+        self.timer.start()
+
+    def shutdown(self) -> bool:
+        """Stop training and join the worker thread (closeEvent and test teardown)."""
+        if self._closed:
+            return True
+        self._closed = True
+        self.timer.stop()
+        return self.worker.shutdown()
+
+    def _connect_worker(self) -> None:
+        w = self.worker
+        w.model_loaded.connect(self._on_model_loaded)
+        w.data_ready.connect(self._on_data_ready)
+        w.training_snapshot.connect(self._on_training_snapshot)
+        w.probe_ready.connect(self._on_probe)
+        w.epoch_end.connect(self._on_epoch)
+        w.finished.connect(self._on_finished)
+        w.diverged.connect(self._on_diverged)
+        w.failed.connect(self._on_failed)
+        w.trust_required.connect(self._on_trust_required)
+        w.notice.connect(self.notice)
+        w.saved.connect(self._on_saved)
+
+    # ==== views ====================================================================
+    def add_view(self, view) -> None:
+        self.views.append(view)
+        view.set_layer(self.session.layer)
+        if hasattr(view, "layer_requested"):
+            view.layer_requested.connect(self.select_layer)
+        if hasattr(view, "channel_selected"):
+            view.channel_selected.connect(self.select_channel)
+
+    def refresh(self) -> None:
+        """Timer tick: hand the newest snapshots to the views, then acknowledge them.
+
+        Views ingest every snapshot (curves keep history) but draw only when
+        visible, at most 30 Hz; the acknowledgement comes after they have it.
+        """
+        snap, self._pending_training = self._pending_training, None
+        if snap is not None:
+            for v in self.views:
+                v.show_training(snap)
+            self.worker.snapshot_consumed()
+        probe, self._pending_probe = self._pending_probe, None
+        if probe is not None:
+            for v in self.views:
+                v.show_probe(probe)
+            self.worker.probe_consumed()
+
+    # ==== opening models ===========================================================
+    def open_sample(self) -> None:
+        self.worker.load_sample()
+
+    def open_path(self, path: str | os.PathLike) -> bool:
+        """Open a checkpoint, a state dict (asks for the architecture) or a model .py file."""
+        path = os.fspath(path)
+        kwargs: dict = {}
+        try:
+            if path.endswith(".py") or ".py:" in path:
+                kwargs = self.ask_model_spec(path, None) or {}
+                if not kwargs:
+                    return False
+                path = kwargs.pop("path", path)
+            else:
+                from visualizer.core.checkpoint import inspect_model_file
+                info = inspect_model_file(path)
+                if getattr(info, "format", "") in STATE_DICT_FORMATS:
+                    kwargs = self.ask_model_spec(path, info) or {}
+                    if not kwargs:
+                        return False
+                if getattr(info, "needs_trust", False) and self._is_trusted(info):
+                    kwargs["trust"] = True
+        except LoadError as exc:
+            self.message.emit("error", f"Could not open the file.\n\n{exc}")
+            return False
+        self._pending_path = path
+        self.worker.load_file(path, **kwargs)
+        return True
+
+    def _is_trusted(self, info) -> bool:
+        store = trust_store()
+        return store is not None and bool(getattr(info, "sha256", None)) and store.is_trusted(info.sha256)
+
+    def _on_trust_required(self, req: TrustRequest) -> None:
+        if not self.ask_trust(req):
+            self.notice.emit(f"Not opened: {os.path.basename(req.path)} was not trusted.")
+            return
+        store = trust_store()
+        sha = getattr(req.info, "sha256", None)
+        if store is not None and sha:
+            store.trust(sha)
+        kwargs = dict(req.load_kwargs)
+        kwargs["trust"] = True
+        self._pending_path = req.path
+        self.worker.load_file(req.path, **kwargs)
+
+    def _on_model_loaded(self, model: LoadedModel) -> None:
+        for v in self.views:
+            v.clear()
+        self._pending_training = self._pending_probe = None
+        self.session.set_model(model)
+        for v in self.views:
+            v.set_layer(self.session.layer)
+        if model.source:
+            self.settings.add_recent(model.source)
+        self._send_request()
+        self.notice.emit(f"Opened {describe_model(model)}")
+        if model.trusted and model.source and not model.source.endswith(".safetensors"):
+            target = self.offer_safetensors(model.source)
+            if target:
+                self.worker.save_safetensors(target)
+
+    def _on_data_ready(self, info: DataInfo) -> None:
+        self.data = info
+        self.data_changed.emit(info)
+
+    # ==== training =================================================================
+    def toggle_run(self) -> None:
+        """Space: start when stopped, pause when running, resume when paused."""
+        state = self.session.training_state
+        if state == STOPPED:
+            self.start_training()
+        elif state == RUNNING:
+            self.pause()
+        else:
+            self.resume()
+
+    def start_training(self, config: TrainConfig | None = None, augment=None) -> None:
+        if self.session.model is None:
+            self.message.emit("warning", "Open a model before training.")
+            return
+        config = config or self.config_provider()
+        self.session.clear_history()
+        self._pending_training = None
+        self.worker.start_training(config, augment=augment if augment is not None else self.augment_provider())
+        self.session.set_training_state(RUNNING)
+
+    def pause(self) -> None:
+        if self.session.training_state == RUNNING:
+            self.worker.pause()
+            self.session.set_training_state(PAUSED)
+
+    def resume(self) -> None:
+        if self.session.training_state == PAUSED:
+            self.worker.resume()
+            self.session.set_training_state(RUNNING)
+
+    def step(self) -> None:
+        """One batch; from Stopped this starts a run that waits paused after it."""
+        if self.session.model is None:
+            return
+        if self.session.training_state == STOPPED:
+            self.session.clear_history()
+            self.worker.start_training(self.config_provider(), augment=self.augment_provider(),
+                                       paused=True, steps=1)
+        else:
+            self.worker.step(1)
+        self.session.set_training_state(PAUSED)
+
+    def stop(self) -> None:
+        # The state turns Stopped when the worker reports Finished, not before:
+        # until then a step may still be running.
+        self.worker.stop()
+
+    def set_lr(self, lr: float) -> None:
+        try:
+            self.worker.set_lr(float(lr))
+        except ValueError as exc:
+            self.message.emit("warning", str(exc))
+
+    def reset_weights(self) -> None:
+        self.worker.reset_weights()
+
+    def save(self, path: str) -> None:
+        self.worker.save(path)
+
+    def _on_training_snapshot(self, snap: TrainingSnapshot) -> None:
+        self._pending_training = snap
+        self.session.set_training(snap)
+
+    def _on_probe(self, snap: ProbeSnapshot) -> None:
+        self._pending_probe = snap
+        self.session.set_probe(snap)
+
+    def _on_epoch(self, ev: EpochEnd) -> None:
+        self.session.add_epoch(ev)
+        for v in self.views:
+            v.show_epoch(ev)
+
+    def _on_finished(self, ev: Finished) -> None:
+        self._flush_pending()
+        self.session.set_training_state(STOPPED)
+        self.notice.emit(f"Training {ev.reason} at step {ev.step}.")
+
+    def _on_diverged(self, ev: Diverged) -> None:
+        self._flush_pending()
+        self.session.set_training_state(STOPPED)
+        self.message.emit("warning", ev.message)
+
+    def _on_failed(self, text: str) -> None:
+        self.session.set_training_state(STOPPED)
+        self.message.emit("error", text)
+
+    def _on_saved(self, path: str) -> None:
+        self.notice.emit(f"Saved {path}")
+        self.saved.emit(path)
+
+    def _flush_pending(self) -> None:
+        # The last snapshot of a run must reach the views even if the timer is not due.
+        if self._pending_training is not None or self._pending_probe is not None:
+            self.refresh()
+
+    # ==== selection and input ===================================================
+    def select_layer(self, name: str | None) -> None:
+        if name == self.session.layer:
+            return
+        self.session.set_layer(name)
+        for v in self.views:
+            v.set_layer(name)
+        self._send_request()
+
+    def select_channel(self, channel: int | None) -> None:
+        self.session.set_channel(channel)
+
+    def use_sample(self, index: int) -> None:
+        """Probe the ``index``-th sample of the dataset's probe split."""
+        self._input_image, self._input_label = None, None
+        self._probe_index = max(0, int(index))
+        self._send_request()
+
+    def use_image(self, image01: np.ndarray, label: int | None = None, note: str = "") -> None:
+        """Probe a drawn or opened image, already (C, H, W) or (H, W) in [0, 1] at the model's size."""
+        model = self.session.model
+        img = np.asarray(image01, dtype=np.float32)
+        if img.ndim == 2:
+            img = img[None]
+        if model is not None and img.shape[0] != model.input_shape[0] and img.shape[0] == 1:
+            img = np.repeat(img, model.input_shape[0], axis=0)
+        self._input_image = np.ascontiguousarray(img)
+        self._input_label = label
+        if note:
+            self.notice.emit(note)
+        self._send_request()
+
+    def use_probe_input(self, probe_input) -> None:
+        """The InputPanel's ProbeInput(image01, label, note); image01 None means a dataset sample."""
+        image = getattr(probe_input, "image01", None)
+        if image is None:
+            self.use_sample(getattr(probe_input, "index", 0) or 0)
+        else:
+            self.use_image(image, getattr(probe_input, "label", None), getattr(probe_input, "note", "") or "")
+
+    def set_dataset(self, spec: str, *, limit: int | None = None, augment=None) -> None:
+        self.worker.set_dataset(spec, limit=limit, augment=augment)
+
+    def rebuild(self, arch: str, options: dict) -> None:
+        self.worker.build(arch, options)
+
+    def configure(self, options: dict, augment=None) -> None:
+        """The training panel's dataset/architecture/options: change only what differs."""
+        from visualizer.core.assemble import MODEL_OPTION_KEYS
+        model = self.session.model
+        spec = options.get("dataset")
+        current_spec = self.data.spec if self.data is not None else None
+        if spec and spec != current_spec:
+            self.worker.set_dataset(spec, augment=augment)
+        arch = options.get("arch")
+        wanted = {k: options[k] for k in MODEL_OPTION_KEYS if k in options}
+        have = dict(model.arch_options) if model is not None else {}
+        if arch and (model is None or model.arch != arch or any(have.get(k) != v for k, v in wanted.items())):
+            self.worker.build(arch, wanted)
+
+    def capture_request(self) -> CaptureRequest:
+        model = self.session.model
+        layers: tuple[str, ...] = ()
+        filters: tuple[str, ...] = ()
+        if model is not None:
+            infos = list(getattr(model.info, "layers", ()))
+            layer = self.session.layer
+            if len(infos) <= CAPTURE_ALL_MAX_LAYERS:
+                layers = ("*",)
+            elif layer:
+                layers = (layer,)
+            convs = [li.name for li in infos if getattr(li, "kind", "") == "conv"]
+            if layer in convs:
+                filters = (layer,)
+            elif convs:
+                filters = (convs[0],)
+        self._request_id += 1
+        return CaptureRequest(layers=layers, filter_layers=filters, probe_input=self._input_image,
+                              probe_label=self._input_label, probe_index=self._probe_index,
+                              request_id=self._request_id)
+
+    def _send_request(self) -> None:
+        if self.session.model is not None:
+            self.worker.request_capture(self.capture_request())
+
+
+STATE_DICT_FORMATS = ("state_dict", "safetensors_state_dict", "bare_state_dict")
+
+
+def trust_store():
+    """The per-user TrustStore (None if the checkpoint module does not provide one)."""
+    try:
+        from visualizer.core.checkpoint import TrustStore
+    except ImportError:
+        return None
+    return TrustStore()  # its own file under the same per-user config folder
+
+
+def describe_model(model: LoadedModel) -> str:
+    name = model.arch or (os.path.basename(model.source) if model.source else "model")
+    c, h, w = model.input_shape
+    total = getattr(model.info, "total_params", None)
+    params = f", {total:,} parameters" if isinstance(total, int) else ""
+    return f"{name} ({c}x{h}x{w} input, {len(model.class_names)} classes{params})"

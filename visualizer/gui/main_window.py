@@ -1,0 +1,641 @@
+"""The main window: composes docks, menus, shortcuts and the status bar.
+
+It computes nothing: user actions go to the Controller, which owns the worker;
+session changes come back as signals and are only displayed here. Every dock
+and toolbar has an objectName so that saveState/restoreState can persist the
+user's arrangement between runs.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from typing import Callable
+
+from PyQt6.QtCore import QByteArray, Qt, QTimer
+from PyQt6.QtGui import QAction, QActionGroup, QKeySequence
+from PyQt6.QtWidgets import (
+    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+    QScrollArea, QWidget,
+)
+
+from visualizer.core.errors import LoadError
+from visualizer.core.snapshot import TrainingSnapshot
+
+from .controller import Controller
+from .session import PAUSED, RUNNING, STOPPED, LoadedModel
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+# (module, class) of every live view, in tab order; the first is shown on start.
+VIEW_CLASSES = (
+    ("visualizer.gui.views.feature_maps", "FeatureMapView"),
+    ("visualizer.gui.views.filters", "FilterView"),
+    ("visualizer.gui.views.pooling", "PoolingView"),
+    ("visualizer.gui.views.activations", "ActivationView"),
+    ("visualizer.gui.views.gradients", "GradientView"),
+    ("visualizer.gui.views.probabilities", "ProbabilityView"),
+)
+OVERVIEW_CLASS = ("visualizer.gui.views.overview", "OverviewStripView")
+CURVES_CLASS = ("visualizer.gui.views.curves", "CurvesView")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+MODEL_FILTER = "Models (*.pt *.pth *.ckpt *.bin *.safetensors *.pt2 *.py);;All files (*)"
+IMAGE_FILTER = "Images (" + " ".join("*" + s for s in IMAGE_SUFFIXES) + ");;All files (*)"
+STATUS_HZ = 10
+
+
+def _load_class(module: str, name: str):
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:  # a view not written yet must not stop the app
+        log.warning("view %s.%s unavailable: %s", module, name, exc)
+        return None
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None, *, controller: Controller | None = None,
+                 restore: bool = True):
+        super().__init__()
+        self.setWindowTitle("CNN Visualizer")
+        self.setObjectName("MainWindow")
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+        self.settings = settings or Settings()
+        self.controller = controller or Controller(self.settings, self)
+        self.session = self.controller.session
+        self.views: list = []
+        self.view_docks: dict[object, QDockWidget] = {}
+        self.current_view = None
+        self.last_message: tuple[str, str] | None = None
+        self._messages: list[QMessageBox] = []
+        self._presentation = False
+        self._theme_before_presentation: str | None = None
+        self._closing = False
+
+        self._build_docks()
+        self._build_status_bar()
+        self._build_actions()
+        self._build_menus()
+        self._wire()
+        self._install_dialog_hooks()
+        self.resize(1400, 900)
+        if restore:
+            self._restore()
+
+    # ==== construction ============================================================
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        from .widgets.input_panel import InputPanel
+        from .widgets.layer_tree import LayerTree
+        from .widgets.training_panel import TrainingPanel
+
+        # The views share the centre as tabs; the centre widget itself stays empty
+        # so that every view is a dock the user can move, float or close.
+        placeholder = QWidget()
+        placeholder.setMaximumSize(0, 0)
+        self.setCentralWidget(placeholder)
+
+        self.layer_tree = LayerTree()
+        self.layers_dock = self._dock("Layers", "dock_layers", self.layer_tree, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.input_panel = InputPanel()
+        self.input_dock = self._dock("Input", "dock_input", self.input_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.splitDockWidget(self.layers_dock, self.input_dock, Qt.Orientation.Vertical)
+
+        self.training_panel = TrainingPanel()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.training_panel)
+        self.training_dock = self._dock("Training", "dock_training", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        first = None
+        for module, name in VIEW_CLASSES:
+            cls = _load_class(module, name)
+            if cls is None:
+                continue
+            view = cls()
+            dock = self._dock(view.title, "dock_view_" + name, view, Qt.DockWidgetArea.TopDockWidgetArea)
+            self._add_view(view, dock)
+            if first is None:
+                first = dock
+            else:
+                self.tabifyDockWidget(first, dock)
+        self.overview = self.curves = None
+        cls = _load_class(*OVERVIEW_CLASS)
+        if cls is not None:
+            self.overview = cls()
+            dock = self._dock(self.overview.title, "dock_view_overview", self.overview,
+                              Qt.DockWidgetArea.TopDockWidgetArea)
+            self._add_view(self.overview, dock)
+            if first is not None:
+                self.splitDockWidget(dock, first, Qt.Orientation.Vertical)
+        cls = _load_class(*CURVES_CLASS)
+        if cls is not None:
+            self.curves = cls()
+            dock = self._dock(self.curves.title, "dock_view_curves", self.curves, Qt.DockWidgetArea.BottomDockWidgetArea)
+            self._add_view(self.curves, dock)
+        if first is not None:
+            first.raise_()
+            self.current_view = first.widget()
+        self.resizeDocks([self.layers_dock, self.training_dock], [300, 340], Qt.Orientation.Horizontal)
+
+    def _add_view(self, view, dock: QDockWidget) -> None:
+        self.views.append(view)
+        self.view_docks[view] = dock
+        self.controller.add_view(view)
+        # The view on top of its tab group is the one exports and copy act on.
+        dock.visibilityChanged.connect(lambda visible, v=view: visible and self._set_current_view(v))
+
+    def _set_current_view(self, view) -> None:
+        self.current_view = view
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_model = QLabel("No model")
+        self.status_epoch = QLabel("Epoch –")
+        self.status_step = QLabel("Step –")
+        self.status_loss = QLabel("Loss –")
+        self.status_lr = QLabel("LR –")
+        self.status_rate = QLabel("– samples/s")
+        self.status_prediction = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("%p%")
+        bar.addWidget(self.status_model, 1)
+        for w in (self.status_prediction, self.status_epoch, self.status_step, self.status_loss,
+                  self.status_lr, self.status_rate, self.progress):
+            bar.addPermanentWidget(w)
+
+    def _action(self, text: str, slot: Callable, shortcut=None, tip: str = "", checkable=False) -> QAction:
+        act = QAction(text, self)
+        if shortcut:
+            seqs = shortcut if isinstance(shortcut, (list, tuple)) else [shortcut]
+            act.setShortcuts([QKeySequence(s) for s in seqs])
+        if tip:
+            act.setStatusTip(tip)
+        act.setCheckable(checkable)
+        act.triggered.connect(lambda checked=False: slot(checked) if checkable else slot())
+        self.addAction(act)  # window-wide shortcuts even when the menu bar is hidden
+        self.shortcut_actions.append(act)
+        return act
+
+    def _build_actions(self) -> None:
+        self.shortcut_actions: list[QAction] = []
+        c = self.controller
+        A = self._action
+        self.act_open = A("&Open model…", self.open_dialog, QKeySequence.StandardKey.Open,
+                          "Open a checkpoint, a state dict or a model .py file")
+        self.act_sample = A("Open &sample model", c.open_sample, "Ctrl+Shift+O")
+        self.act_open_image = A("Open &image as input…", self.open_image_dialog, "Ctrl+I")
+        self.act_save = A("&Save checkpoint…", self.save_dialog, QKeySequence.StandardKey.Save)
+        self.act_export_png = A("Export view as &PNG…", lambda: self.export_dialog("png"), "Ctrl+E")
+        self.act_export_svg = A("Export view as S&VG…", lambda: self.export_dialog("svg"), "Ctrl+Shift+E")
+        self.act_export_csv = A("Export &CSV (curves, gradients)…", lambda: self.export_dialog("csv"), "Ctrl+Alt+E")
+        self.act_copy = A("&Copy view to clipboard", self.copy_view, "Ctrl+Shift+C")
+        self.act_quit = A("&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        self.act_run = A("&Start training", c.toggle_run, "Space", "Start, pause or resume training")
+        self.act_step = A("S&tep one batch", c.step, "Ctrl+Right")
+        self.act_stop = A("St&op training", c.stop, "Ctrl+.")
+        self.act_reset = A("&Reset weights", c.reset_weights, "Ctrl+Shift+R")
+
+        self.act_prev_layer = A("Previous layer", lambda: self.move_layer(-1), "Ctrl+Up")
+        self.act_next_layer = A("Next layer", lambda: self.move_layer(+1), "Ctrl+Down")
+        self.act_presentation = A("&Presentation mode", self.set_presentation, "F11",
+                                  "Full screen, large fonts, thick lines, high contrast", checkable=True)
+        self.theme_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for i, (name, title) in enumerate((("dark", "&Dark"), ("light", "&Light"), ("high_contrast", "&High contrast"))):
+            act = A(f"{title} theme", lambda checked, n=name: self.set_theme(n), f"Ctrl+Shift+{i + 1}",
+                    checkable=True)
+            group.addAction(act)
+            self.theme_actions[name] = act
+        self.act_reset_layout = A("Reset &layout", self.reset_layout)
+        self.device_actions: dict[str, QAction] = {}
+        dev_group = QActionGroup(self)
+        for name in ("cpu", "cuda"):
+            act = A(name.upper(), lambda checked, n=name: None, checkable=True)
+            dev_group.addAction(act)
+            self.device_actions[name] = act
+        self.device_actions["cpu"].setChecked(True)
+        self.act_shortcuts = A("&Keyboard shortcuts", self.show_shortcuts, "F1")
+        self.act_about = A("&About", self.show_about)
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        for a in (self.act_open, self.act_sample):
+            f.addAction(a)
+        self.recent_menu = f.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        f.addAction(self.act_open_image)
+        f.addSeparator()
+        f.addAction(self.act_save)
+        f.addSeparator()
+        for a in (self.act_export_png, self.act_export_svg, self.act_export_csv, self.act_copy):
+            f.addAction(a)
+        f.addSeparator()
+        f.addAction(self.act_quit)
+
+        t = mb.addMenu("&Training")
+        for a in (self.act_run, self.act_step, self.act_stop, self.act_reset):
+            t.addAction(a)
+        dev = t.addMenu("&Device")
+        for a in self.device_actions.values():
+            dev.addAction(a)
+
+        v = mb.addMenu("&View")
+        v.addAction(self.act_prev_layer)
+        v.addAction(self.act_next_layer)
+        v.addSeparator()
+        v.addAction(self.act_presentation)
+        for a in self.theme_actions.values():
+            v.addAction(a)
+        v.addSeparator()
+        panels = v.addMenu("&Panels")
+        for dock in self.findChildren(QDockWidget):
+            panels.addAction(dock.toggleViewAction())
+        v.addAction(self.act_reset_layout)
+
+        h = mb.addMenu("&Help")
+        h.addAction(self.act_shortcuts)
+        h.addAction(self.act_about)
+
+    def _wire(self) -> None:
+        c, s, tp, ip = self.controller, self.session, self.training_panel, self.input_panel
+        c.config_provider = self.training_config
+        c.augment_provider = self.augment
+        c.message.connect(self.show_message)
+        c.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        c.data_changed.connect(self._on_data)
+        s.model_changed.connect(self._on_model)
+        s.layer_changed.connect(self._on_layer)
+        s.state_changed.connect(self._on_state)
+        s.probe_changed.connect(self._on_probe)
+        s.training_changed.connect(self._on_training)
+        self.layer_tree.layer_selected.connect(c.select_layer)
+
+        tp.start.connect(lambda: c.start_training(self.training_config()))
+        tp.pause.connect(c.pause)
+        tp.resume.connect(c.resume)
+        tp.step.connect(c.step)
+        tp.stop.connect(c.stop)
+        tp.reset.connect(c.reset_weights)
+        tp.save.connect(self.save_dialog)
+        tp.lr_changed.connect(self._on_lr_changed)
+        tp.model_options_changed.connect(self._on_model_options)
+        tp.dataset_browse.connect(self.browse_dataset)
+        keys = {"start": "Space", "pause": "Space", "step": "Ctrl+Right", "stop": "Ctrl+.",
+                "reset": "Ctrl+Shift+R", "save": "Ctrl+S"}
+        tp.set_shortcuts(keys)
+
+        ip.sample_requested.connect(c.use_sample)
+        ip.input_chosen.connect(c.use_probe_input)
+        ip.image_open_requested.connect(self.open_image_dialog)
+
+    def _install_dialog_hooks(self) -> None:
+        from . import dialogs
+
+        def ask_trust(req) -> bool:
+            dlg = dialogs.TrustDialog(req.info or req, self)
+            return dlg.exec() == dlg.DialogCode.Accepted
+
+        def ask_model_spec(path: str, info):
+            if path.endswith(".py"):
+                dlg = dialogs.ArchitectureDialog(None, self)
+                dlg.select_user_model(path, "")
+                if dlg.exec() != dlg.DialogCode.Accepted:
+                    return None
+                value = dlg.result_value()
+                return {"path": value["model_spec"]} if "model_spec" in value else None
+            return dialogs.ArchitectureDialog.ask(None, self)
+
+        def offer_safetensors(source: str):
+            target = os.path.splitext(source)[0] + ".safetensors"
+            answer = QMessageBox.question(
+                self, "Save a safe copy?",
+                f"The model loaded. Save its weights as\n{target}\nso it opens next time without running code?",
+                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            return target if answer == QMessageBox.StandardButton.Save else None
+
+        c = self.controller
+        c.ask_trust, c.ask_model_spec, c.offer_safetensors = ask_trust, ask_model_spec, offer_safetensors
+
+    # ==== persistence ============================================================
+    def _restore(self) -> None:
+        s = self.settings
+        self._default_state = self.saveState()
+        geom, state = s.geometry(), s.window_state()
+        if geom is not None:
+            self.restoreGeometry(geom)
+        if state is not None:
+            self.restoreState(state)
+        values = s.last_options()
+        if values:
+            self.training_panel.blockSignals(True)  # restoring must not rebuild the model
+            try:
+                self.training_panel.set_values(values)
+            finally:
+                self.training_panel.blockSignals(False)
+        theme = s.theme if s.theme in self.theme_actions else "dark"
+        self.theme_actions[theme].setChecked(True)
+        self.device_actions[s.get("training/device", "cpu", str) if
+                            s.get("training/device", "cpu", str) in self.device_actions else "cpu"].setChecked(True)
+
+    def save_settings(self) -> None:
+        s = self.settings
+        if self._presentation:
+            self.set_presentation(False)
+        s.save_window(self.saveGeometry(), self.saveState())
+        s.set_last_options(self.training_panel.values())
+        s.set("training/device", self.device())
+        s.sync()
+
+    def reset_layout(self) -> None:
+        if getattr(self, "_default_state", None) is not None:
+            self.restoreState(self._default_state)
+
+    # ==== training ===============================================================
+    def device(self) -> str:
+        return next((n for n, a in self.device_actions.items() if a.isChecked()), "cpu")
+
+    def training_config(self):
+        from dataclasses import replace
+
+        from visualizer.core.training import TrainConfig
+        cfg = self.training_panel.config()
+        if not isinstance(cfg, TrainConfig):
+            cfg = TrainConfig(**cfg)
+        return replace(cfg, device=self.device())
+
+    def augment(self):
+        from visualizer.core.datasets import Augment
+        return Augment(**self.training_panel.augment())
+
+    def _on_lr_changed(self, lr: float) -> None:
+        if self.session.training_state != STOPPED:
+            self.controller.set_lr(lr)
+
+    def _on_model_options(self, options: dict) -> None:
+        self.controller.configure(options, augment=self.augment())
+
+    def browse_dataset(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Dataset folder (image folders, IDX or CIFAR-10)")
+        if path:
+            self.training_panel.add_dataset(path, os.path.basename(path) or path)
+
+    # ==== session → display =======================================================
+    def _on_model(self, model: LoadedModel) -> None:
+        self.layer_tree.set_model_info(model.info)
+        self.status_model.setText(describe(model))
+        self._sync_panel_to(model)
+        c, h, w = model.input_shape
+        self.input_panel.pad.set_output_size(h, w)
+        self.setWindowTitle(f"CNN Visualizer – {os.path.basename(model.source) if model.source else model.arch}")
+
+    def _sync_panel_to(self, model: LoadedModel) -> None:
+        """Show the opened model's architecture and options in the panel (without rebuilding it)."""
+        if not model.arch or ":" in model.arch:
+            return
+        values = {"arch": model.arch}
+        values.update({k: v for k, v in model.arch_options if k in ("activation", "pooling", "batchnorm",
+                                                                     "dropout", "width")})
+        self.training_panel.blockSignals(True)
+        try:
+            self.training_panel.set_values(values)
+        finally:
+            self.training_panel.blockSignals(False)
+
+    def _on_data(self, data) -> None:
+        self.input_panel.set_dataset(data.class_names, data.labels)
+        self.training_panel.blockSignals(True)  # showing the dataset in use is not a new choice
+        try:
+            self.training_panel.add_dataset(data.spec, None if data.spec == data.name else data.name)
+        finally:
+            self.training_panel.blockSignals(False)
+
+    def _on_layer(self, name) -> None:
+        if name and self.layer_tree.current_layer() != name:
+            self.layer_tree.blockSignals(True)
+            try:
+                self.layer_tree.select(name)
+            finally:
+                self.layer_tree.blockSignals(False)
+
+    def _on_state(self, state: str) -> None:
+        self.training_panel.set_state(state)
+        self.act_run.setText({STOPPED: "&Start training", RUNNING: "&Pause training",
+                              PAUSED: "&Resume training"}[state])
+        self.act_stop.setEnabled(state != STOPPED)
+
+    def _on_probe(self, probe) -> None:
+        self.input_panel.show_input(probe.input_image)
+        if probe.probabilities.size:
+            k = probe.predicted
+            name = probe.class_names[k] if 0 <= k < len(probe.class_names) else str(k)
+            self.status_prediction.setText(f"Prediction: {name} ({100 * float(probe.probabilities[k]):.0f}%)")
+
+    def _on_training(self, snap: TrainingSnapshot) -> None:
+        self.status_epoch.setText(f"Epoch {snap.epoch + 1}")
+        self.status_step.setText(f"Step {snap.step}")
+        self.status_loss.setText(f"Loss {snap.loss:.4f}")
+        self.status_lr.setText(f"LR {snap.lr:.3g}")
+        self.status_rate.setText(f"{snap.samples_per_sec:,.0f} samples/s")
+        self.progress.setRange(0, max(1, snap.total_steps))
+        self.progress.setValue(min(snap.step, snap.total_steps))
+
+    def move_layer(self, delta: int) -> None:
+        names = self.session.layer_names()
+        if not names:
+            return
+        cur = self.session.layer
+        i = names.index(cur) if cur in names else -1
+        self.controller.select_layer(names[max(0, min(len(names) - 1, i + delta))])
+
+    # ==== messages ================================================================
+    def show_message(self, level: str, text: str) -> None:
+        """Non-modal, so a worker failure never blocks the event loop (or a test)."""
+        self.last_message = (level, text)
+        self.statusBar().showMessage(text.splitlines()[0] if text else "", 10000)
+        icon = {"error": QMessageBox.Icon.Critical, "warning": QMessageBox.Icon.Warning}.get(
+            level, QMessageBox.Icon.Information)
+        box = QMessageBox(icon, "CNN Visualizer", text, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda _r, b=box: self._messages.remove(b) if b in self._messages else None)
+        self._messages.append(box)
+        box.open()
+
+    # ==== files ===================================================================
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", "", MODEL_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str) -> bool:
+        if path.lower().endswith(IMAGE_SUFFIXES):
+            return self.open_image(path)
+        return self.controller.open_path(path)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        files = self.settings.recent_files()
+        for p in files:
+            act = self.recent_menu.addAction(p)
+            act.triggered.connect(lambda _=False, p=p: self.open_path(p))
+        if not files:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", self.settings.clear_recent)
+
+    def open_image_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image as input", "", IMAGE_FILTER)
+        if path:
+            self.open_image(path)
+
+    def open_image(self, path: str) -> bool:
+        """Use an image file as the probe input, converted to the model's input (with a note)."""
+        from visualizer.core.images import load_image, to_model_input
+        model = self.session.model
+        if model is None:
+            self.show_message("warning", "Open a model first.")
+            return False
+        try:
+            loaded = load_image(path)
+            array, notes = to_model_input(loaded.array, model.input_shape)
+        except LoadError as exc:
+            self.show_message("error", f"Could not open the image.\n\n{exc}")
+            return False
+        note = "; ".join((*loaded.notes, *notes)) or "used as is"
+        self.input_panel.set_note(f"{os.path.basename(path)}: {note}")
+        self.controller.use_image(array, None, f"Input: {os.path.basename(path)} ({note})")
+        return True
+
+    def save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", "model.pt", "Checkpoints (*.pt)")
+        if path:
+            self.controller.save(path)
+
+    def export_dialog(self, kind: str) -> None:
+        view = self.current_view
+        if kind == "csv":
+            view = self.curves if self.curves is not None else view
+        if view is None:
+            return
+        suffix = {"png": "PNG images (*.png)", "svg": "SVG drawings (*.svg)", "csv": "CSV tables (*.csv)"}[kind]
+        default = f"{view.title.lower().replace(' ', '_')}.{kind}"
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {view.title}", default, suffix)
+        if path:
+            self.export_view(view, kind, path)
+
+    def export_view(self, view, kind: str, path: str) -> bool:
+        try:
+            if kind == "png":
+                view.export_png(path)
+            elif kind == "svg":
+                view.export_svg(path)
+            elif not view.export_csv(path):
+                self.show_message("info", f"{view.title} has no table to export.")
+                return False
+        except (OSError, ValueError) as exc:
+            self.show_message("error", f"Could not export: {exc}")
+            return False
+        self.statusBar().showMessage(f"Exported {path}", 5000)
+        return True
+
+    def copy_view(self) -> None:
+        if self.current_view is not None:
+            self.current_view.copy_to_clipboard()
+            self.statusBar().showMessage(f"{self.current_view.title} copied to the clipboard", 4000)
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            event.acceptProposedAction()
+            self.open_path(urls[0])
+
+    # ==== appearance ===============================================================
+    def set_theme(self, name: str) -> None:
+        from .theme import apply_theme
+        app = QApplication.instance()
+        if app is not None:
+            apply_theme(app, name)
+        if not self._presentation:
+            self.settings.theme = name
+        self.theme_actions[name].setChecked(True)
+
+    def set_presentation(self, on: bool) -> None:
+        from .theme import set_presentation
+        on = bool(on)
+        if on == self._presentation:
+            return
+        self._presentation = on
+        self.act_presentation.setChecked(on)
+        app = QApplication.instance()
+        if on:
+            self._theme_before_presentation = self.settings.theme
+            self.set_theme("high_contrast")
+            self.showFullScreen()
+        else:
+            self.set_theme(self._theme_before_presentation or "dark")
+            self.showNormal()
+        if app is not None:
+            set_presentation(app, on)
+        for v in self.views:
+            v.set_presentation(on)
+
+    def show_shortcuts(self) -> None:
+        from .dialogs import ShortcutsDialog
+        dlg = ShortcutsDialog(self.shortcut_actions, self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.open()
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About CNN Visualizer",
+                          "Watch a convolutional neural network work: feature maps, filters, pooling, "
+                          "activations and gradients, live while it trains.")
+
+    # ==== lifecycle ==============================================================
+    def start(self, path: str | None = None) -> None:
+        """Start the worker and open ``path`` or the sample model."""
+        self.controller.start()
+        self.controller.open_sample()
+        if path:
+            # After the sample (same queue): a bad file leaves a usable window behind.
+            QTimer.singleShot(0, lambda: self.open_path(path))
+
+    def closeEvent(self, event) -> None:
+        # Closing mid-training is normal: stop the trainer and join the thread before
+        # Qt destroys it (a running QThread being destroyed aborts the process).
+        if not self._closing:
+            self._closing = True
+            try:
+                self.save_settings()
+            except Exception:  # noqa: BLE001 - never let settings prevent closing
+                log.exception("could not save settings")
+            self.controller.shutdown()
+            for box in list(self._messages):
+                box.close()
+        super().closeEvent(event)
+
+
+def describe(model: LoadedModel) -> str:
+    from .controller import describe_model
+    src = f" from {os.path.basename(model.source)}" if model.source else ""
+    data = f" · dataset {model.dataset}" if model.dataset else ""
+    return describe_model(model) + src + data

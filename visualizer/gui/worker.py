@@ -1,0 +1,558 @@
+"""The worker thread: the only owner of the model, the Trainer and the Inspector.
+
+The GUI thread never touches a tensor. It talks to the worker through
+
+* a command queue (load, dataset, build, start, reset, save, quit) processed in order,
+* a one-slot probe mailbox (the latest capture request wins; older ones are dropped),
+* a :class:`TrainingControl` for pause/resume/step/stop/learning rate, which is
+  thread-safe and read by the trainer between steps,
+
+and hears back through queued signals carrying only frozen snapshots and plain
+data. At most one training snapshot and one probe snapshot are in flight: the
+GUI calls :meth:`Worker.snapshot_consumed` / :meth:`Worker.probe_consumed` after
+applying each, so however slow the GUI is, memory and the event queue stay bounded.
+
+Every exception in the worker thread is caught and reported through ``failed``:
+an exception escaping ``QThread.run`` would abort the process (PITFALLS.md).
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import traceback
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PyQt6.QtCore import QObject, QThread, pyqtSignal
+
+from visualizer.core.errors import LoadError, ModelError, TrustRequired
+from visualizer.core.model_bundle import ModelBundle
+from visualizer.core.snapshot import CaptureRequest, Diverged, EpochEnd, Finished, TrainingSnapshot, frozen_array
+from visualizer.core.training import TrainConfig, Trainer, TrainingControl
+
+from .session import LoadedModel
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_MODEL = REPO_ROOT / "models" / "lenet5_mnist.pt"
+SAMPLE_DATASET = "digits"
+GALLERY_BYTES = 8 << 20    # dataset thumbnails sent to the GUI once per dataset
+GALLERY_MAX = 512
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the GUI may know about the prepared dataset (plain data, read-only arrays)."""
+
+    name: str
+    spec: str                   # what load_dataset was given (builtin name or path)
+    class_names: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    n_train: int
+    n_val: int
+    labels: np.ndarray          # (n_val,) int64 labels of the probe split, to pick by class
+    gallery: np.ndarray         # (G, C, H, W) uint8 first G probe-split images as the model sees them
+    augment: tuple = ()
+
+
+@dataclass(frozen=True)
+class TrustRequest:
+    """A load that needs the user's consent; retry with the same arguments and trust=True."""
+
+    path: str
+    info: Any                   # checkpoint.ModelFileInfo (or None)
+    message: str
+    load_kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass
+class _Command:
+    name: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+
+# Commands that replace the model or the data: they end a running training first.
+_REPLACING = {"load", "sample", "build", "dataset"}
+
+
+class _Thread(QThread):
+    def __init__(self, worker: "Worker"):
+        super().__init__()
+        self._worker = worker
+
+    def run(self) -> None:  # never let anything escape: that aborts the process
+        try:
+            self._worker._loop()
+        except BaseException:  # noqa: BLE001 - last line of defence
+            self._worker.failed.emit("The worker thread crashed:\n" + traceback.format_exc(limit=5))
+
+
+class Worker(QObject):
+    """GUI-thread handle of the worker thread. Methods are called from the GUI thread."""
+
+    probe_ready = pyqtSignal(object)         # ProbeSnapshot (idle on-demand probe)
+    training_snapshot = pyqtSignal(object)   # TrainingSnapshot
+    epoch_end = pyqtSignal(object)           # EpochEnd
+    finished = pyqtSignal(object)            # Finished
+    diverged = pyqtSignal(object)            # Diverged
+    failed = pyqtSignal(str)                 # readable message; the UI returns to Stopped
+    model_loaded = pyqtSignal(object)        # LoadedModel
+    data_ready = pyqtSignal(object)          # DataInfo
+    trust_required = pyqtSignal(object)      # TrustRequest
+    notice = pyqtSignal(str)                 # informational (CUDA fallback, rebuilt model...)
+    saved = pyqtSignal(str)                  # path written
+    started_training = pyqtSignal()          # a Trainer exists and runs (or waits for a step)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._commands: queue.Queue[_Command] = queue.Queue()
+        self._mailbox_lock = threading.Lock()
+        self._mailbox: CaptureRequest | None = None
+        self._probe_in_flight = False
+        self._control: TrainingControl | None = None
+        self._quit = threading.Event()
+        self._thread = _Thread(self)
+        # Worker-thread state (only ever touched by _loop and what it calls).
+        self._bundle: ModelBundle | None = None
+        self._fresh = False              # built here, not loaded: normalisation follows the data
+        self._trusted = False
+        self._dataset = None             # ImageDataset
+        self._dataset_spec: str | None = None
+        self._limit: int | None = None
+        self._augment = None
+        self._data = None                # PreparedData
+        self._inspector = None           # idle Inspector (closed while a Trainer owns the hooks)
+        self._trainer: Trainer | None = None
+        self._last_request = CaptureRequest()
+
+    # ==== lifecycle (GUI thread) ====================================================
+    def start(self) -> None:
+        self._thread.start()
+
+    def is_running(self) -> bool:
+        return self._thread.isRunning()
+
+    def shutdown(self, timeout_ms: int = 15000) -> bool:
+        """Stop training, end the thread and wait for it. Safe to call twice."""
+        self._quit.set()
+        if self._control is not None:
+            self._control.stop()
+        self._commands.put(_Command("quit"))
+        if not self._thread.isRunning():
+            return True
+        return self._thread.wait(timeout_ms)
+
+    # ==== commands (GUI thread) =====================================================
+    def _send(self, name: str, *args, **kwargs) -> None:
+        if name in _REPLACING and self._control is not None:
+            self._control.stop()
+        self._commands.put(_Command(name, args, kwargs))
+
+    def load_sample(self) -> None:
+        self._send("sample")
+
+    def load_file(self, path: str, **kwargs) -> None:
+        """kwargs go to checkpoint.load_model (arch, arch_options, model_spec, trust)."""
+        self._send("load", str(path), **kwargs)
+
+    def build(self, arch: str, options: dict | None = None) -> None:
+        """A fresh zoo model shaped for the current dataset."""
+        self._send("build", arch, dict(options or {}))
+
+    def set_dataset(self, spec: str, *, limit: int | None = None, augment=None) -> None:
+        self._send("dataset", spec, limit=limit, augment=augment)
+
+    def start_training(self, config: TrainConfig, *, augment=None, paused: bool = False, steps: int = 0) -> None:
+        """``augment`` (datasets.Augment) re-prepares the training data first if it changed."""
+        if self._control is not None:
+            self._control.stop()  # never leave a run without a way to stop it
+        control = TrainingControl(start_paused=paused)
+        if steps:
+            control.step(steps)
+        control.request_capture(self._last_request)
+        self._control = control
+        self._send("train", config, control, augment)
+
+    def pause(self) -> None:
+        if self._control is not None:
+            self._control.pause()
+
+    def resume(self) -> None:
+        if self._control is not None:
+            self._control.resume()
+
+    def step(self, n: int = 1) -> None:
+        if self._control is not None:
+            self._control.step(n)
+
+    def stop(self) -> None:
+        if self._control is not None:
+            self._control.stop()
+
+    def set_lr(self, lr: float) -> None:
+        if self._control is not None:
+            self._control.set_lr(lr)
+
+    def reset_weights(self) -> None:
+        self._send("reset")
+
+    def save(self, path: str) -> None:
+        self._send("save", str(path))
+
+    def save_safetensors(self, path: str) -> None:
+        self._send("save_safetensors", str(path))
+
+    def request_capture(self, request: CaptureRequest) -> None:
+        """What to capture: the trainer uses it for its snapshots; when idle it is probed once."""
+        self._last_request = request
+        if self._control is not None:
+            self._control.request_capture(request)
+        with self._mailbox_lock:
+            self._mailbox = request
+
+    def snapshot_consumed(self) -> None:
+        if self._control is not None:
+            self._control.snapshot_consumed()
+
+    def probe_consumed(self) -> None:
+        with self._mailbox_lock:
+            self._probe_in_flight = False
+
+    # ==== the worker thread ========================================================
+    def _loop(self) -> None:
+        while not self._quit.is_set():
+            try:
+                cmd = self._commands.get(timeout=0.03)
+            except queue.Empty:
+                cmd = None
+            if cmd is not None:
+                self._guarded(self._dispatch, cmd)
+            self._guarded(self._serve_probe)
+        self._guarded(self._close_all)
+
+    def _guarded(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a message
+            self.failed.emit(describe_error(exc, self._trainer_batch()))
+
+    def _trainer_batch(self) -> int | None:
+        return self._trainer.config.batch_size if self._trainer is not None else None
+
+    def _dispatch(self, cmd: _Command) -> None:
+        if cmd.name == "quit":
+            self._quit.set()
+            return
+        getattr(self, "_do_" + cmd.name)(*cmd.args, **cmd.kwargs)
+
+    # ---- probing ----------------------------------------------------------------
+    def _take_mail(self) -> CaptureRequest | None:
+        with self._mailbox_lock:
+            if self._mailbox is None or self._probe_in_flight:
+                return None
+            request, self._mailbox = self._mailbox, None
+            self._probe_in_flight = True
+            return request
+
+    def _serve_probe(self) -> None:
+        if self._trainer is not None or self._bundle is None:
+            return  # a running trainer answers requests through its snapshots
+        request = self._take_mail()
+        if request is None:
+            return
+        try:
+            if not self._bundle.probeable:
+                self.probe_consumed()
+                return
+            image01, label = self._probe_sample(request)
+            snap = self._idle_inspector().probe(request, image01, label)
+        except BaseException:
+            self.probe_consumed()  # nothing in flight after a failed probe
+            raise
+        self.probe_ready.emit(snap)
+
+    def _probe_sample(self, request: CaptureRequest) -> tuple[np.ndarray, int | None]:
+        if request.probe_input is not None:
+            return request.probe_input, request.probe_label
+        data = self._data
+        if data is not None:
+            n = len(data.val) if data.val is not None and len(data.val) else 0
+            split = "val" if n else "train"
+            n = n or len(data.train)
+            if n:
+                return data.sample(request.probe_index % n, split=split)
+        return np.zeros(self._bundle.input_shape, np.float32), None
+
+    def _idle_inspector(self):
+        if self._inspector is None:
+            from visualizer.core.inspector import Inspector
+            self._inspector = Inspector(self._bundle)
+        return self._inspector
+
+    def _close_inspector(self) -> None:
+        if self._inspector is not None:
+            self._inspector.close()
+            self._inspector = None
+
+    def _requeue_probe(self) -> None:
+        """After the model or data changed, show the last request again on the new one."""
+        with self._mailbox_lock:
+            if self._mailbox is None:
+                self._mailbox = self._last_request
+
+    # ---- models and data ------------------------------------------------------------
+    def _do_sample(self) -> None:
+        from visualizer.core import checkpoint
+        bundle, fresh = None, False
+        if SAMPLE_MODEL.exists():
+            try:
+                bundle = checkpoint.load_model(SAMPLE_MODEL)
+            except LoadError as exc:
+                self.notice.emit(f"The sample model could not be read ({exc}); using a fresh LeNet-5.")
+        if bundle is None:
+            if self._dataset_spec is None:
+                self._load_dataset(SAMPLE_DATASET, None, None)
+            bundle, fresh = self._build_bundle("lenet5", {}), True
+        elif self._dataset_spec is None:
+            self._load_dataset(SAMPLE_DATASET, None, None)
+        self._install(bundle, fresh=fresh, trusted=False)
+
+    def _do_load(self, path: str, **kwargs) -> None:
+        from visualizer.core import checkpoint
+        try:
+            bundle = checkpoint.load_model(path, **kwargs)
+        except TrustRequired as exc:
+            self.trust_required.emit(TrustRequest(path, getattr(exc, "info", None), str(exc),
+                                                  tuple(sorted(kwargs.items()))))
+            return
+        self._install(bundle, fresh=False, trusted=bool(kwargs.get("trust")))
+
+    def _do_build(self, arch: str, options: dict) -> None:
+        self._install(self._build_bundle(arch, options), fresh=True, trusted=False)
+
+    def _do_dataset(self, spec: str, limit: int | None = None, augment=None) -> None:
+        old = (self._dataset, self._dataset_spec, self._limit, self._augment)
+        self._load_dataset(spec, limit, augment)
+        bundle = self._bundle
+        if bundle is None:
+            return
+        c, k = self._data_shape()
+        if bundle.input_shape[0] == c and bundle.num_classes == k:
+            self._prepare_data(bundle, fresh=self._fresh)
+            self._requeue_probe()
+            return
+        if bundle.arch and ":" not in bundle.arch:
+            # A zoo model can be rebuilt for the new data; a user's model cannot.
+            self.notice.emit(f"{bundle.arch} was rebuilt for {k} classes and {c} channel(s): its weights are fresh.")
+            self._install(self._build_bundle(bundle.arch, dict(bundle.arch_options)), fresh=True, trusted=False)
+            return
+        self._dataset, self._dataset_spec, self._limit, self._augment = old
+        raise ModelError(f"The model expects {bundle.input_shape[0]} channel(s) and {bundle.num_classes} classes; "
+                         f"{spec} has {c} channel(s) and {k} classes. Pick a matching dataset or a zoo architecture.")
+
+    def _load_dataset(self, spec: str, limit: int | None, augment) -> None:
+        from visualizer.core.datasets import load_dataset
+        self._dataset = load_dataset(spec, limit=limit)
+        self._dataset_spec, self._limit, self._augment = spec, limit, augment
+
+    def _data_shape(self) -> tuple[int, int]:
+        return int(self._dataset.native_shape[0]), len(self._dataset.class_names)
+
+    def _build_bundle(self, arch: str, options: dict) -> ModelBundle:
+        from visualizer.core.assemble import MODEL_OPTION_KEYS, new_model_bundle
+        if self._dataset is None:
+            self._load_dataset(SAMPLE_DATASET, None, None)
+        size = options.get("input_size")
+        opts = {k: v for k, v in options.items() if k in MODEL_OPTION_KEYS}
+        return new_model_bundle(arch, self._dataset, input_size=size, **opts)
+
+    def _prepare_data(self, bundle: ModelBundle, *, fresh: bool) -> None:
+        from visualizer.core.assemble import data_for
+        if self._dataset is None:
+            self._data = None
+            return
+        # A fresh model learns the data's own normalisation; a trained one keeps the
+        # normalisation it was trained with, or its inputs would mean something else.
+        self._data = data_for(bundle, self._dataset, augment=self._augment, reuse_normalisation=not fresh)
+        self.data_ready.emit(self._data_info())
+
+    def _data_info(self) -> DataInfo:
+        data = self._data
+        split = data.val if data.val is not None and len(data.val) else data.train
+        name = "val" if split is data.val else "train"
+        n = len(split)
+        c, h, w = data.input_shape
+        g = min(n, GALLERY_MAX, max(1, GALLERY_BYTES // max(1, c * h * w)))
+        images = np.zeros((g, c, h, w), np.uint8)
+        labels = np.zeros(n, np.int64)
+        for i in range(n):
+            if i < g:
+                img, lab = data.sample(i, split=name)
+                images[i] = np.clip(np.asarray(img) * 255 + 0.5, 0, 255).astype(np.uint8)
+            else:
+                lab = int(split[i][1])
+            labels[i] = -1 if lab is None else int(lab)
+        return DataInfo(name=self._dataset.name, spec=str(self._dataset_spec), class_names=tuple(data.class_names), input_shape=tuple(data.input_shape),
+                        n_train=len(data.train), n_val=n, labels=frozen_array(labels, np.int64),
+                        gallery=frozen_array(images, np.uint8),
+                        augment=tuple(vars(self._augment).items()) if self._augment is not None else ())
+
+    def _install(self, bundle: ModelBundle, *, fresh: bool, trusted: bool) -> None:
+        """Make ``bundle`` current only once everything about it is known to work."""
+        from visualizer.core.introspect import introspect
+        info = introspect(bundle.model, bundle.input_shape)
+        self._close_trainer()
+        self._close_inspector()
+        self._bundle, self._fresh, self._trusted = bundle, fresh, trusted
+        self._prepare_data(bundle, fresh=fresh)
+        self.model_loaded.emit(LoadedModel(
+            info=info, input_shape=tuple(bundle.input_shape), class_names=tuple(bundle.class_names),
+            arch=bundle.arch, arch_options=tuple(sorted(bundle.arch_options.items())), source=bundle.source,
+            meta=tuple(sorted((k, v) for k, v in bundle.meta.items() if isinstance(v, (str, int, float, bool)))),
+            warnings=tuple(bundle.warnings), probeable=bundle.probeable, trusted=trusted,
+            dataset=self._dataset_spec, dataset_size=self._data_size()))
+        for w in bundle.warnings:
+            self.notice.emit(w)
+        self._requeue_probe()
+
+    def _data_size(self) -> int:
+        if self._data is None:
+            return 0
+        return len(self._data.val) if self._data.val is not None and len(self._data.val) else len(self._data.train)
+
+    # ---- training -----------------------------------------------------------------
+    def _do_train(self, config: TrainConfig, control: TrainingControl, augment=None) -> None:
+        if control.stopping:
+            # Stopped (or replaced) before it began: still say so, or the GUI waits forever.
+            if self._control is control:
+                self._control = None
+            self.finished.emit(Finished(0, 0, "stopped"))
+            return
+        if self._bundle is None or self._data is None:
+            raise ModelError("Open a model and a dataset before training.")
+        if not self._bundle.probeable:
+            raise ModelError("This model cannot be trained here (TorchScript has no hooks or optimizer state).")
+        if self._bundle.num_classes != len(self._data.class_names):
+            raise ModelError(f"The model has {self._bundle.num_classes} outputs but the dataset has "
+                             f"{len(self._data.class_names)} classes.")
+        if augment is not None and augment != self._augment and self._dataset is not None:
+            self._augment = augment
+            self._prepare_data(self._bundle, fresh=self._fresh)
+        self._fresh = False  # trained from here on: its normalisation is now part of it
+        self._close_inspector()  # the Trainer's own Inspector owns the hooks now
+        try:
+            self._trainer = Trainer(self._bundle, self._data, config, control)
+        except BaseException:
+            if self._control is control:
+                self._control = None
+            raise
+        for n in self._trainer.notices:
+            self.notice.emit(n)
+        self.started_training.emit()
+        deferred: list[_Command] = []
+        try:
+            for event in self._trainer.run():
+                self._emit_event(event)
+                if isinstance(event, (Finished, Diverged)):
+                    break
+                deferred += self._drain_during_training(control)
+                if self._quit.is_set():
+                    control.stop()
+        except BaseException:
+            self._close_trainer()
+            raise
+        finally:
+            if self._control is control:
+                self._control = None
+        self._close_trainer()
+        for cmd in deferred:
+            self._guarded(self._dispatch, cmd)
+        self._requeue_probe()
+
+    def _emit_event(self, event) -> None:
+        if isinstance(event, TrainingSnapshot):
+            self.training_snapshot.emit(event)
+        elif isinstance(event, EpochEnd):
+            self.epoch_end.emit(event)
+        elif isinstance(event, Diverged):
+            self.diverged.emit(event)
+        elif isinstance(event, Finished):
+            self.finished.emit(event)
+        # Paused: nothing to tell; it only gives us a chance to read commands.
+
+    def _drain_during_training(self, control: TrainingControl) -> list[_Command]:
+        """Handle commands that fit between two steps; keep the rest for after training."""
+        deferred = []
+        while True:
+            try:
+                cmd = self._commands.get_nowait()
+            except queue.Empty:
+                return deferred
+            if cmd.name == "quit":
+                self._quit.set()
+                control.stop()
+            elif cmd.name == "save":
+                self._guarded(self._do_save, *cmd.args)
+            elif cmd.name == "save_safetensors":
+                self._guarded(self._do_save_safetensors, *cmd.args)
+            elif cmd.name == "reset":
+                self._trainer.reset_weights()
+            else:
+                # A new model/data/training replaces this run (the GUI already called stop()).
+                control.stop()
+                deferred.append(cmd)
+
+    def _close_trainer(self) -> None:
+        if self._trainer is not None:
+            try:
+                self._trainer.close()
+            finally:
+                self._trainer = None
+
+    def _do_reset(self) -> None:
+        if self._bundle is None:
+            return
+        torch.manual_seed(torch.seed() % (2**31))
+        for m in self._bundle.model.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+            elif hasattr(m, "reset_running_stats"):
+                m.reset_running_stats()
+        self._requeue_probe()
+        self.notice.emit("Weights reset to fresh random values.")
+
+    def _do_save(self, path: str) -> None:
+        from visualizer.core import checkpoint
+        if self._bundle is None:
+            raise ModelError("There is no model to save.")
+        state = self._trainer.state_dict() if self._trainer is not None else None
+        bundle = replace(self._bundle, meta=dict(self._bundle.meta, dataset=self._dataset_spec))
+        checkpoint.save_checkpoint(path, bundle, training_state=state)
+        self.saved.emit(path)
+
+    def _do_save_safetensors(self, path: str) -> None:
+        from visualizer.core import checkpoint
+        if self._bundle is None:
+            raise ModelError("There is no model to save.")
+        checkpoint.save_safetensors(path, self._bundle)
+        self.saved.emit(path)
+
+    def _close_all(self) -> None:
+        self._close_trainer()
+        self._close_inspector()
+        self._bundle = None
+
+
+def describe_error(exc: BaseException, batch_size: int | None = None) -> str:
+    """One readable message for the user; out-of-memory gets a concrete way out."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
+        smaller = f" (for example {max(1, batch_size // 2)})" if batch_size else ""
+        now = f" at batch size {batch_size}" if batch_size else ""
+        return f"Out of memory{now}. Try a smaller batch size{smaller} or a smaller model."
+    if isinstance(exc, (LoadError, ModelError, ValueError)):
+        return text
+    return f"{type(exc).__name__}: {text}"
