@@ -234,9 +234,20 @@ class View(QWidget):
         fg, bg = self.colors()
         for g in self._graphics:
             g.setBackground(bg)
+            for item in list(g.ci.items):
+                if isinstance(item, pg.LabelItem):
+                    self.style_label(item, item.text)
+                elif isinstance(item, pg.ColorBarItem):
+                    item.axis.setTextPen(fg)
+                    item.axis.setStyle(tickFont=self._tick_font())
         for p in self._plots:
             self._style_plot(p)
         self._restyle()
+
+    def _tick_font(self) -> QFont:
+        font = QFont()
+        font.setPointSize(self.font_pt())
+        return font
 
     def _style_plot(self, plot: pg.PlotItem) -> None:
         fg, _ = self.colors()
@@ -250,9 +261,18 @@ class View(QWidget):
             ax.setStyle(tickFont=font)
             ax.labelStyle = {"color": fg.name(), "font-size": f"{self.font_pt()}pt"}
             ax._updateLabel()
+        if plot.legend is not None:
+            plot.legend.setLabelTextColor(fg)
+            plot.legend.setLabelTextSize(f"{self.font_pt()}pt")
+            for _, label in plot.legend.items:
+                label.setText(label.text, color=fg.name(), size=f"{self.font_pt()}pt")
         plot.titleLabel.opts["color"] = fg.name()
         plot.titleLabel.opts["size"] = f"{self.font_pt() + 1}pt"
         plot.titleLabel.setText(plot.titleLabel.text)
+
+    def finish_setup(self) -> None:
+        """Subclasses call this last in __init__: styles every item they created."""
+        self._apply_style()
 
     def style_label(self, label: pg.LabelItem, text: str) -> None:
         fg, _ = self.colors()

@@ -106,6 +106,7 @@ class FeatureMapView(View):
         self._mode = mode
         self._fixed = None  # "fixed" freezes the levels of the next snapshot drawn
         self._schedule()
+        self.finish_setup()
 
     def select_tile_at(self, y: float, x: float) -> int | None:
         """Enlarge the channel under mosaic image coordinates (y, x); returns its original channel index."""

@@ -1,0 +1,150 @@
+"""CurvesView: training loss and accuracy over steps, with smoothing and validation points.
+
+Every snapshot's ``history`` rows are appended (snapshots are sparse, history
+is not), into bounded growable buffers. Smoothing is an exponential moving
+average extended incrementally, so a long run costs only its new points per
+frame; it is recomputed only when the slider moves or the buffer decimates.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from visualizer.core.snapshot import EpochEnd, TrainingSnapshot
+
+from .base import View
+from .series import GrowableTable, ema
+
+TRAIN_COLOUR = "#1e88e5"
+VAL_COLOUR = "#e53935"
+
+
+class SmoothedColumn:
+    """The EMA of one column of a GrowableTable, extended as rows arrive."""
+
+    def __init__(self):
+        self.values = np.zeros(0)
+        self._alpha = None
+        self._decimations = -1
+
+    def update(self, table: GrowableTable, col: int, alpha: float) -> np.ndarray:
+        x = table.data[:, col]
+        if alpha != self._alpha or table.decimations != self._decimations or len(self.values) > len(x):
+            self.values = ema(x, alpha)
+        elif len(x) > len(self.values):
+            prev = self.values[-1] if len(self.values) else None
+            self.values = np.concatenate([self.values, ema(x[len(self.values):], alpha, prev)])
+        self._alpha, self._decimations = alpha, table.decimations
+        return self.values
+
+
+class CurvesView(View):
+    title = "Loss and accuracy"
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.train = GrowableTable(3)     # step, loss, accuracy
+        self.val = GrowableTable(3)
+        self._smooth_loss, self._smooth_acc = SmoothedColumn(), SmoothedColumn()
+
+        self.smoothing = QSlider(Qt.Orientation.Horizontal)
+        self.smoothing.setRange(0, 99)
+        self.smoothing.setValue(60)
+        self.smoothing.valueChanged.connect(lambda _: self._schedule())
+        self.smoothing_label = QLabel()
+        self.latest = QLabel("No training yet.")
+        bar = QHBoxLayout()
+        bar.addWidget(self.latest, 1)
+        bar.addWidget(QLabel("smoothing"))
+        bar.addWidget(self.smoothing)
+        bar.addWidget(self.smoothing_label)
+
+        self.graphics = self.make_graphics()
+        g = self.graphics
+        self.loss_plot = self.register_plot(g.addPlot(row=0, col=0))
+        self.acc_plot = self.register_plot(g.addPlot(row=1, col=0))
+        self.acc_plot.setXLink(self.loss_plot)
+        self.loss_plot.setLabel("left", "loss")
+        self.acc_plot.setLabel("left", "accuracy")
+        self.acc_plot.setLabel("bottom", "step")
+        self.acc_plot.setYRange(0, 1, padding=0.02)
+        for p in (self.loss_plot, self.acc_plot):
+            p.showGrid(x=True, y=True, alpha=0.2)
+            p.setClipToView(True)
+            p.setDownsampling(auto=True, mode="peak")
+            p.addLegend(offset=(-10, 5))
+        self.loss_raw = self.loss_plot.plot()
+        self.loss_smooth = self.loss_plot.plot(name="train")
+        self.loss_val = self.loss_plot.plot(name="validation", symbol="o", symbolSize=8)
+        self.acc_raw = self.acc_plot.plot()
+        self.acc_smooth = self.acc_plot.plot(name="train")
+        self.acc_val = self.acc_plot.plot(name="validation", symbol="o", symbolSize=8)
+        root = QVBoxLayout(self)
+        root.setContentsMargins(4, 4, 4, 4)
+        root.addLayout(bar)
+        root.addWidget(g, 1)
+        self.finish_setup()
+
+    def _restyle(self) -> None:
+        w = self.line_width()
+        faint = pg.mkColor(TRAIN_COLOUR)
+        faint.setAlpha(70)
+        for raw, smooth, val in ((self.loss_raw, self.loss_smooth, self.loss_val),
+                                 (self.acc_raw, self.acc_smooth, self.acc_val)):
+            raw.setPen(pg.mkPen(faint, width=max(1.0, w / 2)))
+            smooth.setPen(pg.mkPen(TRAIN_COLOUR, width=w))
+            val.setPen(pg.mkPen(VAL_COLOUR, width=w))
+            val.setSymbolBrush(VAL_COLOUR)
+            val.setSymbolSize(14 if self._presentation else 8)
+
+    def alpha(self) -> float:
+        return self.smoothing.value() / 100.0
+
+    def _ingest_training(self, snap: TrainingSnapshot) -> None:
+        h = np.asarray(snap.history, dtype=np.float64).reshape(-1, 3)
+        h = h[np.isfinite(h).all(axis=1)]
+        if len(self.train) and len(h):
+            h = h[h[:, 0] > self.train.data[-1, 0]]  # a re-sent row must not draw a loop back
+        self.train.append(h)
+
+    def _ingest_epoch(self, ev: EpochEnd) -> None:
+        if ev.val_loss is not None or ev.val_accuracy is not None:
+            nan = float("nan")
+            self.val.append((ev.step, nan if ev.val_loss is None else ev.val_loss,
+                             nan if ev.val_accuracy is None else ev.val_accuracy))
+
+    def _clear_data(self) -> None:
+        self.train.clear()
+        self.val.clear()
+        self._smooth_loss, self._smooth_acc = SmoothedColumn(), SmoothedColumn()
+
+    def csv_table(self):
+        if not len(self.train) and not len(self.val):
+            return None
+        rows = [(int(s), "train", float(l), float(a)) for s, l, a in self.train.data]
+        rows += [(int(s), "validation", "" if np.isnan(l) else float(l), "" if np.isnan(a) else float(a))
+                 for s, l, a in self.val.data]
+        return ("step", "split", "loss", "accuracy"), rows
+
+    def _draw(self) -> None:
+        a = self.alpha()
+        self.smoothing_label.setText(f"{a:.2f}")
+        d = self.train.data
+        if len(d):
+            steps = d[:, 0]
+            self.loss_raw.setData(steps, d[:, 1])
+            self.acc_raw.setData(steps, d[:, 2])
+            self.loss_smooth.setData(steps, self._smooth_loss.update(self.train, 1, a))
+            self.acc_smooth.setData(steps, self._smooth_acc.update(self.train, 2, a))
+        else:
+            for c in (self.loss_raw, self.acc_raw, self.loss_smooth, self.acc_smooth):
+                c.setData([], [])
+        v = self.val.data
+        self.loss_val.setData(v[:, 0], v[:, 1]) if len(v) else self.loss_val.setData([], [])
+        self.acc_val.setData(v[:, 0], v[:, 2]) if len(v) else self.acc_val.setData([], [])
+        t = self._training
+        if t is not None:
+            self.latest.setText(f"step {t.step} · epoch {t.epoch + 1} · loss {t.loss:.4f} · "
+                                f"accuracy {100 * t.accuracy:.1f}% · lr {t.lr:g} · {t.samples_per_sec:.0f} samples/s")

@@ -1,0 +1,145 @@
+"""FilterView: the kernels of one conv layer as a mosaic.
+
+A first layer with 3 input channels is drawn in colour (each filter scaled
+symmetrically on its own, 0 -> mid grey), which is how the edge and colour
+detectors of a trained network become recognisable. Deeper layers show one
+kernel per (output, input) pair, or the mean over inputs. Weights, the change
+since training began, or the weight gradient are all signed: diverging
+colormap, symmetric levels.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from visualizer.core.snapshot import FilterCapture
+
+from . import colormaps
+from .base import View
+from .finite import finite_float32
+from .images import fit, image_box
+from .tiling import grid_for, tile
+
+WEIGHTS, DELTA, GRAD = "weights", "change since start", "gradient"
+MODES = (WEIGHTS, DELTA, GRAD)
+MAX_INPUTS = 64   # wider layers: first 64 input channels (the mosaic would be unreadable anyway)
+
+
+def rgb_filters(w: np.ndarray) -> np.ndarray:
+    """(O, 3, kh, kw) -> (O, kh, kw, 3) in [0, 1], each filter scaled by its own max |w|."""
+    m = np.abs(w).reshape(len(w), -1).max(axis=1)
+    m = np.where(m > 0, m, 1.0)[:, None, None, None]
+    return np.clip(0.5 + 0.5 * w / m, 0.0, 1.0).transpose(0, 2, 3, 1).astype(np.float32)
+
+
+def kernel_grid(w: np.ndarray, pad: int = 1) -> np.ndarray:
+    """(O, I, kh, kw) -> one image: a row per output filter, a column per input channel."""
+    o, i, kh, kw = w.shape
+    return tile(w.reshape(o * i, kh, kw), o, i, pad=pad, fill=0.0)
+
+
+class FilterView(View):
+    title = "Filters"
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.mode = QComboBox()
+        self.mode.addItems(MODES)
+        self.mode.currentTextChanged.connect(lambda _: self._schedule())
+        self.average = QCheckBox("average over input channels")
+        self.average.toggled.connect(lambda _: self._schedule())
+        self.layer_label = QLabel()
+        bar = QHBoxLayout()
+        bar.addWidget(self.layer_label)
+        bar.addStretch(1)
+        bar.addWidget(self.average)
+        bar.addWidget(QLabel("show:"))
+        bar.addWidget(self.mode)
+
+        self.graphics = self.make_graphics()
+        self.box, self.item = image_box(self.graphics, 0, 0)
+        self.colorbar = pg.ColorBarItem(values=(-1, 1), colorMap=colormaps.diverging(), interactive=False, width=14)
+        self.graphics.addItem(self.colorbar, row=0, col=1)
+        self.colorbar.setImageItem(self.item)
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        root = QVBoxLayout(self)
+        root.setContentsMargins(4, 4, 4, 4)
+        root.addLayout(bar)
+        root.addWidget(self.graphics, 1)
+        root.addWidget(self.note)
+        self._shape = None
+        self.note.setText("Filters appear once a capture of a conv layer arrives.")
+        self.finish_setup()
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown filter mode {mode!r}; one of {MODES}")
+        self.mode.setCurrentText(mode)
+        self._schedule()
+
+    def _pick(self) -> tuple[FilterCapture | None, str]:
+        snap = self._probe
+        if snap is None or not snap.filters:
+            return None, "No conv layer kernels in this capture (the model may have no conv layers)."
+        match = next((f for f in snap.filters if f.name == self._layer), None)
+        if match is not None:
+            return match, ""
+        first = snap.filters[0]
+        why = f"'{self._layer}' is not a conv layer; showing the first conv layer, {first.name}." if self._layer \
+            else f"Showing the first conv layer, {first.name}."
+        return first, why
+
+    def _draw(self) -> None:
+        cap, why = self._pick()
+        if cap is None:
+            self.item.clear()
+            self.note.setText(why)
+            self.layer_label.clear()
+            return
+        model = self.mode.model()
+        for row, data in enumerate((cap.weight, cap.delta, cap.grad)):
+            model.item(row).setEnabled(data is not None)
+        data = {WEIGHTS: cap.weight, DELTA: cap.delta, GRAD: cap.grad}[self.mode.currentText()]
+        notes = [why] if why else []
+        if data is None:
+            notes.append(f"No {self.mode.currentText()} for {cap.name} in this capture; showing the weights.")
+            data = cap.weight
+        w, bad = finite_float32(data)
+        o, i = w.shape[:2]
+        colour = i == 3 and not self.average.isChecked()
+        single = i == 1 or self.average.isChecked()   # one kernel per filter: a square grid reads best
+        if i > MAX_INPUTS and not self.average.isChecked():
+            w = w[:, :MAX_INPUTS]
+            notes.append(f"first {MAX_INPUTS} of {i} input channels")
+        if colour:
+            tiles = rgb_filters(w)
+            rows, cols = grid_for(o)
+            image = tile(tiles, rows, cols, pad=1, fill=0.5)
+            self.colorbar.hide()
+            self.item.setImage(image, autoLevels=False, levels=(0.0, 1.0))
+            notes.append("RGB: each filter scaled to its own range, grey = 0.")
+        else:
+            if single:
+                mean = w.mean(axis=1)
+                rows, cols = grid_for(o)
+                image = tile(mean, rows, cols, pad=1, fill=0.0)
+            else:
+                image = kernel_grid(w)
+            levels = colormaps.symmetric(float(image.min()), float(image.max()))
+            self.colorbar.show()
+            self.item.setImage(image, autoLevels=False, levels=levels)
+            self.colorbar.setColorMap(colormaps.diverging())
+            self.colorbar.setLevels(levels)
+            if not single:
+                notes.append("rows: output filters; columns: input channels")
+        if image.shape != self._shape:
+            fit(self.box, image.shape)
+            self._shape = image.shape
+        shown = f"{o} of {cap.out_channels}" if o < cap.out_channels else f"{o}"
+        self.layer_label.setText(f"<b>{cap.name}</b>: {shown} filters × {cap.in_channels} inputs, "
+                                 f"{w.shape[2]}×{w.shape[3]}")
+        if bad:
+            notes.append(f"{bad} non-finite values drawn as 0")
+        self.note.setText("  ·  ".join(notes))

@@ -1,0 +1,229 @@
+"""GradientView: per-layer weight-gradient magnitudes on a true log scale.
+
+Bars are log10 heights drawn up from a baseline (pyqtgraph's log mode does
+not apply to BarGraphItem: bars would stay linear under log ticks). Layers
+are ordered input to output, so a network whose gradients vanish toward the
+input (deep sigmoid, plain without residuals) shows a staircase spanning
+decades, while ReLU/residual networks stay flat. Thresholds are drawn as
+labelled lines and offending bars are coloured.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QColor
+from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
+
+from visualizer.core.snapshot import TrainingSnapshot
+
+from . import colormaps
+from .bars import set_category_ticks
+from .base import View
+from .series import GrowableTable
+
+FLOOR = 1e-12
+EXPLODE_COLOUR = QColor("#d32f2f")
+VANISH_COLOUR = QColor("#78909c")
+MAX_LEGEND = 8
+
+
+def log_heights(values) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    v = np.where(np.isfinite(v), v, np.inf)   # a non-finite norm is an explosion, shown at the top
+    return np.log10(np.clip(v, FLOOR, 1e300))
+
+
+class GradientView(View):
+    title = "Gradients"
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.vanish = 1e-7     # ||grad W|| below this: the layer effectively stops learning
+        self.explode = 1e2     # above this: one step moves weights far; divergence follows
+        self._names: tuple[str, ...] = ()
+        self.history = GrowableTable(1, cap=200_000)
+        self.marks: list[str] = []
+        self.heights = np.zeros(0)
+
+        self.ratio = QCheckBox("show update ratio ‖ΔW‖/‖W‖")
+        self.ratio.toggled.connect(lambda _: self._schedule())
+        self.summary = QLabel()
+        bar = QHBoxLayout()
+        bar.addWidget(self.summary, 1)
+        bar.addWidget(self.ratio)
+
+        self.graphics = self.make_graphics()
+        g = self.graphics
+        self.plot = self.register_plot(g.addPlot(row=0, col=0))
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.showGrid(y=True, alpha=0.2)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.7)
+        self.plot.addItem(self.bars)
+        opts = {"position": 0.01, "anchors": [(0, 1), (0, 1)]}
+        self.vanish_line = pg.InfiniteLine(angle=0, movable=False, label="", labelOpts=opts)
+        self.explode_line = pg.InfiniteLine(angle=0, movable=False, label="", labelOpts=opts)
+        self.plot.addItem(self.vanish_line)
+        self.plot.addItem(self.explode_line)
+
+        self.history_plot = self.register_plot(g.addPlot(row=1, col=0))
+        self.history_plot.setLabel("bottom", "step")
+        self.history_plot.setClipToView(True)
+        self.history_plot.setDownsampling(auto=True, mode="peak")
+        self.history_legend = self.history_plot.addLegend(offset=(-10, 5), colCount=2)
+        self.curves: list[pg.PlotDataItem] = []
+        self.depth_note = g.addLabel("", row=2, col=0)
+        g.ci.layout.setRowStretchFactor(0, 3)
+        g.ci.layout.setRowStretchFactor(1, 2)
+
+        self.message = QLabel("Gradient magnitudes appear once training runs.")
+        self.message.setWordWrap(True)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(g)
+        self.stack.addWidget(self.message)
+        self.stack.setCurrentWidget(self.message)
+        root = QVBoxLayout(self)
+        root.setContentsMargins(4, 4, 4, 4)
+        root.addLayout(bar)
+        root.addWidget(self.stack, 1)
+        self.finish_setup()
+
+    def set_thresholds(self, vanish: float, explode: float) -> None:
+        if not 0 < vanish < explode:
+            raise ValueError("need 0 < vanish < explode")
+        self.vanish, self.explode = float(vanish), float(explode)
+        self._schedule()
+
+    # --- history ---------------------------------------------------------------
+    def _ingest_training(self, snap: TrainingSnapshot) -> None:
+        names = tuple(g.name for g in snap.gradients)
+        if not names:
+            return
+        if names != self._names:
+            # A new model (or a changed parameter set): old columns no longer line up.
+            self._names = names
+            self.history = GrowableTable(1 + 3 * len(names), cap=200_000)
+            self._rebuild_curves()
+        nan = float("nan")
+        row = [snap.step]
+        row += [g.weight_norm for g in snap.gradients]
+        row += [nan if g.bias_norm is None else g.bias_norm for g in snap.gradients]
+        row += [g.update_ratio for g in snap.gradients]
+        self.history.append(row)
+
+    def _clear_data(self) -> None:
+        self._names = ()
+        self.history = GrowableTable(1, cap=200_000)
+        self._rebuild_curves()
+
+    def csv_table(self):
+        if not self._names or not len(self.history):
+            return None
+        n = len(self._names)
+        d = self.history.data
+
+        def cell(v):
+            return "" if not math.isfinite(v) else repr(float(v))
+
+        rows = [(int(r[0]), name, cell(r[1 + j]), cell(r[1 + n + j]), cell(r[1 + 2 * n + j]))
+                for r in d for j, name in enumerate(self._names)]
+        return ("step", "layer", "weight_norm", "bias_norm", "update_ratio"), rows
+
+    def _rebuild_curves(self) -> None:
+        for c in self.curves:
+            self.history_plot.removeItem(c)
+        self.history_legend.clear()
+        self.curves = []
+        n = len(self._names)
+        cmap = colormaps.get("plasma")
+        for j, name in enumerate(self._names):
+            colour = cmap.map(0.05 + 0.85 * j / max(1, n - 1), mode="qcolor")
+            curve = pg.PlotDataItem(pen=pg.mkPen(colour, width=self.line_width()))
+            self.history_plot.addItem(curve)
+            if n <= MAX_LEGEND:
+                self.history_legend.addItem(curve, name)
+            self.curves.append(curve)
+
+    def _restyle(self) -> None:
+        w = self.line_width()
+        for c in self.curves:
+            c.setPen(pg.mkPen(c.opts["pen"].color(), width=w))
+        fg, _ = self.colors()
+        for line, colour in ((self.vanish_line, VANISH_COLOUR), (self.explode_line, EXPLODE_COLOUR)):
+            line.setPen(pg.mkPen(colour, width=w, style=Qt.PenStyle.DashLine))
+            line.label.setColor(colour)
+
+    # --- drawing --------------------------------------------------------------
+    def _draw(self) -> None:
+        snap = self._training
+        if snap is None or not snap.gradients:
+            self.message.setText("Gradient magnitudes appear once training runs." if snap is None else
+                                 "This model has no trainable parameters with gradients.")
+            self.stack.setCurrentWidget(self.message)
+            return
+        self._restyle()
+        ratio = self.ratio.isChecked()
+        names = [g.name for g in snap.gradients]
+        values = [g.update_ratio if ratio else g.weight_norm for g in snap.gradients]
+        h = log_heights(values)
+        lv, le = math.log10(self.vanish), math.log10(self.explode)
+        if ratio:
+            self.marks = ["ok"] * len(h)
+            lines = ()
+            label = "log10 ‖ΔW‖/‖W‖"
+        else:
+            self.marks = ["explode" if v > le else "vanish" if v < lv else "ok" for v in h]
+            lines = (lv, le)
+        label = "log10 ‖ΔW‖/‖W‖" if ratio else "log10 ‖∇W‖₂"
+        finite_h = h[np.isfinite(h)]
+        low = min([*finite_h, *lines]) if len(finite_h) or lines else -1.0
+        high = max([*finite_h, *lines]) if len(finite_h) or lines else 1.0
+        baseline = math.floor(low) - 0.5
+        self.heights = h
+        colours = {"explode": EXPLODE_COLOUR, "vanish": VANISH_COLOUR, "ok": self.accent()}
+        self.bars.setOpts(x=np.arange(len(h)), y0=baseline, height=h - baseline, width=0.7,
+                          brushes=[colours[m] for m in self.marks])
+        self.plot.setYRange(baseline, math.ceil(high) + 0.5, padding=0)
+        self.plot.setXRange(-0.6, len(h) - 0.4, padding=0)
+        self.plot.setLabel("left", label)
+        self.plot.setLabel("bottom", "layer (input → output)")
+        set_category_ticks(self.plot.getAxis("bottom"), names)
+        for line, pos, text in ((self.vanish_line, lv, f"vanishing < {self.vanish:g}"),
+                                (self.explode_line, le, f"exploding > {self.explode:g}")):
+            line.setVisible(not ratio)
+            line.setValue(pos)
+            line.label.setFormat(text)
+        self._draw_history(ratio, label)
+        self._summarise(names, h, ratio)
+        self.stack.setCurrentWidget(self.graphics)
+
+    def _draw_history(self, ratio: bool, label: str) -> None:
+        n = len(self._names)
+        d = self.history.data
+        if not len(d) or len(self.curves) != n:
+            return
+        steps = d[:, 0]
+        first = 1 + (2 * n if ratio else 0)
+        with np.errstate(divide="ignore"):
+            logs = np.log10(np.clip(np.nan_to_num(d[:, first:first + n], nan=FLOOR, posinf=1e300), FLOOR, None))
+        sparse = len(steps) < 100   # a few points: draw them as dots, a lone point has no line
+        for j, curve in enumerate(self.curves):
+            curve.setData(steps, logs[:, j], symbol="o" if sparse else None, symbolSize=5,
+                          symbolPen=None, symbolBrush=curve.opts["pen"].color())
+        self.history_plot.setLabel("left", label)
+        legend = "" if n <= MAX_LEGEND else " (dark = first layer)"
+        self.style_label(self.depth_note, f"history per layer, colour by depth: input (purple) → output (yellow){legend}")
+
+    def _summarise(self, names, h, ratio: bool) -> None:
+        bad = [f"{n} ({m})" for n, m in zip(names, self.marks) if m != "ok"]
+        parts = []
+        if len(h) >= 2 and np.isfinite(h[0]) and np.isfinite(h[-1]) and not ratio:
+            spread = h[0] - h[-1]
+            trend = ("shrinking toward the input" if spread < -1 else
+                     "growing toward the input" if spread > 1 else "even across depth")
+            parts.append(f"first/last layer: 10^{spread:+.1f} ({trend})")
+        if bad:
+            parts.append("marked: " + ", ".join(bad))
+        self.summary.setText("  ·  ".join(parts))

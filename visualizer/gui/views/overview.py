@@ -1,0 +1,128 @@
+"""OverviewStripView: a few channels of every spatial layer at once, input to output.
+
+One ImageItem per layer (its first channels tiled 2x2), not one per channel:
+with dozens of layers that is the difference between a cheap and an
+expensive repaint. Items are rebuilt only when the set of layers changes.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from visualizer.core.snapshot import LayerCapture
+
+from . import colormaps
+from .base import View
+from .finite import finite_float32
+from .images import display_input, image_box
+from .tiling import grid_for, tile
+
+CHANNELS_PER_LAYER = 4
+
+
+def strip_tiles(cap: LayerCapture, n: int = CHANNELS_PER_LAYER) -> np.ndarray:
+    """The first n channels of a layer tiled into one small image."""
+    maps = finite_float32(cap.maps[:n])[0]
+    rows, cols = grid_for(len(maps))
+    fill = 0.0 if cap.levels.signed else float(cap.levels.low)
+    return tile(maps, rows, cols, pad=1, fill=fill)
+
+
+class OverviewStripView(View):
+    title = "Overview"
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.graphics = self.make_graphics()
+        self.badge = self.make_badge()
+        self.message = QLabel()
+        root = QVBoxLayout(self)
+        root.setContentsMargins(4, 4, 4, 4)
+        root.addWidget(self.message)
+        root.addWidget(self.badge)
+        root.addWidget(self.graphics, 1)
+        self._names: tuple[str, ...] | None = None
+        self._cols = 1
+        self.items: dict[str, pg.ImageItem] = {}
+        self._boxes: dict[str, pg.ViewBox] = {}
+        self._labels: dict[str, pg.TextItem] = {}
+        self.message.setText("Every layer's first channels appear here once a capture arrives.")
+        self.finish_setup()
+
+    def _clear_data(self) -> None:
+        self._rebuild(())
+
+    def _columns(self, n: int) -> int:
+        """Columns that make the tiles largest in the current widget (one row when it is a strip)."""
+        w, h = max(1, self.graphics.width()), max(1, self.graphics.height())
+        label = 1.35   # each cell is image plus label, a bit taller than wide
+        return max(range(1, n + 1), key=lambda c: min(w / c, h / (label * -(-n // c)))) if n else 1
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._names and self._columns(len(self._names)) != self._cols:
+            self._names = None   # re-flow on the next draw
+            self._schedule()
+
+    def _rebuild(self, names: tuple[str, ...]) -> None:
+        self._cols = self._columns(len(names))
+        self.graphics.ci.clear()
+        self.items.clear()
+        self._boxes.clear()
+        self._labels.clear()
+        for i, name in enumerate(names):
+            vb, img = image_box(self.graphics, i // self._cols, i % self._cols)
+            self._boxes[name], self.items[name] = vb, img
+            # The name sits inside the box, just under the image, so it stays with it at any height.
+            label = pg.TextItem("", anchor=(0.5, 0.0))
+            vb.addItem(label, ignoreBounds=True)
+            self._labels[name] = label
+        self._names = names
+        self._restyle()
+
+    def _restyle(self) -> None:
+        fg, _ = self.colors()
+        font = self._tick_font()
+        for label in self._labels.values():
+            label.setColor(fg)
+            label.setFont(font)
+
+    def _place(self, name: str, shape) -> None:
+        h, w = shape[:2]
+        self._labels[name].setPos(w / 2, h + 0.5)
+        # Room below the image for two lines of label text.
+        self._boxes[name].setRange(xRange=(0, w), yRange=(0, h * 1.35 + 2), padding=0.02)
+
+    def _draw(self) -> None:
+        snap = self._probe
+        if snap is None:
+            self._rebuild(())
+            return
+        spatial = [c for c in snap.layers if c.maps is not None and len(c.maps)]
+        names = ("input",) + tuple(c.name for c in spatial)
+        if not spatial:
+            self.message.setText("No spatial layers in this capture: the model has no convolutional "
+                                 "feature maps (or none were requested).")
+        else:
+            self.message.setText(f"first {CHANNELS_PER_LAYER} channels of each of {len(spatial)} layers, input → output")
+        rebuilt = names != self._names
+        if rebuilt:
+            self._rebuild(names)
+        inp = finite_float32(display_input(snap.input_image))[0]
+        self.items["input"].setImage(inp, autoLevels=False, levels=(0.0, 1.0))
+        self._labels["input"].setText("input")
+        bad_total = 0
+        for cap in spatial:
+            img, bad = finite_float32(strip_tiles(cap))
+            bad_total += bad + cap.nonfinite
+            item = self.items[cap.name]
+            lv = colormaps.display_levels(cap.levels.low, cap.levels.high, cap.levels.signed)
+            item.setColorMap(colormaps.for_signed(cap.levels.signed))
+            item.setImage(img, autoLevels=False, levels=lv)
+            self._labels[cap.name].setText(f"{cap.name}\n{'×'.join(map(str, cap.shape))}")
+            if rebuilt:
+                self._place(cap.name, img.shape)
+        if rebuilt:
+            self._place("input", inp.shape)
+        self.set_badge(self.badge, bad_total)
