@@ -18,12 +18,16 @@ def _forward_ok(model: nn.Module, shape: tuple[int, int, int]):
     was_training = model.training
     try:
         model.eval()  # BatchNorm statistics must not move because we looked
+    except NotImplementedError:  # torch.export modules have no train/eval switch
+        was_training = None
+    try:
         with torch.no_grad():
             return model(torch.zeros(1, *shape))
     except Exception:  # noqa: BLE001 - any failure means "not this shape"
         return None
     finally:
-        model.train(was_training)
+        if was_training is not None:
+            model.train(was_training)
 
 
 def _introspected_shape(model: nn.Module):

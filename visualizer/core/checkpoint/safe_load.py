@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from .guess import guessed_metadata
 from .save import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, SAFETENSORS_FORMAT
 from .state_dict import apply_state_dict, nonfinite_warning, strip_prefixes, unwrap_state_dict
 from .torch_io import load_trusted, load_weights_only
-from .user_model import load_user_model
+from .user_model import USER_MODULE_PREFIX, load_user_model
 from .zoo_match import build_matching
 
 DEFAULT_MAX_BYTES = 2_000_000_000
@@ -48,7 +49,18 @@ def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_options
     bytes are loaded, so a file swapped after the dialog is refused). A training
     state saved with the checkpoint comes back as ``bundle.meta["training_state"]``.
     """
-    p = Path(path)
+    user_modules_before = {m for m in sys.modules if m.startswith(USER_MODULE_PREFIX)}
+    try:
+        return _load(Path(path), arch, arch_options, model_spec, trust, max_bytes)
+    except BaseException:
+        # A failed load leaves no trace: forget the user's file imported on the way.
+        for name in [m for m in sys.modules if m.startswith(USER_MODULE_PREFIX)]:
+            if name not in user_modules_before:
+                sys.modules.pop(name, None)
+        raise
+
+
+def _load(p: Path, arch, arch_options, model_spec, trust, max_bytes) -> ModelBundle:
     check_readable(p, max_bytes)
     if arch and model_spec:
         raise LoadError(p, "give either a zoo architecture or a model file, not both")

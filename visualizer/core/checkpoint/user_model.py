@@ -21,6 +21,8 @@ import torch.nn as nn
 from ..errors import LoadError
 
 _counter = itertools.count()
+# Imported user files live in sys.modules under this prefix (pickling and dataclasses need it).
+USER_MODULE_PREFIX = "_cnnvis_user_"
 
 
 def split_model_spec(spec: str) -> tuple[Path, str]:
@@ -36,7 +38,7 @@ def split_model_spec(spec: str) -> tuple[Path, str]:
 def _import_file(path: Path) -> ModuleType:
     if not path.is_file():
         raise LoadError(path, "model file not found", "check the path before ':'")
-    mod_name = f"_cnnvis_user_{path.stem if path.stem.isidentifier() else 'model'}_{next(_counter)}"
+    mod_name = f"{USER_MODULE_PREFIX}{path.stem if path.stem.isidentifier() else 'model'}_{next(_counter)}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
     if spec is None or spec.loader is None:
         raise LoadError(path, "cannot import this file as Python", "it must be a .py file")
@@ -90,6 +92,14 @@ def load_user_model(spec: str, **kwargs) -> nn.Module:
     """Import ``file.py`` and return ``Name(**kwargs)``: an nn.Module class or a factory function."""
     path, name = split_model_spec(spec)
     module = _import_file(path)
+    try:
+        return _build(module, path, name, kwargs)
+    except BaseException:
+        sys.modules.pop(module.__name__, None)  # a failed load leaves no module behind
+        raise
+
+
+def _build(module: ModuleType, path: Path, name: str, kwargs: dict) -> nn.Module:
     target = getattr(module, name, None)
     if target is None:
         found = _candidates(module)
