@@ -197,15 +197,17 @@ class FeatureMapView(View):
         self._shown = cap
         if self._mode == PER_CHANNEL and cap.maps is not None:
             signed = cap.levels.signed
-            norm = per_channel_normalised(finite_float32(cap.maps)[0], cap.channel_levels, signed)
+            maps, bad_maps = finite_float32(cap.maps)
+            norm = per_channel_normalised(maps, cap.channel_levels, signed)
             image = tile(norm, m.rows, m.cols, m.pad, fill=0.0)
             levels = (-1.0, 1.0) if signed else (0.0, 1.0)
             self._t_mosaic.setText(f"{len(m.channels)} of {cap.shape[0]} channels, each stretched to its own range")
         else:
-            image = m.image
+            image, bad_maps = m.image, 0
             levels, signed = self._levels_for(cap)
             self._t_mosaic.setText(f"{len(m.channels)} of {cap.shape[0]} channels")
         image, bad = finite_float32(image)
+        bad += bad_maps
         self._shown_levels = levels
         self.mosaic_item.setImage(image, autoLevels=False, levels=levels)
         self.colorbar.setColorMap(colormaps.for_signed(signed))

@@ -55,7 +55,8 @@ class OverviewStripView(View):
 
     def _columns(self, n: int) -> int:
         """Columns that make the tiles largest in the current widget (one row when it is a strip)."""
-        w, h = max(1, self.graphics.width()), max(1, self.graphics.height())
+        # The view's own size: the graphics widget is not laid out yet before the first show.
+        w, h = max(1, self.width()), max(1, self.height() - 40)
         label = 1.35   # each cell is image plus label, a bit taller than wide
         return max(range(1, n + 1), key=lambda c: min(w / c, h / (label * -(-n // c)))) if n else 1
 

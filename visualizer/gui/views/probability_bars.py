@@ -38,7 +38,10 @@ class ProbabilityBars:
             else:
                 brushes.append(base)
         pens = [pg.mkPen("k", width=2.5) if i == pred else pg.mkPen(None) for i in range(len(p))]
-        self.bars.setOpts(x=np.arange(len(p)), height=p, width=0.7, brushes=brushes, pens=pens)
+        if len(p):
+            self.bars.setOpts(x=np.arange(len(p)), height=p, width=0.7, brushes=brushes, pens=pens)
+        else:   # pyqtgraph 0.14 raises on an empty pens list
+            self.bars.setOpts(x=[], height=[], width=0.7, brushes=None, pens=None, brush=base, pen=None)
         self.brushes = brushes
         if names != self._names:
             set_category_ticks(self.plot.getAxis("bottom"), names)

@@ -45,7 +45,8 @@ def per_channel_normalised(maps: np.ndarray, channel_levels: np.ndarray | None, 
     colormap. Flat maps become 0.
     """
     maps = np.asarray(maps, dtype=np.float32)
-    if channel_levels is None or len(channel_levels) != len(maps):
+    if (channel_levels is None or len(channel_levels) != len(maps)
+            or not np.isfinite(np.asarray(channel_levels, dtype=np.float32)).all()):
         flat = maps.reshape(len(maps), -1)
         lo = flat.min(axis=1) if flat.size else np.zeros(len(maps), np.float32)
         hi = flat.max(axis=1) if flat.size else np.ones(len(maps), np.float32)

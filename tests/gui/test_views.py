@@ -1,0 +1,429 @@
+"""The live views, fed fake LeNet-shaped snapshots (numpy only), checked through their graphics items."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PyQt6.QtCore import QPointF, Qt
+
+from tests.gui.snapshot_factory import make_probe, make_training, mosaic_of
+from visualizer.core.snapshot import EpochEnd, LayerCapture, Levels, Mosaic, frozen_array
+from visualizer.gui.views import (ActivationView, CurvesView, FeatureMapView, FilterView, GradientView,
+                                  OverviewStripView, PoolingView, ProbabilityView)
+from visualizer.gui.views.activation_functions import evaluate
+from visualizer.gui.views.series import GrowableTable, ema
+from visualizer.gui.views.tiling import tile
+
+
+def build(qtbot, cls, size=(900, 600)):
+    v = cls()
+    qtbot.addWidget(v)
+    v.resize(*size)
+    return v
+
+
+# --- feature maps -----------------------------------------------------------
+def test_feature_map_mosaic_matches_layer_and_uses_symmetric_levels(qtbot):
+    probe = make_probe()
+    v = build(qtbot, FeatureMapView)
+    v.set_layer("C3")
+    v.show_probe(probe)
+    v.flush()
+    cap = probe.layer("C3")
+    assert v.mosaic_item.image.shape == cap.mosaic.image.shape
+    lo, hi = v.mosaic_item.levels
+    assert lo == pytest.approx(-hi) and hi == pytest.approx(max(abs(cap.levels.low), abs(cap.levels.high)))
+    assert tuple(v.colorbar.levels()) == pytest.approx((lo, hi))
+    assert v.input_item.image.shape == (32, 32)
+    v.set_layer("relu1")
+    v.flush()
+    assert v.mosaic_item.levels[0] == pytest.approx(0.0)   # non-negative maps: sequential levels from 0
+
+
+def test_normalisation_modes_change_the_image(qtbot):
+    probe = make_probe()
+    v = build(qtbot, FeatureMapView)
+    v.set_layer("relu1")
+    v.show_probe(probe)
+    v.flush()
+    per_layer = v.mosaic_item.image.copy()
+    v.set_normalisation("per channel")
+    v.flush()
+    per_channel = v.mosaic_item.image
+    assert per_channel.shape == per_layer.shape
+    assert not np.allclose(per_channel, per_layer)
+    m = probe.layer("relu1").mosaic
+    for i in range(len(m.channels)):  # every non-flat tile is stretched to reach 1
+        r, c = divmod(i, m.cols)
+        t = per_channel[r * (m.tile_h + 1): r * (m.tile_h + 1) + m.tile_h, c * (m.tile_w + 1): c * (m.tile_w + 1) + m.tile_w]
+        assert t.max() == pytest.approx(1.0)
+
+
+def test_fixed_normalisation_freezes_levels_across_steps(qtbot):
+    v = build(qtbot, FeatureMapView)
+    v.set_layer("C1")
+    v.set_normalisation("fixed")
+    first = make_probe(seed=0)
+    v.show_probe(first)
+    v.flush()
+    frozen = v.mosaic_item.levels
+    v.show_probe(make_probe(seed=5))   # other weights: other range
+    v.flush()
+    assert tuple(v.mosaic_item.levels) == tuple(frozen)
+    v.set_normalisation("per layer")
+    v.flush()
+    assert tuple(v.mosaic_item.levels) != tuple(frozen)
+
+
+def test_clicking_a_tile_selects_channel_and_fills_readout(qtbot):
+    probe = make_probe()
+    cap = probe.layer("C3")
+    v = build(qtbot, FeatureMapView)
+    v.set_layer("C3")
+    v.show_probe(probe)
+    v.flush()
+    m = cap.mosaic
+    y, x = 1 * (m.tile_h + 1) + 3, 1 * (m.tile_w + 1) + 7   # tile (row 1, col 1): channel 5 of a 4-wide grid
+    with qtbot.waitSignal(v.channel_selected) as sig:
+        v.select_tile_at(y, x)
+    assert sig.args == [5]
+    assert v.channel_item.image.shape == (10, 10)
+    assert v.readout_text() == f"ch 5 (y=3, x=7): {cap.maps[5][3, 7]:.4f}"
+    assert v.select_tile_at(m.tile_h, 0) is None   # the padding row selects nothing
+
+
+def test_mouse_click_on_mosaic_selects_channel(qtbot):
+    probe = make_probe()
+    v = build(qtbot, FeatureMapView)
+    v.set_layer("C3")
+    v.show_probe(probe)
+    v.show()
+    qtbot.waitExposed(v)
+    v.flush()
+    m = probe.layer("C3").mosaic
+    scene_pt = v.mosaic_item.mapToScene(QPointF(2 * (m.tile_w + 1) + 4.5, 0 * (m.tile_h + 1) + 4.5))
+    view_pt = v.graphics.mapFromScene(scene_pt)
+    with qtbot.waitSignal(v.channel_selected) as sig:
+        qtbot.mouseClick(v.graphics.viewport(), Qt.MouseButton.LeftButton, pos=view_pt)
+    assert sig.args == [2]
+
+
+def test_vector_layer_is_bars_and_missing_layer_is_explained(qtbot):
+    probe = make_probe()
+    v = build(qtbot, FeatureMapView)
+    v.set_layer("F6")
+    v.show_probe(probe)
+    v.flush()
+    assert v.stack.currentWidget() is v.vector_graphics
+    assert len(v.vector_bars.opts["height"]) == 84
+    v.set_layer("nope")
+    v.flush()
+    assert v.stack.currentWidget() is v.message and "nope" in v.message.text()
+
+
+def test_model_without_spatial_layers_says_why(qtbot):
+    probe = make_probe()
+    flat = type(probe)(**{**probe.__dict__, "layers": tuple(c for c in probe.layers if c.maps is None)})
+    v = build(qtbot, FeatureMapView)
+    v.show_probe(flat)
+    v.flush()
+    assert "no spatial" in v.message.text()
+
+
+def test_nonfinite_maps_show_badge_and_stay_finite(qtbot):
+    probe = make_probe(inject_nonfinite=True)
+    v = build(qtbot, FeatureMapView)
+    v.set_layer("C3")
+    v.show_probe(probe)
+    v.flush()
+    assert not v.badge.isHidden() and v.badge.text() == "101 non-finite values replaced"
+    assert np.isfinite(v.mosaic_item.image).all()
+
+
+def test_raw_inf_arrays_are_guarded_by_the_view(qtbot):
+    """A capture that skipped sanitising (inf and an all-NaN tile) must not reach setImage raw."""
+    maps = np.random.default_rng(0).normal(size=(4, 6, 6)).astype(np.float32)
+    maps[0, 1, 1] = np.inf
+    maps[2] = np.nan
+    m = mosaic_of(np.nan_to_num(maps))
+    raw = np.array(m.image)
+    raw[1, 1] = np.inf
+    raw[7:13, 0:6] = np.nan
+    m = Mosaic(raw, m.rows, m.cols, m.tile_h, m.tile_w, m.pad, m.channels)
+    cap = LayerCapture("bad", "conv", (4, 6, 6), maps, (0, 1, 2, 3), None, m, Levels(-np.inf, np.inf, True),
+                       None, 0)
+    probe = make_probe()
+    probe = type(probe)(**{**probe.__dict__, "layers": (cap,)})
+    v = build(qtbot, FeatureMapView)
+    v.set_layer("bad")
+    v.show_probe(probe)
+    v.set_normalisation("per channel")
+    v.flush()
+    assert np.isfinite(v.mosaic_item.image).all()
+    assert not v.badge.isHidden() and "non-finite values replaced" in v.badge.text()
+    v.set_normalisation("per layer")
+    v.flush()
+    assert np.isfinite(v.mosaic_item.image).all() and np.isfinite(v.mosaic_item.levels).all()
+    assert v.badge.text() == "37 non-finite values replaced"
+    v.select_tile_at(7.5, 0.5)
+    assert np.isfinite(v.channel_item.image).all()
+
+
+def test_retiling_reproduces_the_mosaic_geometry():
+    probe = make_probe()
+    cap = probe.layer("C3")
+    m = cap.mosaic
+    assert np.array_equal(tile(cap.maps, m.rows, m.cols, m.pad, fill=0.0), m.image)
+
+
+# --- overview ---------------------------------------------------------------
+def test_overview_has_one_image_per_spatial_layer(qtbot):
+    probe = make_probe()
+    v = build(qtbot, OverviewStripView, (1200, 300))
+    v.show_probe(probe)
+    v.flush()
+    spatial = [c.name for c in probe.layers if c.maps is not None]
+    assert list(v.items) == ["input", *spatial]
+    assert v.items["C1"].image.shape == (28 * 2 + 1, 28 * 2 + 1)   # 4 channels, 2x2
+    assert v.items["S4"].image.shape == (11, 11)
+    assert v._cols == len(spatial) + 1   # a wide strip is one row
+
+
+# --- filters ------------------------------------------------------------------
+def test_filters_mosaic_modes_and_colour(qtbot):
+    probe = make_probe()
+    v = build(qtbot, FilterView)
+    v.set_layer("C3")
+    v.show_probe(probe)
+    v.flush()
+    assert v.item.image.shape == (16 * 6 - 1, 6 * 6 - 1)   # O' rows x I columns of 5x5 kernels
+    lo, hi = v.item.levels
+    assert lo == pytest.approx(-hi)
+    model = v.mode.model()
+    assert model.item(0).isEnabled() and not model.item(1).isEnabled() and not model.item(2).isEnabled()
+    v.average.setChecked(True)
+    v.flush()
+    assert v.item.image.shape == (4 * 6 - 1, 4 * 6 - 1)
+    v.average.setChecked(False)
+    v.set_layer("C1")
+    v.set_mode("gradient")
+    v.flush()
+    grad = probe.filters[0].grad
+    assert v.item.levels[1] == pytest.approx(np.abs(grad).max())
+    v.set_layer("relu1")
+    v.flush()
+    assert "not a conv layer" in v.note.text()
+
+    rgb = make_probe(in_channels=3)
+    v.set_layer("C1")
+    v.set_mode("weights")
+    v.show_probe(rgb)
+    v.flush()
+    assert v.item.image.shape == (2 * 6 - 1, 3 * 6 - 1, 3) and not v.colorbar.isVisible()
+
+
+# --- pooling ------------------------------------------------------------------
+def test_pooling_marks_winners_at_argmax(qtbot):
+    probe = make_probe()
+    v = build(qtbot, PoolingView)
+    v.set_layer("S2")
+    v.show_probe(probe)
+    v.channel.setValue(3)
+    v.flush()
+    pool = probe.layer("S2").pool
+    xs, ys = v.winners.getData()
+    flat = pool.argmax[3].ravel()
+    assert np.array_equal(ys - 0.5, flat // 28) and np.array_equal(xs - 0.5, flat % 28)
+    src = pool.input_maps[3]
+    assert np.allclose(src[(ys - 0.5).astype(int), (xs - 0.5).astype(int)], probe.layer("S2").maps[3].ravel())
+    assert "max 2×2, stride 2, padding 0: 28×28 → 14×14" in v.geometry_text()
+    v.grid.setChecked(True)
+    v.flush()
+    assert len(v.windows.getData()[0]) == 14 * 14 * 8
+    v.set_layer("C1")
+    v.flush()
+    assert v.stack.currentWidget() is v.message and "S2, S4" in v.message.text()
+
+
+# --- activations --------------------------------------------------------------
+def test_activation_functions_match_numpy_references():
+    x = np.linspace(-5, 5, 101)
+    f, df = evaluate("relu", x)
+    assert np.array_equal(f, np.maximum(x, 0)) and np.array_equal(df, (x > 0).astype(float))
+    f, df = evaluate("leaky_relu", x, (("negative_slope", 0.2),))
+    assert np.allclose(f, np.where(x > 0, x, 0.2 * x)) and np.allclose(df[x < 0], 0.2)
+    f, df = evaluate("sigmoid", x)
+    s = 1 / (1 + np.exp(-x))
+    assert np.allclose(f, s) and np.allclose(df, s * (1 - s))
+    f, df = evaluate("tanh", x)
+    assert np.allclose(df, 1 - np.tanh(x) ** 2)
+    f, _ = evaluate("gelu", np.array([1.0]))
+    assert f[0] == pytest.approx(0.5 * (1 + math.erf(1 / math.sqrt(2))))
+    f, _ = evaluate("elu", np.array([-1.0]), (("alpha", 2.0),))
+    assert f[0] == pytest.approx(2.0 * (math.exp(-1) - 1))
+    for name in ("silu", "gelu", "elu", "relu6"):   # derivatives agree with finite differences
+        xs = np.array([-1.3, 0.7, 2.1])
+        num = (evaluate(name, xs + 1e-5)[0] - evaluate(name, xs - 1e-5)[0]) / 2e-5
+        assert np.allclose(evaluate(name, xs)[1], num, atol=1e-4), name
+
+
+def test_activation_view_curves_histogram_and_history(qtbot):
+    v = build(qtbot, ActivationView)
+    for step in (10, 20, 30):
+        v.show_training(make_training(step=step))
+        v.show_probe(make_probe(seed=step))
+    v.flush()
+    a = v.selected()
+    assert a.name == "relu1"
+    x, y = v.function.getData()
+    assert np.array_equal(y, np.maximum(x, 0))
+    assert x.min() < a.pre_min and x.max() > a.pre_max
+    hx, hy = v.histogram.getData()
+    assert np.array_equal(hy, a.pre.counts)   # the live pre-activation histogram
+    assert v.dead.text() == f"dead: {100 * a.frac_dead:.1f}%"
+    sx, sy = v.dead_curve.getData()
+    assert list(sx) == [10, 20, 30] and sy[-1] == pytest.approx(a.frac_dead)
+    v.layers.setCurrentText("softmax")
+    v.flush()
+    assert v.stack.currentWidget() is v.prob_graphics
+    assert len(v.probability_bars.bars.opts["height"]) == 10
+
+
+def test_sigmoid_saturation_readout(qtbot):
+    v = build(qtbot, ActivationView)
+    v.show_probe(make_probe(activation="sigmoid"))
+    v.flush()
+    a = v.selected()
+    x, y = v.derivative.getData()
+    assert np.allclose(y, (1 / (1 + np.exp(-x))) * (1 - 1 / (1 + np.exp(-x))))
+    assert v.saturated.text() == f"saturated: {100 * a.frac_saturated:.1f}%"
+
+
+# --- gradients ----------------------------------------------------------------
+def test_gradient_bars_are_true_log_and_mark_vanish_and_explode(qtbot, tmp_path):
+    v = build(qtbot, GradientView)
+    norms = (1e-9, 1e-4, 1e-2, 0.3, 5e2)
+    v.show_training(make_training(step=1, norms=norms))
+    v.show_training(make_training(step=2, norms=[n * 2 for n in norms]))
+    v.flush()
+    assert len(v.bars.opts["x"]) == 5
+    tops = np.asarray(v.bars.opts["y0"]) + np.asarray(v.bars.opts["height"])
+    assert np.allclose(tops, np.log10([n * 2 for n in norms]))
+    assert v.marks == ["vanish", "ok", "ok", "ok", "explode"]
+    assert v.vanish_line.value() == pytest.approx(-7) and v.explode_line.value() == pytest.approx(2)
+    assert v.plot.getAxis("left").labelText == "log10 ‖∇W‖₂"
+    assert len(v.curves) == 5 and np.allclose(v.curves[0].getData()[1], np.log10([1e-9, 2e-9]))
+    path = tmp_path / "g.csv"
+    assert v.export_csv(path)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "step,layer,weight_norm,bias_norm,update_ratio" and len(lines) == 1 + 2 * 5
+    assert lines[1].startswith("1,C1,1e-09,")
+    v.ratio.setChecked(True)
+    v.flush()
+    assert not v.vanish_line.isVisible()   # ratio mode has no gradient thresholds
+
+
+def test_gradient_view_separates_sigmoid_like_decay_from_flat_profile(qtbot):
+    v = build(qtbot, GradientView)
+    v.show_training(make_training(norms=(1e-8, 1e-6, 1e-4, 1e-2, 1e-1)))   # vanishing toward the input
+    v.flush()
+    assert "shrinking toward the input" in v.summary.text() and v.marks[0] == "vanish"
+    v.show_training(make_training(norms=(0.05, 0.04, 0.06, 0.05, 0.08)))   # healthy, residual-like
+    v.flush()
+    assert "even across depth" in v.summary.text() and set(v.marks) == {"ok"}
+
+
+# --- probabilities and curves -------------------------------------------------
+def test_probability_bars_highlight_true_and_predicted(qtbot):
+    probe = make_probe()
+    v = build(qtbot, ProbabilityView)
+    v.show_probe(probe)
+    v.flush()
+    assert np.allclose(v.bars.bars.opts["height"], probe.probabilities)
+    assert v.bars.brushes[probe.label].name() == "#2e7d32"
+    wrong = type(probe)(**{**probe.__dict__, "label": 1})
+    v.show_probe(wrong)
+    v.flush()
+    assert v.bars.brushes[1].name() == "#2e7d32" and v.bars.brushes[wrong.predicted].name() == "#c62828"
+    assert "wrong" in v.headline.text()
+
+
+def test_curves_append_history_smooth_and_export(qtbot, tmp_path):
+    v = build(qtbot, CurvesView)
+    for step in range(5, 55, 5):
+        v.show_training(make_training(step=step, loss=2.0 / step, acc=step / 60))
+    v.show_training(make_training(step=50))   # re-sent rows are not appended twice
+    v.show_epoch(EpochEnd(0, 50, 0.5, 0.7, 0.6, 0.65))
+    v.smoothing.setValue(50)
+    v.flush()
+    sx, sy = v.loss_smooth.getData()
+    rx, ry = v.loss_raw.getData()
+    assert list(rx) == list(range(1, 51))
+    ref, y = [], None
+    for val in ry:
+        y = val if y is None else 0.5 * y + 0.5 * val
+        ref.append(y)
+    assert np.allclose(sy, ref)
+    assert list(v.acc_val.getData()[1]) == [0.65]
+    path = tmp_path / "c.csv"
+    assert v.export_csv(path)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "step,split,loss,accuracy" and len(lines) == 1 + 50 + 1 and lines[-1].startswith("50,validation")
+
+
+def test_growable_table_is_bounded_and_ema_is_incremental():
+    t = GrowableTable(2, cap=1000)
+    for i in range(30):
+        t.append(np.stack([np.arange(i * 100, i * 100 + 100), np.zeros(100)], axis=1))
+    assert len(t) <= 1000 and t.decimations > 0 and t.data[-1, 0] == 2999
+    x = np.random.default_rng(0).normal(size=1000)
+    whole = ema(x, 0.9)
+    parts = np.concatenate([ema(x[:300], 0.9), ema(x[300:], 0.9, prev=ema(x[:300], 0.9)[-1])])
+    assert np.allclose(whole, parts)
+
+
+# --- contract: export, throttle, presentation -------------------------------
+ALL = (FeatureMapView, OverviewStripView, FilterView, PoolingView, ActivationView, GradientView, ProbabilityView,
+       CurvesView)
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_every_view_exports_png_svg_and_says_whether_it_has_a_table(qtbot, tmp_path, cls):
+    v = build(qtbot, cls, (640, 420))
+    v.set_layer("S2" if cls is PoolingView else "C3")
+    v.show_training(make_training(probe=make_probe()))
+    v.export_png(tmp_path / "v.png")
+    v.export_svg(tmp_path / "v.svg")
+    assert (tmp_path / "v.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<svg" in (tmp_path / "v.svg").read_text()
+    has_table = v.export_csv(tmp_path / "v.csv")
+    assert has_table == (cls in (GradientView, CurvesView, ProbabilityView, ActivationView))
+    if has_table:
+        assert len((tmp_path / "v.csv").read_text().splitlines()) > 1
+    v.copy_to_clipboard()
+    v.clear()
+    v.flush()
+
+
+def test_views_repaint_at_most_once_per_burst(qtbot, monkeypatch):
+    v = build(qtbot, ProbabilityView)
+    v.show()
+    qtbot.waitExposed(v)
+    calls = []
+    monkeypatch.setattr(v, "_draw", lambda: calls.append(1))
+    for seed in range(20):
+        v.show_probe(make_probe(seed=seed % 3))
+    assert calls == []   # nothing drawn synchronously
+    qtbot.waitUntil(lambda: len(calls) >= 1, timeout=2000)
+    assert len(calls) == 1
+
+
+def test_presentation_mode_thickens_lines_and_enlarges_fonts(qtbot):
+    v = build(qtbot, CurvesView)
+    normal = v.loss_smooth.opts["pen"].widthF()
+    v.set_presentation(True)
+    assert v.loss_smooth.opts["pen"].widthF() > normal
+    assert v.loss_plot.getAxis("left").style["tickFont"].pointSize() >= 18
+    v.set_presentation(False)
+    assert v.loss_smooth.opts["pen"].widthF() == normal
