@@ -27,6 +27,8 @@ from .errors import LoadError
 
 # ITU-R BT.601 luma, the weights PIL and most datasets use for RGB -> gray.
 LUMINANCE = (0.299, 0.587, 0.114)
+# Larger images are refused before decoding: a tiny file can claim any size (PITFALLS.md).
+MAX_PIXELS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class LoadedImage:
     path: str | None = None
 
 
-def load_image(path, max_pixels: int = 50_000_000) -> LoadedImage:
+def load_image(path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
     """Open any PIL-readable image; raise LoadError naming the file, the problem and a hint."""
     p = Path(path)
     if not p.exists():

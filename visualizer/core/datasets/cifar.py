@@ -32,10 +32,14 @@ _ALLOWED = {
 }
 
 
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle names a callable outside the allow-list: it would run code."""
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(f"refused to load global {module}.{name}")
+            raise RefusedGlobal(f"refused to load global {module}.{name}")
         if module.startswith("numpy.core"):
             module = "numpy._core" + module[len("numpy.core"):]  # numpy 2 name, no deprecation warning
         return super().find_class(module, name)
@@ -45,8 +49,8 @@ def restricted_load(path: Path) -> object:
     data = read_maybe_gzipped(path)
     try:
         return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except pickle.UnpicklingError as e:
-        raise LoadError(path, f"refused or unreadable pickle: {e}",
+    except RefusedGlobal as e:
+        raise LoadError(path, f"{e}: the pickle would run code, it was not loaded",
                         "a CIFAR-10 python batch holds only arrays and lists; this file may be unsafe") from e
     except Exception as e:  # truncated/garbled pickles raise EOFError, ValueError, KeyError...
         raise LoadError(path, f"not a readable CIFAR pickle ({type(e).__name__}: {e})", "download the batch again") from e

@@ -11,6 +11,7 @@ model's own input size is applied later by ``prepare``).
 """
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 from PIL import Image
 
 from ..errors import LoadError
-from ..images import convert_channels, load_image, resize
+from ..images import MAX_PIXELS, convert_channels, load_image, resize
 from .image_dataset import ImageDataset, subset_indices
 
 MAX_SIDE = 224
@@ -61,8 +62,16 @@ def load_image_folder(root: Path, *, seed: int = 0, limit: int | None = None) ->
     headers, skipped = [], []
     for f, ci in items:
         try:
-            with Image.open(f) as im:
-                headers.append((f, ci, im.size[::-1], im.mode not in GRAY_MODES))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # load_image enforces its own limit
+                im = Image.open(f)
+            with im:
+                w, h = im.size
+                mode = im.mode
+            if w * h > MAX_PIXELS:  # refused by load_image too; it must not set everyone's size meanwhile
+                skipped.append(f"{f.relative_to(root)}: image claims {w} x {h} pixels, over the limit")
+                continue
+            headers.append((f, ci, (h, w), mode not in GRAY_MODES))
         except Exception as e:  # not an image at all: pass 2 would fail the same way
             skipped.append(f"{f.relative_to(root)}: cannot read image ({type(e).__name__})")
     if not headers:
