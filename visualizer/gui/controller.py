@@ -17,7 +17,6 @@ from typing import Callable
 import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
-from visualizer.core.errors import LoadError
 from visualizer.core.snapshot import CaptureRequest, Diverged, EpochEnd, Finished, ProbeSnapshot, TrainingSnapshot
 from visualizer.core.training import TrainConfig
 
@@ -35,11 +34,12 @@ class Controller(QObject):
     data_changed = pyqtSignal(object)     # DataInfo
     saved = pyqtSignal(str)
 
-    def __init__(self, settings: Settings | None = None, parent: QObject | None = None):
+    def __init__(self, settings: Settings | None = None, parent: QObject | None = None, *,
+                 sample_limit: int | None = None):
         super().__init__(parent)
         self.settings = settings or Settings()
         self.session = Session(self)
-        self.worker = Worker()
+        self.worker = Worker(sample_limit=sample_limit)
         self.views: list = []
         self.data: DataInfo | None = None
         self.config_provider: Callable[[], TrainConfig] = TrainConfig
@@ -54,7 +54,6 @@ class Controller(QObject):
         self._request_id = 0
         self._pending_training: TrainingSnapshot | None = None
         self._pending_probe: ProbeSnapshot | None = None
-        self._pending_path: str | None = None
         self._closed = False
         self._connect_worker()
         self.timer = QTimer(self)
@@ -85,6 +84,7 @@ class Controller(QObject):
         w.diverged.connect(self._on_diverged)
         w.failed.connect(self._on_failed)
         w.trust_required.connect(self._on_trust_required)
+        w.architecture_required.connect(self._on_architecture_required)
         w.notice.connect(self.notice)
         w.saved.connect(self._on_saved)
 
@@ -121,44 +121,45 @@ class Controller(QObject):
     def open_path(self, path: str | os.PathLike) -> bool:
         """Open a checkpoint, a state dict (asks for the architecture) or a model .py file."""
         path = os.fspath(path)
-        kwargs: dict = {}
-        try:
-            if path.endswith(".py") or ".py:" in path:
-                kwargs = self.ask_model_spec(path, None) or {}
-                if not kwargs:
-                    return False
-                path = kwargs.pop("path", path)
-            else:
-                from visualizer.core.checkpoint import inspect_model_file
-                info = inspect_model_file(path)
-                if getattr(info, "format", "") in STATE_DICT_FORMATS:
-                    kwargs = self.ask_model_spec(path, info) or {}
-                    if not kwargs:
-                        return False
-                if getattr(info, "needs_trust", False) and self._is_trusted(info):
-                    kwargs["trust"] = True
-        except LoadError as exc:
-            self.message.emit("error", f"Could not open the file.\n\n{exc}")
+        file_part = path.rpartition(":")[0] if ".py:" in path else path
+        if file_part.endswith(".py"):
+            spec = path if file_part != path else None
+            if spec is None:
+                answer = self.ask_model_spec(path, None) or {}
+                spec = answer.get("model_spec") or answer.get("path")
+            if not spec:
+                return False
+            self.worker.load_user_model(spec)
+            return True
+        if not os.path.exists(path):
+            self.message.emit("error", f"Could not open the file.\n\n{path}: no such file")
             return False
-        self._pending_path = path
-        self.worker.load_file(path, **kwargs)
+        self.worker.load_file(path)
         return True
 
-    def _is_trusted(self, info) -> bool:
-        store = trust_store()
-        return store is not None and bool(getattr(info, "sha256", None)) and store.is_trusted(info.sha256)
+    def _on_architecture_required(self, req: TrustRequest) -> None:
+        answer = self.ask_model_spec(req.path, req.info)
+        if not answer:
+            self.notice.emit(f"Not opened: {os.path.basename(req.path)} needs an architecture.")
+            return
+        kwargs = dict(req.load_kwargs)
+        kwargs.update({k: v for k, v in answer.items() if k in ("arch", "arch_options", "model_spec")})
+        self.worker.load_file(req.path, **kwargs)
 
     def _on_trust_required(self, req: TrustRequest) -> None:
-        if not self.ask_trust(req):
-            self.notice.emit(f"Not opened: {os.path.basename(req.path)} was not trusted.")
-            return
         store = trust_store()
         sha = getattr(req.info, "sha256", None)
-        if store is not None and sha:
+        known = store is not None and bool(sha) and store.is_trusted(sha)
+        if dict(req.load_kwargs).get("trust"):
+            known = False  # already retried with trust: the file changed; ask again
+        if not known and not self.ask_trust(req):
+            self.notice.emit(f"Not opened: {os.path.basename(req.path)} was not trusted.")
+            return
+        if store is not None and sha and not known:
             store.trust(sha)
         kwargs = dict(req.load_kwargs)
-        kwargs["trust"] = True
-        self._pending_path = req.path
+        # The hash, not True: the loader then refuses a file swapped since the dialog.
+        kwargs["trust"] = sha or True
         self.worker.load_file(req.path, **kwargs)
 
     def _on_model_loaded(self, model: LoadedModel) -> None:
@@ -361,9 +362,6 @@ class Controller(QObject):
     def _send_request(self) -> None:
         if self.session.model is not None:
             self.worker.request_capture(self.capture_request())
-
-
-STATE_DICT_FORMATS = ("state_dict", "safetensors_state_dict", "bare_state_dict")
 
 
 def trust_store():

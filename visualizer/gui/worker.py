@@ -59,7 +59,7 @@ class DataInfo:
 
 @dataclass(frozen=True)
 class TrustRequest:
-    """A load that needs the user's consent; retry with the same arguments and trust=True."""
+    """A load that needs the user's answer (consent, or which architecture); retry with it."""
 
     path: str
     info: Any                   # checkpoint.ModelFileInfo (or None)
@@ -75,7 +75,7 @@ class _Command:
 
 
 # Commands that replace the model or the data: they end a running training first.
-_REPLACING = {"load", "sample", "build", "dataset"}
+_REPLACING = {"load", "load_user", "sample", "build", "dataset"}
 
 
 class _Thread(QThread):
@@ -101,13 +101,15 @@ class Worker(QObject):
     failed = pyqtSignal(str)                 # readable message; the UI returns to Stopped
     model_loaded = pyqtSignal(object)        # LoadedModel
     data_ready = pyqtSignal(object)          # DataInfo
-    trust_required = pyqtSignal(object)      # TrustRequest
+    trust_required = pyqtSignal(object)      # TrustRequest: ask, then retry with trust=<sha256>
+    architecture_required = pyqtSignal(object)  # TrustRequest: bare weights; retry with arch=/model_spec=
     notice = pyqtSignal(str)                 # informational (CUDA fallback, rebuilt model...)
     saved = pyqtSignal(str)                  # path written
     started_training = pyqtSignal()          # a Trainer exists and runs (or waits for a step)
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, parent: QObject | None = None, *, sample_limit: int | None = None):
         super().__init__(parent)
+        self._sample_limit = sample_limit  # fewer samples of the sample dataset (tests, benches)
         self._commands: queue.Queue[_Command] = queue.Queue()
         self._mailbox_lock = threading.Lock()
         self._mailbox: CaptureRequest | None = None
@@ -157,6 +159,10 @@ class Worker(QObject):
     def load_file(self, path: str, **kwargs) -> None:
         """kwargs go to checkpoint.load_model (arch, arch_options, model_spec, trust)."""
         self._send("load", str(path), **kwargs)
+
+    def load_user_model(self, spec: str) -> None:
+        """``path/to/file.py:Name``: the user named the file, which is their consent to run it."""
+        self._send("load_user", str(spec))
 
     def build(self, arch: str, options: dict | None = None) -> None:
         """A fresh zoo model shaped for the current dataset."""
@@ -314,21 +320,46 @@ class Worker(QObject):
                 self.notice.emit(f"The sample model could not be read ({exc}); using a fresh LeNet-5.")
         if bundle is None:
             if self._dataset_spec is None:
-                self._load_dataset(SAMPLE_DATASET, None, None)
+                self._load_dataset(SAMPLE_DATASET, self._sample_limit, None)
             bundle, fresh = self._build_bundle("lenet5", {}), True
         elif self._dataset_spec is None:
-            self._load_dataset(SAMPLE_DATASET, None, None)
+            self._load_dataset(SAMPLE_DATASET, self._sample_limit, None)
         self._install(bundle, fresh=fresh, trusted=False)
 
     def _do_load(self, path: str, **kwargs) -> None:
         from visualizer.core import checkpoint
+        from visualizer.core.checkpoint.safe_load import ArchitectureRequired
         try:
             bundle = checkpoint.load_model(path, **kwargs)
         except TrustRequired as exc:
             self.trust_required.emit(TrustRequest(path, getattr(exc, "info", None), str(exc),
                                                   tuple(sorted(kwargs.items()))))
             return
+        except ArchitectureRequired as exc:
+            if kwargs.get("arch") or kwargs.get("model_spec"):
+                raise  # the user's answer did not fit these weights: say so, do not ask again
+            self.architecture_required.emit(TrustRequest(path, None, str(exc), tuple(sorted(kwargs.items()))))
+            return
         self._install(bundle, fresh=False, trusted=bool(kwargs.get("trust")))
+
+    def _do_load_user(self, spec: str) -> None:
+        from visualizer.core.checkpoint import load_user_model
+        from visualizer.core.checkpoint.user_model import split_model_spec
+        from visualizer.core.introspect import find_input_shape
+        path, _name = split_model_spec(spec)
+        model = load_user_model(spec)
+        shape = tuple(find_input_shape(model))
+        model.eval()
+        with torch.no_grad():
+            out = model(torch.zeros((1, *shape)))
+        k = int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.dim() >= 2 else 0
+        names = tuple(self._dataset.class_names) if self._dataset is not None else ()
+        if len(names) != k:
+            names = tuple(str(i) for i in range(k))
+        bundle = ModelBundle(model=model, input_shape=shape, class_names=names,
+                             mean=(0.0,) * shape[0], std=(1.0,) * shape[0], arch=spec, source=str(path))
+        # Fresh user model: it learns the data's normalisation like a zoo model would.
+        self._install(bundle, fresh=True, trusted=False)
 
     def _do_build(self, arch: str, options: dict) -> None:
         self._install(self._build_bundle(arch, options), fresh=True, trusted=False)
@@ -364,7 +395,7 @@ class Worker(QObject):
     def _build_bundle(self, arch: str, options: dict) -> ModelBundle:
         from visualizer.core.assemble import MODEL_OPTION_KEYS, new_model_bundle
         if self._dataset is None:
-            self._load_dataset(SAMPLE_DATASET, None, None)
+            self._load_dataset(SAMPLE_DATASET, self._sample_limit, None)
         size = options.get("input_size")
         opts = {k: v for k, v in options.items() if k in MODEL_OPTION_KEYS}
         return new_model_bundle(arch, self._dataset, input_size=size, **opts)
@@ -461,9 +492,9 @@ class Worker(QObject):
                 deferred += self._drain_during_training(control)
                 if self._quit.is_set():
                     control.stop()
-        except BaseException:
+        except Exception as exc:
             self._close_trainer()
-            raise
+            raise TrainingFailed(describe_error(exc, config.batch_size)) from exc
         finally:
             if self._control is control:
                 self._control = None
@@ -546,9 +577,15 @@ class Worker(QObject):
         self._bundle = None
 
 
+class TrainingFailed(Exception):
+    """A training run raised; the message is already written for the user."""
+
+
 def describe_error(exc: BaseException, batch_size: int | None = None) -> str:
     """One readable message for the user; out-of-memory gets a concrete way out."""
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, TrainingFailed):
+        return text
     if isinstance(exc, MemoryError) or "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
         smaller = f" (for example {max(1, batch_size // 2)})" if batch_size else ""
         now = f" at batch size {batch_size}" if batch_size else ""

@@ -1,0 +1,195 @@
+"""The worker thread on its own: commands in, frozen snapshots out, failures reported.
+
+Every test joins the thread in teardown (a QThread collected while running aborts
+the process). Training runs on 256 digits at batch 32: a handful of steps.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from visualizer.core.snapshot import CaptureRequest, Finished, ProbeSnapshot, TrainingSnapshot
+from visualizer.core.training import TrainConfig, Trainer
+from visualizer.gui.session import LoadedModel
+from visualizer.gui.worker import DataInfo, Worker, describe_error
+
+LIMIT = 256
+WAIT = 20_000  # ms; generous for a busy 2-core machine
+
+
+@pytest.fixture
+def worker(qtbot):
+    w = Worker()
+    w.probe_ready.connect(lambda _s: w.probe_consumed())  # the GUI's acknowledgement
+    w.start()
+    yield w
+    assert w.shutdown(), "worker thread did not stop"
+    assert not w.is_running()
+
+
+def built(qtbot, worker, **options) -> LoadedModel:
+    worker.set_dataset("digits", limit=LIMIT)
+    with qtbot.waitSignal(worker.model_loaded, timeout=WAIT) as sig:
+        worker.build("lenet5", options)
+    return sig.args[0]
+
+
+def probe(qtbot, worker, request: CaptureRequest) -> ProbeSnapshot:
+    # Earlier requests may still be answered first (latest wins, but one may be in flight).
+    with qtbot.waitSignal(worker.probe_ready, timeout=WAIT,
+                          check_params_cb=lambda s: s.request_id == request.request_id) as sig:
+        worker.request_capture(request)
+    return sig.args[0]
+
+
+def test_build_reports_model_and_data_as_plain_data(qtbot, worker):
+    with qtbot.waitSignal(worker.data_ready, timeout=WAIT) as data_sig:
+        model = built(qtbot, worker)
+    data: DataInfo = data_sig.args[0]
+    assert model.arch == "lenet5" and len(model.class_names) == 10
+    assert [layer.name for layer in model.info.layers]  # the layer table came along
+    assert data.spec == "digits" and data.labels.shape == (data.n_val,)
+    assert data.gallery.dtype == np.uint8 and data.gallery.shape[1:] == model.input_shape
+    assert not data.gallery.flags.writeable
+
+
+def test_idle_probe_answers_the_latest_request(qtbot, worker):
+    built(qtbot, worker)
+    snap = probe(qtbot, worker, CaptureRequest(layers=("*",), probe_index=3, request_id=7))
+    assert snap.request_id == 7
+    assert snap.probabilities.shape == (10,)
+    assert abs(float(snap.probabilities.sum()) - 1) < 1e-4
+    assert snap.layers and all(not c.maps.flags.writeable for c in snap.layers if c.maps is not None)
+    # A drawn image instead of the dataset sample changes what the model sees.
+    drawn = np.zeros((1, 32, 32), np.float32)
+    drawn[0, 8:24, 14:18] = 1.0
+    other = probe(qtbot, worker, CaptureRequest(layers=("*",), probe_input=drawn, request_id=8))
+    assert np.array_equal(other.input_image, drawn)
+    assert not np.array_equal(other.input_image, snap.input_image)
+
+
+def test_at_most_one_training_snapshot_in_flight(qtbot, worker):
+    built(qtbot, worker)
+    got: list[TrainingSnapshot] = []
+    worker.training_snapshot.connect(got.append)
+    with qtbot.waitSignal(worker.finished, timeout=60_000) as fin:
+        # Never acknowledged: the trainer must not produce a second one however fast it is.
+        worker.start_training(TrainConfig(epochs=1, batch_size=32, snapshot_hz=1000))
+    assert fin.args[0].reason == "completed"
+    assert len(got) == 1
+
+    got.clear()
+    worker.training_snapshot.connect(lambda _s: worker.snapshot_consumed())
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        worker.start_training(TrainConfig(epochs=1, batch_size=32, snapshot_hz=1000))
+    assert len(got) > 1  # acknowledged ones are followed by more
+    steps = [s.step for s in got]
+    assert steps == sorted(steps)
+
+
+def test_pause_step_resume_stop(qtbot, worker):
+    built(qtbot, worker)
+    snaps: list[TrainingSnapshot] = []
+    worker.training_snapshot.connect(snaps.append)
+    worker.training_snapshot.connect(lambda _s: worker.snapshot_consumed())
+    with qtbot.waitSignal(worker.training_snapshot, timeout=WAIT):
+        worker.start_training(TrainConfig(epochs=50, batch_size=32), paused=True, steps=1)
+    assert snaps[-1].step == 1
+    with qtbot.waitSignal(worker.training_snapshot, timeout=WAIT, check_params_cb=lambda s: s.step == 2):
+        worker.step()
+    worker.resume()
+    qtbot.waitUntil(lambda: snaps[-1].step > 4, timeout=WAIT)
+    worker.pause()
+    with qtbot.waitSignal(worker.finished, timeout=WAIT) as fin:
+        worker.stop()
+    assert isinstance(fin.args[0], Finished) and fin.args[0].reason == "stopped"
+
+
+def test_failure_is_reported_and_worker_keeps_serving(qtbot, worker):
+    built(qtbot, worker)
+    with qtbot.waitSignal(worker.failed, timeout=WAIT) as sig:
+        worker.start_training(TrainConfig(optimizer="bogus"))
+    assert "optimizer" in sig.args[0]
+    assert worker.is_running()
+    assert probe(qtbot, worker, CaptureRequest(layers=("*",))).probabilities.shape == (10,)
+
+
+def test_out_of_memory_in_a_step_offers_a_smaller_batch(qtbot, worker, monkeypatch):
+    built(qtbot, worker)
+
+    def oom(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Trainer, "_train_step", oom)
+    with qtbot.waitSignal(worker.failed, timeout=WAIT) as sig:
+        worker.start_training(TrainConfig(batch_size=64))
+    assert "smaller batch" in sig.args[0] and "32" in sig.args[0]
+    assert worker.is_running()
+
+
+def test_describe_error_names_the_batch_size():
+    text = describe_error(MemoryError(), 128)
+    assert "128" in text and "64" in text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_cuda_unavailable_falls_back_to_cpu_with_a_notice(qtbot, worker):
+    built(qtbot, worker)
+    notices: list[str] = []
+    worker.notice.connect(notices.append)
+    with qtbot.waitSignal(worker.training_snapshot, timeout=WAIT):
+        worker.start_training(TrainConfig(device="cuda", epochs=5, batch_size=32))
+    with qtbot.waitSignal(worker.finished, timeout=WAIT):
+        worker.stop()
+    assert any("CPU" in n for n in notices)
+
+
+def test_probe_during_training_leaves_batchnorm_buffers_unchanged(qtbot, worker):
+    built(qtbot, worker, batchnorm=True)
+    worker.training_snapshot.connect(lambda _s: worker.snapshot_consumed())
+    with qtbot.waitSignal(worker.training_snapshot, timeout=WAIT):
+        worker.start_training(TrainConfig(epochs=50, batch_size=32), paused=True, steps=1)
+    # Paused with no step credit: the model is not trained while we look at it.
+    model = worker._bundle.model
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
+    assert before
+    for i in range(3):
+        with qtbot.waitSignal(worker.training_snapshot, timeout=WAIT):
+            worker.request_capture(CaptureRequest(layers=("*",), probe_index=i, request_id=100 + i))
+    after = model.state_dict()
+    for k, v in before.items():
+        assert torch.equal(v, after[k]), k
+    with qtbot.waitSignal(worker.finished, timeout=WAIT):
+        worker.stop()
+
+
+def test_bad_file_fails_with_its_name(qtbot, worker, tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"PK\x03\x04 this is not a checkpoint" * 10)
+    with qtbot.waitSignal(worker.failed, timeout=WAIT) as sig:
+        worker.load_file(str(bad))
+    assert "broken.pt" in sig.args[0]
+
+
+def test_pickled_model_needs_trust(qtbot, worker, tmp_path):
+    path = tmp_path / "whole.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.LazyLinear(3)), path)
+    with qtbot.waitSignal(worker.trust_required, timeout=WAIT) as sig:
+        worker.load_file(str(path))
+    req = sig.args[0]
+    assert req.path == str(path) and len(req.info.sha256) == 64
+
+
+def test_shutdown_mid_training_joins_quickly(qtbot):
+    w = Worker(sample_limit=LIMIT)
+    w.start()
+    try:
+        with qtbot.waitSignal(w.model_loaded, timeout=WAIT):
+            w.load_sample()
+        w.training_snapshot.connect(lambda _s: w.snapshot_consumed())
+        with qtbot.waitSignal(w.training_snapshot, timeout=WAIT):
+            w.start_training(TrainConfig(epochs=100, batch_size=32))
+    finally:
+        assert w.shutdown(10_000)
+    assert not w.is_running()
