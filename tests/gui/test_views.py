@@ -109,6 +109,19 @@ def test_mouse_click_on_mosaic_selects_channel(qtbot):
     assert sig.args == [2]
 
 
+def test_hovering_the_enlarged_channel_reads_out_pixel_values(qtbot):
+    probe = make_probe()
+    v = build(qtbot, FeatureMapView)
+    v.set_layer("C1")
+    v.show_probe(probe)
+    v.show()
+    qtbot.waitExposed(v)
+    v.flush()
+    v.select_tile_at(0.5, 29 + 0.5)   # tile 1
+    v._scene_moved(v.channel_item.mapToScene(QPointF(9.5, 4.5)))
+    assert v.readout_text() == f"ch 1 (y=4, x=9): {probe.layer('C1').maps[1][4, 9]:.4f}"
+
+
 def test_vector_layer_is_bars_and_missing_layer_is_explained(qtbot):
     probe = make_probe()
     v = build(qtbot, FeatureMapView)
@@ -427,3 +440,12 @@ def test_presentation_mode_thickens_lines_and_enlarges_fonts(qtbot):
     assert v.loss_plot.getAxis("left").style["tickFont"].pointSize() >= 18
     v.set_presentation(False)
     assert v.loss_smooth.opts["pen"].widthF() == normal
+
+
+def test_views_do_not_import_torch():
+    import subprocess
+    import sys
+    code = "import sys, visualizer.gui.views, visualizer.gui.render; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
