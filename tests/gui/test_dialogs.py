@@ -27,7 +27,8 @@ def test_trust_dialog_shows_facts(qtbot):
     dlg = TrustDialog(_info())
     qtbot.addWidget(dlg)
     text = _texts(dlg)
-    assert SHA in text and "/tmp/model.pt" in text and "3.0 MiB" in text
+    assert dlg.sha_label.text() == SHA and dlg.sha_label.isReadOnly()
+    assert "/tmp/model.pt" in text and "3.0 MiB" in text
     assert "pickled nn.Module" in text and "runs Python code" in text
     items = [dlg.globals_list.item(i).text() for i in range(dlg.globals_list.count())]
     assert items == ["mymodels.Net", "builtins.eval"]

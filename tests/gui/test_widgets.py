@@ -256,6 +256,24 @@ def test_options_and_augment(panel, qtbot):
     assert panel.augment() == {"rotation": 15.0, "translation": 0.0, "scale": 0.0, "hflip": True}
 
 
+def test_combos_show_readable_names(panel):
+    from visualizer.gui.widgets.choices import names
+    for box in (panel.dataset, panel.arch, panel.activation, panel.optimizer, panel.schedule):
+        texts = [box.itemText(i) for i in range(box.count())]
+        assert texts and all(t and not t.startswith("<") and "method" not in t for t in texts), texts
+    assert panel.optimizer.itemText(panel.optimizer.findData("adamw")) == "AdamW"
+    # Registries may be dicts of plain description strings (datasets) or of specs.
+    fake = type("M", (), {})
+    import sys
+    sys.modules["_fake_registry"] = fake
+    fake.REG = {"digits": "a description", "x": type("S", (), {"title": "Ex"})()}
+    try:
+        assert names("_fake_registry", "REG", ()) == [("digits", "Digits (8×8, built in)"), ("x", "Ex")]
+        assert names("_no_such_module", "REG", ("sgd",)) == [("sgd", "SGD")]
+    finally:
+        del sys.modules["_fake_registry"]
+
+
 def test_dataset_browse_entry_emits_and_keeps_selection(panel, qtbot):
     before = panel.options()["dataset"]
     browse = panel.dataset.count() - 1

@@ -4,15 +4,15 @@ from __future__ import annotations
 import os
 
 from PyQt6.QtCore import Qt
-from PyQt6.QtGui import QAction, QFontDatabase
+from PyQt6.QtGui import QAction, QFont, QFontDatabase
 from PyQt6.QtWidgets import (
     QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox,
     QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-    QListWidget, QPushButton, QRadioButton, QSpinBox, QStyle, QTableWidget, QTableWidgetItem,
+    QListWidget, QPushButton, QRadioButton, QSizePolicy, QSpinBox, QStyle, QTableWidget, QTableWidgetItem,
     QVBoxLayout, QWidget,
 )
 
-from .widgets.training_panel import FALLBACK_ARCHITECTURES, _names
+from .widgets.choices import FALLBACK_ARCHITECTURES, names
 
 
 def human_size(n: int | None) -> str:
@@ -26,13 +26,37 @@ def human_size(n: int | None) -> str:
     return f"{n} bytes"
 
 
-def _selectable(text: str, mono: bool = False) -> QLabel:
+def _selectable(text: str) -> QLabel:
     label = QLabel(text)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     label.setWordWrap(True)
-    if mono:
-        label.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
     return label
+
+
+def _hash_field(text: str) -> QLineEdit:
+    """A read-only, frameless, monospace line: a hash is never wrapped or cut, so it
+    can be selected and compared whole, and it scrolls instead of widening the dialog."""
+    edit = QLineEdit(text)
+    edit.setReadOnly(True)
+    edit.setFrame(False)
+    edit.setCursorPosition(0)
+    # Only the family is set, so the size still follows the application font (presentation mode).
+    font = QFont()
+    font.setFamilies([QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont).family()])
+    font.setStyleHint(QFont.StyleHint.Monospace)
+    edit.setFont(font)
+    edit.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # Tab order: Cancel, checkbox, Open
+    return edit
+
+
+def fit_height(dialog: QDialog) -> None:
+    """Grow a dialog to the height its word-wrapped labels need at its current width
+    (top-level windows ignore height-for-width, so wrapped text would be cut off)."""
+    lay = dialog.layout()
+    if lay is not None and lay.hasHeightForWidth():
+        need = lay.totalHeightForWidth(dialog.width())
+        if need > dialog.height():
+            dialog.resize(dialog.width(), need)
 
 
 class TrustDialog(QDialog):
@@ -65,7 +89,7 @@ class TrustDialog(QDialog):
         form = QFormLayout()
         form.addRow("File:", _selectable(path))
         form.addRow("Size:", _selectable(human_size(getattr(info, "size", None))))
-        self.sha_label = _selectable(str(getattr(info, "sha256", "") or "unknown"), mono=True)
+        self.sha_label = _hash_field(str(getattr(info, "sha256", "") or "unknown"))
         form.addRow("SHA-256:", self.sha_label)
         form.addRow("Format:", _selectable(str(getattr(info, "format", "") or "unknown")))
 
@@ -73,8 +97,10 @@ class TrustDialog(QDialog):
         self.globals_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         names = [str(g) for g in (getattr(info, "unsafe_globals", None) or ())]
         self.globals_list.addItems(names or ["(none listed)"])
-        self.globals_list.setMaximumHeight(max(60, min(len(names), 8) * 22 + 8))
+        line = self.globals_list.fontMetrics().lineSpacing() + 2
+        self.globals_list.setMaximumHeight(max(2, min(len(names), 8)) * line + 12)
         globals_box = QGroupBox("Code the file refers to (outside PyTorch)")
+        globals_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         QVBoxLayout(globals_box).addWidget(self.globals_list)
 
         self.remember_check = QCheckBox("Remember this file (by its SHA-256)")
@@ -96,13 +122,18 @@ class TrustDialog(QDialog):
         lay.addLayout(top)
         lay.addLayout(form)
         lay.addWidget(globals_box)
+        lay.addStretch(1)  # spare height goes here, not into a near-empty list
         lay.addWidget(self.remember_check)
         lay.addWidget(buttons)
         self.setMinimumWidth(560)
+        sha_width = self.sha_label.fontMetrics().horizontalAdvance(self.sha_label.text())
+        width = max(560, sha_width + 8 * self.fontMetrics().averageCharWidth() + 60)
+        self.resize(width, lay.totalHeightForWidth(width))
         self.cancel_button.setFocus()
 
     def showEvent(self, ev):
         super().showEvent(ev)
+        fit_height(self)
         # Focus again once shown: the first focusable widget would otherwise win.
         self.cancel_button.setFocus(Qt.FocusReason.OtherFocusReason)
 
@@ -156,7 +187,7 @@ class ArchitectureDialog(QDialog):
         self.zoo_radio.setChecked(True)
 
         self.arch_combo = QComboBox()
-        for name, title in _names("visualizer.core.architectures", "ARCHITECTURES", FALLBACK_ARCHITECTURES):
+        for name, title in names("visualizer.core.architectures", "ARCHITECTURES", FALLBACK_ARCHITECTURES):
             self.arch_combo.addItem(title if title == name else f"{title} ({name})", name)
         if arch_guess:
             i = self.arch_combo.findData(arch_guess)
@@ -218,6 +249,10 @@ class ArchitectureDialog(QDialog):
         self.class_edit.textChanged.connect(self._update)
         self.browse_button.clicked.connect(self._browse)
         self._update()
+
+    def showEvent(self, ev):
+        super().showEvent(ev)
+        fit_height(self)
 
     @staticmethod
     def _load_specs() -> dict:

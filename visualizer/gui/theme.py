@@ -68,6 +68,12 @@ QRadioButton:focus, QSlider:focus, QTabBar::tab:focus {
     border: 3px solid #ffff00;
 }
 QPushButton:default { border-width: 3px; }
+QCheckBox::indicator, QRadioButton::indicator {
+    width: 0.9em; height: 0.9em; border: 2px solid #ffffff; background: #000000;
+}
+QRadioButton::indicator { border-radius: 0.55em; }
+QCheckBox::indicator:checked, QRadioButton::indicator:checked { background: #ffff00; }
+QCheckBox::indicator:disabled, QRadioButton::indicator:disabled { border-color: #a0a0a0; }
 QToolTip { color: #ffff00; background: #000000; border: 2px solid #ffff00; }
 """
 

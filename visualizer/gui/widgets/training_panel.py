@@ -15,16 +15,12 @@ from PyQt6.QtWidgets import (
     QScrollArea, QSpinBox, QVBoxLayout, QWidget,
 )
 
+from .choices import (
+    BROWSE, DISPLAY_NAMES, FALLBACK_ACTIVATIONS, FALLBACK_ARCHITECTURES, FALLBACK_DATASETS,
+    FALLBACK_POOLINGS, OPTIMIZERS, SCHEDULES, combo as _combo, describe_items as _describe_items,
+    names as _names, registry as _registry,
+)
 from .log_spin_box import LogSpinBox
-
-FALLBACK_DATASETS = ("digits", "shapes", "mnist")
-FALLBACK_ARCHITECTURES = ("lenet5", "simplecnn", "alexnet", "vgg11", "vgg16", "googlenet",
-                          "resnet18", "plain18", "mobilenetv2")
-FALLBACK_ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh")
-FALLBACK_POOLINGS = ("max", "avg")
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("none", "step", "cosine")
-BROWSE = "__browse__"
 
 STATES = ("stopped", "running", "paused")
 
@@ -42,39 +38,6 @@ _BUTTON_TIPS = {
     "reset": "Re-initialise the weights randomly",
     "save": "Save the model and its training state to a file",
 }
-
-
-def _names(source_module: str, attr: str, fallback):
-    """Names from a core registry if it is importable and non-empty, else ``fallback``.
-
-    Registries may be dicts (name → spec) or sequences of names; the panel only
-    needs the names and, when present, a human title.
-    """
-    try:
-        module = __import__(source_module, fromlist=[attr])
-        reg = getattr(module, attr)
-    except Exception:  # noqa: BLE001 - any failure means "not available yet": use defaults
-        return [(n, n) for n in fallback]
-    if isinstance(reg, dict):
-        items = [(str(k), str(getattr(v, "title", "") or k)) for k, v in reg.items()]
-    else:
-        items = [(str(n), str(n)) for n in reg]
-    return items or [(n, n) for n in fallback]
-
-
-def _arch_specs() -> dict:
-    try:
-        from visualizer.core.architectures import ARCHITECTURES
-        return dict(ARCHITECTURES)
-    except Exception:  # noqa: BLE001 - zoo not importable: no per-architecture hints
-        return {}
-
-
-def _combo(items) -> QComboBox:
-    box = QComboBox()
-    for data, text in items:
-        box.addItem(text, data)
-    return box
 
 
 def _set_combo(box: QComboBox, data) -> bool:
@@ -129,22 +92,19 @@ class TrainingPanel(QWidget):
     # -- construction -----------------------------------------------------
     def _build_controls(self) -> None:
         self.dataset = _combo(_names("visualizer.core.datasets", "BUILTIN_DATASETS", FALLBACK_DATASETS))
+        _describe_items(self.dataset, _registry("visualizer.core.datasets", "BUILTIN_DATASETS"))
         self.dataset.addItem("Open folder/file…", BROWSE)
         self._last_dataset_index = 0
         self.arch = _combo(_names("visualizer.core.architectures", "ARCHITECTURES", FALLBACK_ARCHITECTURES))
-        self._arch_specs = _arch_specs()
-        for i in range(self.arch.count()):
-            spec = self._arch_specs.get(self.arch.itemData(i))
-            if getattr(spec, "description", None):
-                self.arch.setItemData(i, spec.description, Qt.ItemDataRole.ToolTipRole)
+        self._arch_specs = _registry("visualizer.core.architectures", "ARCHITECTURES")
+        _describe_items(self.arch, self._arch_specs)
         self.activation = _combo(_names("visualizer.core.architectures", "ACTIVATIONS", FALLBACK_ACTIVATIONS))
         self.pooling = _combo(_names("visualizer.core.architectures", "POOLINGS", FALLBACK_POOLINGS))
         self.batchnorm = QCheckBox("Batch normalisation")
         self.dropout = _dspin(0.0, 0.9, 0.0, 0.05)
         self.width = _dspin(0.25, 4.0, 1.0, 0.25, suffix=" ×")
 
-        self.optimizer = _combo([(n, n.upper() if n == "sgd" else n.capitalize().replace("w", "W"))
-                                 for n in OPTIMIZERS])
+        self.optimizer = _combo([(n, DISPLAY_NAMES.get(n, n)) for n in OPTIMIZERS])
         self.lr = LogSpinBox(value=0.01)
         self.momentum = _dspin(0.0, 0.999, 0.9, 0.05, decimals=3)
         self.nesterov = QCheckBox("Nesterov")
@@ -153,7 +113,7 @@ class TrainingPanel(QWidget):
         self.epochs = _spin(1, 1000, 3)
         self.seed = _spin(0, 2_147_483_647, 0)
 
-        self.schedule = _combo([(n, n.capitalize() if n != "none" else "Constant") for n in SCHEDULES])
+        self.schedule = _combo([(n, DISPLAY_NAMES.get(n, n)) for n in SCHEDULES])
         self.step_size = _spin(1, 1000, 1)
         self.step_size.setSuffix(" epoch(s)")
         self.gamma = _dspin(0.01, 1.0, 0.1, 0.05)
