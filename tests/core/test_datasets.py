@@ -363,6 +363,7 @@ def test_augmentation_is_deterministic_given_the_seeds():
         return next(iter(loader))
 
     (x1, y1), (x2, y2) = first_batch(), first_batch()
+    assert prepare(ds, opts).train.generator().initial_seed() == 3
     assert torch.equal(x1, x2) and torch.equal(y1, y2) and y1.dtype == torch.int64 and x1.shape == (32, 1, 16, 16)
 
 

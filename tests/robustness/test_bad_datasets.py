@@ -40,6 +40,14 @@ def test_empty_folder(tmp_path):
     refused(tmp_path, "no data set")
 
 
+def test_shared_mnist_absent_is_a_load_error_with_a_hint(tmp_path, monkeypatch):
+    import visualizer.core.datasets.builtin as builtin
+    monkeypatch.setattr(builtin, "shared_mnist_dir", lambda: tmp_path)
+    with pytest.raises(LoadError) as e:
+        load_dataset("mnist")
+    assert str(tmp_path) in str(e.value) and "not present" in e.value.problem and "digits" in e.value.hint
+
+
 def test_nonexistent_path(tmp_path):
     refused(tmp_path / "nothing-here", "no such file")
 

@@ -99,7 +99,9 @@ def load_idx(path: Path, *, seed: int = 0, limit: int | None = None) -> ImageDat
     keep = subset_indices(len(images), limit, seed)
     if keep is not None:
         images, labels = images[keep], labels[keep]
-    fashion = "fashion" in str(path.resolve()).lower()
+    # IDX files carry no class names; Fashion-MNIST ships under the same file names, so its folder tells.
+    folder = path if path.is_dir() else path.parent
+    fashion = "fashion" in f"{folder.name}/{path.name}".lower()
     n_classes = max(int(labels.max()) + 1 if labels.size else 0, 10 if fashion else 0)
     names = FASHION_CLASSES if fashion and n_classes == 10 else tuple(str(i) for i in range(n_classes))
     return ImageDataset(name=path.name, images=images, labels=labels, class_names=names, source=str(path))

@@ -66,6 +66,10 @@ class SplitDataset(Dataset):
         x = (x - self._mean) / self._std
         return list(zip(x.unbind(0), (int(v) for v in self.labels[np.asarray(idxs, dtype=np.int64)])))
 
+    def generator(self) -> torch.Generator:
+        """The augmentation RNG in use (this process or worker); its state can be saved to resume a run."""
+        return self._generator()
+
     def _generator(self) -> torch.Generator:
         info = get_worker_info()
         owner = None if info is None else (info.id, info.seed)
