@@ -110,6 +110,7 @@ class FeatureMapView(View):
 
     def select_tile_at(self, y: float, x: float) -> int | None:
         """Enlarge the channel under mosaic image coordinates (y, x); returns its original channel index."""
+        self.flush()   # coordinates refer to the latest snapshot, which may not be drawn yet
         cap = self._shown
         if cap is None or cap.mosaic is None:
             return None

@@ -154,6 +154,7 @@ class GradientView(View):
         for line, colour in ((self.vanish_line, VANISH_COLOUR), (self.explode_line, EXPLODE_COLOUR)):
             line.setPen(pg.mkPen(colour, width=w, style=Qt.PenStyle.DashLine))
             line.label.setColor(colour)
+            line.label.setFont(self._tick_font())
 
     # --- drawing --------------------------------------------------------------
     def _draw(self) -> None:
