@@ -97,6 +97,46 @@ def test_layer_tree_orphan_parent_falls_back_to_dotted_prefix(qtbot):
     assert t.item_for("block.conv").parent() is t.item_for("block")
 
 
+def test_layer_tree_detail_falls_back_to_activation(qtbot):
+    t = LayerTree()
+    qtbot.addWidget(t)
+    act = _layer("act", "activation", (4,), 0, type_name="LeakyReLU")
+    act.activation, act.activation_params = "leaky_relu", (("negative_slope", 0.01),)
+    t.set_model_info(SimpleNamespace(layers=[act]))
+    assert t.item_for("act").text(COL_DETAIL) == "leaky_relu(negative_slope=0.01)"
+
+
+def test_layer_tree_shows_real_introspection(qtbot):
+    torch = pytest.importorskip("torch")
+    introspect = pytest.importorskip("visualizer.core.introspect")
+    nn, F = torch.nn, torch.nn.functional
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2))
+            self.fc = nn.Linear(4 * 3 * 3, 10)
+
+        def forward(self, x):
+            x = F.relu(self.body(x))
+            return self.fc(x.flatten(1))
+
+    info = introspect.introspect(Tiny(), (1, 8, 8))
+    t = LayerTree()
+    qtbot.addWidget(t)
+    t.set_model_info(info)
+    assert t.layer_names() == [layer.name for layer in info.layers]
+    for layer in info.layers:
+        item = t.item_for(layer.name)
+        assert item.font(COL_NAME).italic() == bool(layer.functional)
+        if layer.parent in t.layer_names():
+            assert item.parent() is t.item_for(layer.parent)
+    assert any(layer.functional for layer in info.layers)
+    conv = next(layer for layer in info.layers if layer.kind == "conv")
+    assert t.item_for(conv.name).text(COL_SHAPE) == "4×6×6"
+    assert t.item_for(conv.name).text(COL_PARAMS) == "40"
+
+
 # -- DrawingPad --------------------------------------------------------------
 
 @pytest.fixture
@@ -425,3 +465,30 @@ def test_input_panel_open_and_drawing(inputs, qtbot):
     assert inputs.note_label.text() == "resized 64×64 → 28×28"
     inputs.show_input(np.random.default_rng(0).random((3, 32, 32)).astype(np.float32))
     assert not inputs.preview.pixmap().isNull()
+
+
+def test_architecture_choice_sets_width_and_greys_out_unused_options(panel, qtbot):
+    panel._arch_specs = {
+        "lenet5": SimpleNamespace(default_width=1.0, options=("activation", "pooling", "dropout")),
+        "resnet18": SimpleNamespace(default_width=0.5, options=("activation", "batchnorm")),
+    }
+    with qtbot.waitSignal(panel.model_options_changed, timeout=1000) as sig:
+        panel.arch.setCurrentIndex(panel.arch.findData("resnet18"))
+    assert sig.args[0]["arch"] == "resnet18" and sig.args[0]["width"] == 0.5
+    assert not panel.pooling.isEnabled() and not panel.dropout.isEnabled()
+    assert panel.batchnorm.isEnabled() and panel.activation.isEnabled()
+    panel.arch.setCurrentIndex(panel.arch.findData("lenet5"))
+    assert panel.pooling.isEnabled() and panel.width.value() == 1.0
+    panel.set_state("running")
+    assert not panel.activation.isEnabled()
+
+
+def test_config_is_a_valid_train_config_when_core_training_imports(panel):
+    training = pytest.importorskip("visualizer.core.training")
+    panel.optimizer.setCurrentIndex(panel.optimizer.findData("sgd"))
+    panel.nesterov.setChecked(True)
+    panel.momentum.setValue(0.0)  # nesterov without momentum is invalid: the panel drops it
+    cfg = panel.config()
+    assert isinstance(cfg, training.TrainConfig)
+    assert cfg.nesterov is False
+    cfg.validate()

@@ -19,6 +19,7 @@ NAME_ROLE = Qt.ItemDataRole.UserRole
 KIND_COLORS = {
     "input": "#9e9e9e",
     "conv": "#4c9be8",
+    "depthwise_conv": "#35c0e0",
     "linear": "#b07be0",
     "pool": "#41b883",
     "activation": "#f0a030",
@@ -32,6 +33,7 @@ KIND_COLORS = {
     "upsample": "#20b0b0",
     "embedding": "#c080a0",
     "attention": "#d06090",
+    "other": "#8a8a8a",
 }
 
 
@@ -73,17 +75,17 @@ def format_params(n) -> str:
 
 
 def format_detail(layer) -> str:
+    """The introspector's own description; the activation name when it gave none."""
     detail = str(getattr(layer, "detail", "") or "")
+    if detail:
+        return detail
     act = getattr(layer, "activation", None)
-    act_params = getattr(layer, "activation_params", None) or ()
-    if act and act not in detail:
-        extra = str(act)
-        if act_params:
-            items = act_params.items() if isinstance(act_params, dict) else act_params
-            extra += "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                                     for k, v in items) + ")"
-        detail = f"{detail}, {extra}" if detail else extra
-    return detail
+    if not act:
+        return ""
+    params = getattr(layer, "activation_params", None) or ()
+    items = params.items() if isinstance(params, dict) else params
+    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
+    return f"{act}({args})" if args else str(act)
 
 
 class LayerTree(QTreeWidget):
