@@ -414,3 +414,15 @@ def test_state_dict_without_model_asks_for_architecture(tmp_path, current, tiny)
     err = refused(p, current, error=ArchitectureRequired)
     assert "file.py:Name" in err.hint
     assert inspect_model_file(p).format == "state_dict"
+
+
+def test_legacy_non_zip_files(tmp_path, current, tiny):
+    net, spec = tiny
+    sd_path, whole_path = tmp_path / "old_sd.pt", tmp_path / "old_whole.pt"
+    torch.save(net.state_dict(), sd_path, _use_new_zipfile_serialization=False)
+    torch.save(net, whole_path, _use_new_zipfile_serialization=False)
+    b = load_model(sd_path, model_spec=spec)
+    assert all(torch.equal(b.model.state_dict()[k], v) for k, v in net.state_dict().items())
+    err = refused(whole_path, current, error=TrustRequired)
+    assert any(g.endswith("TinyNet") for g in err.info.unsafe_globals), err.info.unsafe_globals
+    assert inspect_model_file(whole_path).needs_trust

@@ -9,6 +9,7 @@ unpickling happens.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import struct
@@ -91,6 +92,21 @@ def unsafe_globals_of(pickle_bytes: bytes) -> tuple[tuple[str, ...], bool]:
     return tuple(sorted(found - _allowed_globals())), complete
 
 
+def _legacy_unsafe_globals(data: bytes) -> tuple[str, ...]:
+    """Legacy torch.save writes four pickles (magic, protocol, sys info, the object): scan each."""
+    stream = io.BytesIO(data)
+    allowed = _allowed_globals()
+    found: set[str] = set()
+    for _ in range(4):
+        if stream.tell() >= len(data):
+            break
+        names, complete = globals_in_pickle(stream)
+        found |= names
+        if not complete:
+            break
+    return tuple(sorted(found - allowed))
+
+
 def verify_zip(path: Path, zf: zipfile.ZipFile) -> None:
     """CRC-check every member: torch's reader does not, so a flipped byte would load as other weights."""
     try:
@@ -149,7 +165,7 @@ def sniff(path: Path) -> Sniffed:
         # Old (pre-1.6) torch.save or a bare pickle: several pickles then raw bytes, so the
         # static scan covers the first one only; the weights-only unpickler guards the rest.
         with open(path, "rb") as f:
-            unsafe, _complete = unsafe_globals_of(f.read(min(size, 64 << 20)))
+            unsafe = _legacy_unsafe_globals(f.read(min(size, 64 << 20)))
         return Sniffed("legacy_pickle", unsafe, "legacy (non-zip) torch.save or pickle file")
     raise LoadError(path, "not a model file this program can read (unrecognised contents)",
                     "expected a .pt/.pth (torch.save), .safetensors, TorchScript or .pt2 file")
@@ -184,8 +200,9 @@ def inspect_model_file(path: str | os.PathLike) -> ModelFileInfo:
         from .torch_io import load_weights_only
 
         try:
-            obj = load_weights_only(p)
+            obj = load_weights_only(p, mmap=s.kind == "torch_weights")
             fmt = "checkpoint" if _looks_like_our_checkpoint(obj) else "state_dict"
+            del obj
         except LoadError as e:
             if getattr(e, "needs_trust", False):
                 fmt = "pickled_model"

@@ -22,14 +22,17 @@ class _NeedsTrust(LoadError):
     needs_trust = True
 
 
-def load_weights_only(source: Path | bytes, path: Path | None = None):
-    """``torch.load(weights_only=True, map_location="cpu")``: runs no code from the file."""
+def load_weights_only(source: Path | bytes, path: Path | None = None, *, mmap: bool = False):
+    """``torch.load(weights_only=True, map_location="cpu")``: runs no code from the file.
+
+    ``mmap`` (zip files only) maps tensors instead of reading them: for looking, not keeping.
+    """
     import torch
 
     name = path if path is not None else source
     try:
         f = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
-        return torch.load(f, map_location="cpu", weights_only=True)
+        return torch.load(f, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         if _WEIGHTS_ONLY_REFUSAL in str(e):
             raise _NeedsTrust(name, "the file contains Python objects beyond tensors (it imports code)",
