@@ -426,3 +426,13 @@ def test_legacy_non_zip_files(tmp_path, current, tiny):
     err = refused(whole_path, current, error=TrustRequired)
     assert any(g.endswith("TinyNet") for g in err.info.unsafe_globals), err.info.unsafe_globals
     assert inspect_model_file(whole_path).needs_trust
+
+
+def test_truncated_safetensors(tmp_path, current, tiny):
+    from safetensors.torch import save_file
+
+    good = tmp_path / "w.safetensors"
+    save_file(tiny[0].state_dict(), str(good))
+    p = tmp_path / "cut.safetensors"
+    p.write_bytes(good.read_bytes()[:-40])
+    assert "safetensors file is damaged" in refused(p, current, model_spec=tiny[1]).problem
