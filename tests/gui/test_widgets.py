@@ -87,6 +87,16 @@ def test_layer_tree_select_is_silent_and_survives_rebuild(tree, qtbot):
     assert seen == []
 
 
+def test_layer_tree_columns_widen_with_a_larger_font(tree):
+    before = tree.columnWidth(COL_SHAPE)
+    font = tree.font()
+    font.setPointSizeF(font.pointSizeF() * 2)
+    tree.setFont(font)
+    assert tree.columnWidth(COL_SHAPE) > before * 1.5
+    italic = tree.item_for("relu_fn").font(COL_NAME)
+    assert italic.italic() and italic.pointSizeF() == pytest.approx(font.pointSizeF())
+
+
 def test_layer_tree_orphan_parent_falls_back_to_dotted_prefix(qtbot):
     t = LayerTree()
     qtbot.addWidget(t)

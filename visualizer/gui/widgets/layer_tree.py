@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import zlib
 
-from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtCore import QEvent, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem
 
@@ -130,8 +130,7 @@ class LayerTree(QTreeWidget):
             for layer in getattr(info, "layers", ()) or ():
                 self._add_layer(layer)
             self.expandAll()
-            for col in (COL_NAME, COL_KIND, COL_SHAPE, COL_PARAMS):
-                self.resizeColumnToContents(col)
+            self.fit_columns()
             if keep in self._items:
                 self.setCurrentItem(self._items[keep])
         finally:
@@ -170,11 +169,29 @@ class LayerTree(QTreeWidget):
         for col in range(len(HEADERS)):
             item.setToolTip(col, tip)
         if functional:
-            for col in range(len(HEADERS)):
-                font = item.font(col)
-                font.setItalic(True)
-                item.setFont(col, font)
+            self._italicise(item)
         self._items[name] = item
+
+    def _italicise(self, item: QTreeWidgetItem) -> None:
+        # An item font is a full copy (size included): it is re-made from the
+        # view's font whenever that changes, or italic rows would not grow.
+        font = self.font()
+        font.setItalic(True)
+        for col in range(len(HEADERS)):
+            item.setFont(col, font)
+
+    def fit_columns(self) -> None:
+        for col in (COL_NAME, COL_KIND, COL_SHAPE, COL_PARAMS):
+            self.resizeColumnToContents(col)
+
+    def changeEvent(self, ev):
+        super().changeEvent(ev)
+        # Presentation mode enlarges the application font: widen the columns with it.
+        if ev.type() == QEvent.Type.FontChange:
+            for item in self._items.values():
+                if item.font(COL_NAME).italic():
+                    self._italicise(item)
+            self.fit_columns()
 
     # -- selection --------------------------------------------------------
     def layer_names(self) -> list[str]:
