@@ -237,9 +237,24 @@ def test_mnist_style_centres_and_scales_a_small_corner_drawing(qtbot):
     out = p.current_image()
     ys, xs = np.indices(out.shape)
     cy, cx = (ys * out).sum() / out.sum(), (xs * out).sum() / out.sum()
-    assert abs(cy - 13.5) < 1.0 and abs(cx - 13.5) < 1.0
+    assert abs(cy - 14.0) < 0.75 and abs(cx - 14.0) < 0.75  # where MNIST puts it
     rows = np.flatnonzero(out.max(axis=1) > 0.05)
     assert 18 <= rows[-1] - rows[0] + 1 <= 21  # the longer side fills the 20-pixel box
+
+
+def test_mnist_style_reproduces_real_mnist_digits(qtbot, mnist_dir):
+    """An MNIST digit shown on the pad and read back through the MNIST-style path
+    must come out as the same digit: the pad prepares drawings exactly like MNIST."""
+    import gzip
+    raw = gzip.open(mnist_dir / "t10k-images-idx3-ubyte.gz").read()
+    digits = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)[:30] / 255.0
+    p = DrawingPad(mnist_style=True)
+    qtbot.addWidget(p)
+    for d in digits:
+        p.set_image(d)
+        out = p.current_image()
+        assert np.corrcoef(out.ravel(), d.ravel())[0, 1] > 0.99
+        assert np.abs(out - d).max() < 0.05
 
 
 def test_mnist_center_function():

@@ -52,9 +52,10 @@ def mnist_center(canvas: np.ndarray, h: int = 28, w: int = 28) -> np.ndarray:
     ys, xs = np.indices(small.shape)
     cy = (ys * small).sum() / mass
     cx = (xs * small).sum() / mass
-    # Place the centre of mass on the field's centre, but never push ink off the
-    # field: a lopsided glyph is better slightly off-centre than cut.
-    top = int(np.clip(round((h - 1) / 2.0 - cy), 0, h - ch))
-    left = int(np.clip(round((w - 1) / 2.0 - cx), 0, w - cw))
+    # MNIST puts the centre of mass at pixel (14, 14) of 28x28, i.e. at index
+    # h/2 (measured on the real test set: 14.0-14.4), not at the geometric
+    # centre 13.5. Never push ink off the field: slightly off-centre beats cut.
+    top = int(np.clip(round(h / 2.0 - cy), 0, h - ch))
+    left = int(np.clip(round(w / 2.0 - cx), 0, w - cw))
     out[top:top + ch, left:left + cw] = small
     return out
