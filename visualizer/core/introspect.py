@@ -362,17 +362,17 @@ def check_forward_signature(model: nn.Module) -> None:
                          "the visualizer feeds one image tensor")
 
 
-def _first_tensor(out):
+def first_tensor(out):
     if isinstance(out, torch.Tensor):
         return out
     if isinstance(out, (tuple, list)):
         for o in out:
-            t = _first_tensor(o)
+            t = first_tensor(o)
             if t is not None:
                 return t
     if isinstance(out, Mapping):
         for o in out.values():
-            t = _first_tensor(o)
+            t = first_tensor(o)
             if t is not None:
                 return t
     # namedtuple-like outputs (torchvision GoogLeNetOutputs) are tuples: handled above
@@ -432,7 +432,7 @@ def find_input_shape(model: nn.Module, sizes=CANDIDATE_SIZES) -> tuple[int, int,
             except Exception as e:  # any user-model failure means "not this size"
                 last_err = e
                 continue
-            if _first_tensor(out) is not None:
+            if first_tensor(out) is not None:
                 return (c, s, s)
             last_err = TypeError(f"forward returned {type(out).__name__}, not a tensor")
     tried = ", ".join(f"{c}x{s}x{s}" for s in sizes)
@@ -443,7 +443,7 @@ def find_input_shape(model: nn.Module, sizes=CANDIDATE_SIZES) -> tuple[int, int,
 # --------------------------------------------------------------------------- introspection
 
 def _per_sample_shape(out) -> tuple[int, ...] | None:
-    t = _first_tensor(out)
+    t = first_tensor(out)
     if t is None or t.dim() == 0:
         return None
     return tuple(int(s) for s in t.shape[1:])
@@ -523,7 +523,7 @@ def introspect(model: nn.Module, input_shape=None) -> ModelInfo:
         for h in handles:
             h.remove()
 
-    out_t = _first_tensor(out)
+    out_t = first_tensor(out)
     if out_t is None:
         raise ModelError(f"forward returned {type(out).__name__}; the visualizer needs a tensor of class scores")
     num_outputs = int(out_t[0].numel()) if out_t.dim() > 0 and out_t.shape[0] > 0 else 0

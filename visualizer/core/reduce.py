@@ -79,11 +79,12 @@ def make_mosaic(maps, pad: int = 1, fill: float | None = None,
         fill = float(m.min()) if m.size else 0.0
     height = max(rows * (h + pad) - pad, 0)
     width = max(cols * (w + pad) - pad, 0)
-    image = np.full((height, width), fill, dtype=np.float32)
-    for i in range(c):
-        r, col = divmod(i, cols)
-        y, x = r * (h + pad), col * (w + pad)
-        image[y:y + h, x:x + w] = m[i]
+    # One vectorised copy instead of a loop over channels (120 1x1 tiles of LeNet C5
+    # took longer in the loop than all the rest of a snapshot's reduction).
+    cells = np.full((rows * cols, h + pad, w + pad), fill, dtype=np.float32)
+    cells[:c, :h, :w] = m
+    grid = cells.reshape(rows, cols, h + pad, w + pad).transpose(0, 2, 1, 3)
+    image = grid.reshape(rows * (h + pad), cols * (w + pad))[:height, :width]
     return Mosaic(image=frozen_array(image), rows=rows, cols=cols, tile_h=h, tile_w=w,
                   pad=pad, channels=tuple(int(k) for k in channels))
 
@@ -138,7 +139,15 @@ def histogram(a, bins: int = 64, lo: float | None = None, hi: float | None = Non
         lo, hi = 0.0, 1.0
     if hi - lo < _MIN_SPAN:
         lo, hi = lo - 0.5, lo + 0.5
-    counts, edges = np.histogram(finite, bins=int(bins), range=(lo, hi))
+    bins = int(bins)
+    edges = np.linspace(lo, hi, bins + 1)
+    # bincount over computed bin indices: np.histogram's generic path was the largest
+    # single cost of a LeNet snapshot. Same convention: the last bin includes ``hi``,
+    # values outside [lo, hi] are not counted.
+    inside = finite[(finite >= lo) & (finite <= hi)]
+    idx = ((inside.astype(np.float64) - lo) * (bins / (hi - lo))).astype(np.int64)
+    np.clip(idx, 0, bins - 1, out=idx)
+    counts = np.bincount(idx, minlength=bins)
     return Histogram(counts=frozen_array(counts), edges=frozen_array(edges))
 
 
