@@ -48,6 +48,14 @@ def _finite(v) -> float:
     return v if np.isfinite(v) else 0.0
 
 
+def _finite_np(t: torch.Tensor) -> np.ndarray:
+    """float32 numpy view of a private tensor, NaN/inf replaced by 0 (copying only then)."""
+    a = t.float().cpu().numpy()
+    if not np.isfinite(a).all():
+        a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+    return a
+
+
 def _as_pair(v) -> tuple[int, int]:
     if isinstance(v, (tuple, list)):
         return (int(v[0]), int(v[-1]))
@@ -343,9 +351,11 @@ class Probe:
         else:
             fn = (layer.activation if layer and layer.activation else "other")
             params = layer.activation_params if layer else ()
-        pre, _ = sanitize(self._pre[name].float().cpu().numpy())
+        # The tensors are the probe's private one-sample clones: view them as numpy
+        # without another copy, and replace non-finite values only when there are any.
+        pre = _finite_np(self._pre[name])
         out_raw = self._act_out[name].float().cpu().numpy()
-        out, _ = sanitize(out_raw)
+        out = _finite_np(self._act_out[name])
         n = max(out.size, 1)
         if fn == "sigmoid":
             saturated = float(np.count_nonzero((out < 0.01) | (out > 0.99)) / n)
@@ -353,13 +363,13 @@ class Probe:
             saturated = float(np.count_nonzero(np.abs(out) > 0.99) / n)
         else:
             saturated = 0.0
+        lo, hi = (float(pre.min()), float(pre.max())) if pre.size else (0.0, 0.0)
+        mean = out.mean(dtype=np.float64) if out.size else 0.0
+        std = np.sqrt(np.mean(np.square(out - mean, dtype=np.float64))) if out.size else 0.0
         return ActivationStats(
             name=name, function=fn, params=tuple(params),
-            pre=histogram(pre, bins=HIST_BINS),
-            pre_min=float(pre.min()) if pre.size else 0.0,
-            pre_max=float(pre.max()) if pre.size else 0.0,
-            out_mean=_finite(out.mean(dtype=np.float64)) if out.size else 0.0,
-            out_std=_finite(out.std(dtype=np.float64)) if out.size else 0.0,
+            pre=histogram(pre, bins=HIST_BINS, lo=lo, hi=hi),
+            pre_min=lo, pre_max=hi, out_mean=_finite(mean), out_std=_finite(std),
             frac_dead=float(np.count_nonzero(out_raw == 0) / n),
             frac_saturated=saturated,
             samples=subsample(pre, MAX_SAMPLES),

@@ -131,10 +131,12 @@ def histogram(a, bins: int = 64, lo: float | None = None, hi: float | None = Non
     """Counts of the finite values of ``a`` over ``bins`` equal bins in [lo, hi] (defaults: data range)."""
     arr = np.asarray(a, dtype=np.float32).ravel()
     finite = arr[np.isfinite(arr)]
-    rng = _finite_range(finite)
-    d_lo, d_hi = rng if rng is not None else (0.0, 1.0)
-    lo = d_lo if lo is None else float(lo)
-    hi = d_hi if hi is None else float(hi)
+    if lo is None or hi is None:
+        rng = _finite_range(finite)
+        d_lo, d_hi = rng if rng is not None else (0.0, 1.0)
+        lo = d_lo if lo is None else lo
+        hi = d_hi if hi is None else hi
+    lo, hi = float(lo), float(hi)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         lo, hi = 0.0, 1.0
     if hi - lo < _MIN_SPAN:
