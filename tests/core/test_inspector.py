@@ -161,3 +161,14 @@ def test_close_removes_hooks():
     insp.close()
     insp.close()
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in b.model.modules())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_unprobeable_bundle_still_predicts():
+    model = torch.jit.script(BNNet().eval())
+    b = ModelBundle(model=model, input_shape=(3, 8, 8), class_names=("a", "b", "c", "d"), probeable=False)
+    with Inspector(b) as insp:
+        snap = insp.probe(CaptureRequest(layers=("*",)), np.zeros((3, 8, 8), np.float32))
+        assert insp.first_nonfinite_layer(torch.zeros(1, 3, 8, 8)) is None
+    assert snap.layers == () and snap.activations == ()
+    assert snap.probabilities.shape == (4,) and snap.probabilities.sum() == pytest.approx(1.0, abs=1e-5)

@@ -238,3 +238,10 @@ def test_uncalled_module_listed_last_with_no_shape():
     info = introspect(Aux(), (1, 8, 8))
     assert info.names()[-1] == "aux" and info.by_name("aux").output_shape is None
     assert info.by_name("aux").calls == 0
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_torchscript_refused_with_reason():
+    scripted = torch.jit.script(_fixed_size_net(28))
+    with pytest.raises(ModelError, match="TorchScript"):
+        introspect(scripted, (1, 28, 28))
