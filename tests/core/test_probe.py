@@ -310,3 +310,35 @@ def test_arm_clears_previous_capture():
         probe.arm("*")
         probe.disarm()
         assert probe.collect() == ((), ()) and probe.act_grad_norms() == {}
+
+
+def test_disarmed_hooks_do_no_tensor_work():
+    # Counts every torch call of a forward+backward: the disarmed probe must add none
+    # (its hooks return at once), which is what keeps instrumentation ~free between snapshots.
+    from torch.overrides import TorchFunctionMode
+
+    class Count(TorchFunctionMode):
+        n = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    model = FunctionalNet()
+    x = torch.randn(4, 1, 8, 8)
+
+    def calls():
+        Count.n = 0
+        with Count():
+            model(x).sum().backward()
+        return Count.n
+
+    plain = calls()
+    with Probe(model, introspect(model, (1, 8, 8))) as probe:
+        with probe.functional():
+            hooked = calls()
+        probe.arm("*")
+        armed = calls()
+        probe.disarm()
+    assert hooked == plain
+    assert armed > plain    # the counter does see hook work when there is some
