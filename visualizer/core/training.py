@@ -277,7 +277,9 @@ class Trainer:
 
     def _batch(self, order: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = order[b * self.config.batch_size:(b + 1) * self.config.batch_size].tolist()
-        items = [self.data.train[i] for i in idx]
+        ds = self.data.train
+        # __getitems__ (when the dataset has it) fetches and augments the batch in one vectorised call
+        items = ds.__getitems__(idx) if hasattr(ds, "__getitems__") else [ds[i] for i in idx]
         x = torch.stack([it[0] for it in items]).to(self.device)
         y = torch.as_tensor([int(it[1]) for it in items], dtype=torch.long, device=self.device)
         return x, y
@@ -448,6 +450,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "step": self.step, "epoch": self.epoch, "batch": self.batch,
             "torch_rng": torch.get_rng_state(),
+            "augment_rng": self._augment_generator().get_state() if self._augment_generator() else None,
             "config": self.config.to_dict(),
             "epoch_sums": [self._epoch_loss, self._epoch_correct, self._epoch_count],
         }
@@ -459,8 +462,15 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch = int(state["step"]), int(state["epoch"]), int(state["batch"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("augment_rng") is not None and self._augment_generator() is not None:
+            self._augment_generator().set_state(state["augment_rng"])
         sums = state.get("epoch_sums", [0.0, 0, 0])
         self._epoch_loss, self._epoch_correct, self._epoch_count = float(sums[0]), int(sums[1]), int(sums[2])
+
+    def _augment_generator(self) -> torch.Generator | None:
+        """The training split's own augmentation RNG, if it has one (part of the resume state)."""
+        get = getattr(self.data.train, "generator", None)
+        return get() if callable(get) and getattr(self.data.train, "augment", None) is not None else None
 
     def close(self) -> None:
         self.inspector.close()
