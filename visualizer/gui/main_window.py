@@ -117,6 +117,21 @@ class MainWindow(QMainWindow):
         scroll.setWidget(self.training_panel)
         self.training_dock = self._dock("Training", "dock_training", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
 
+        # Left and right panels run the full height; the views fill the middle column:
+        # overview strip on top, the view tabs under it, the curves at the bottom.
+        for corner, area in ((Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea),
+                             (Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea),
+                             (Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea),
+                             (Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)):
+            self.setCorner(corner, area)
+        self.overview = self.curves = None
+        overview_dock = None
+        cls = _load_class(*OVERVIEW_CLASS)
+        if cls is not None:
+            self.overview = cls()
+            overview_dock = self._dock(self.overview.title, "dock_view_overview", self.overview,
+                                       Qt.DockWidgetArea.TopDockWidgetArea)
+            self._add_view(self.overview, overview_dock)
         first = None
         for module, name in VIEW_CLASSES:
             cls = _load_class(module, name)
@@ -127,26 +142,25 @@ class MainWindow(QMainWindow):
             self._add_view(view, dock)
             if first is None:
                 first = dock
+                if overview_dock is not None:
+                    self.splitDockWidget(overview_dock, dock, Qt.Orientation.Vertical)
             else:
                 self.tabifyDockWidget(first, dock)
-        self.overview = self.curves = None
-        cls = _load_class(*OVERVIEW_CLASS)
-        if cls is not None:
-            self.overview = cls()
-            dock = self._dock(self.overview.title, "dock_view_overview", self.overview,
-                              Qt.DockWidgetArea.TopDockWidgetArea)
-            self._add_view(self.overview, dock)
-            if first is not None:
-                self.splitDockWidget(dock, first, Qt.Orientation.Vertical)
         cls = _load_class(*CURVES_CLASS)
+        curves_dock = None
         if cls is not None:
             self.curves = cls()
-            dock = self._dock(self.curves.title, "dock_view_curves", self.curves, Qt.DockWidgetArea.BottomDockWidgetArea)
-            self._add_view(self.curves, dock)
+            curves_dock = self._dock(self.curves.title, "dock_view_curves", self.curves,
+                                     Qt.DockWidgetArea.BottomDockWidgetArea)
+            self._add_view(self.curves, curves_dock)
         if first is not None:
             first.raise_()
             self.current_view = first.widget()
-        self.resizeDocks([self.layers_dock, self.training_dock], [300, 340], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.layers_dock, self.training_dock], [330, 360], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.layers_dock, self.input_dock], [380, 420], Qt.Orientation.Vertical)
+        middle = [d for d in (overview_dock, first, curves_dock) if d is not None]
+        heights = {overview_dock: 140, first: 520, curves_dock: 230}
+        self.resizeDocks(middle, [heights[d] for d in middle], Qt.Orientation.Vertical)
 
     def _add_view(self, view, dock: QDockWidget) -> None:
         self.views.append(view)

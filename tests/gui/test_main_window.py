@@ -1,0 +1,286 @@
+"""The whole window offscreen: sample model, training into every view, controls,
+selection, drawing, bad files, closing mid-training, non-finite data, persistence."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import psutil
+import pytest
+import torch
+from PyQt6.QtCore import QPoint, Qt
+
+from tests.gui.snapshot_factory import make_probe, make_training
+from visualizer.core.training import TrainConfig, Trainer
+from visualizer.gui.controller import Controller
+from visualizer.gui.main_window import MainWindow
+from visualizer.gui.session import PAUSED, RUNNING, STOPPED
+from visualizer.gui.settings import Settings
+
+LIMIT = 256
+WAIT = 20_000
+SHORT = TrainConfig(epochs=50, batch_size=32, snapshot_hz=30)
+
+
+def open_window(qtbot, settings: Settings) -> MainWindow:
+    controller = Controller(settings, sample_limit=LIMIT)
+    w = MainWindow(settings, controller=controller)
+    # Modal dialogs would block the test's event loop: tests answer for the user.
+    controller.ask_trust = lambda req: False
+    controller.ask_model_spec = lambda path, info: None
+    controller.offer_safetensors = lambda source: None
+    qtbot.addWidget(w)
+    w.show()
+    w.start()
+    qtbot.waitUntil(lambda: w.session.model is not None and w.session.latest_probe is not None, timeout=WAIT)
+    return w
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(tmp_path / "settings.ini")
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    w = open_window(qtbot, settings)
+    yield w
+    w.close()
+    assert not w.controller.worker.is_running(), "worker thread still running after close"
+
+
+def start(qtbot, w: MainWindow, config: TrainConfig = SHORT) -> None:
+    w.controller.start_training(config)
+    assert w.session.training_state == RUNNING
+    qtbot.waitUntil(lambda: w.session.latest_training is not None, timeout=WAIT)
+
+
+def stop(qtbot, w: MainWindow) -> None:
+    w.controller.stop()
+    qtbot.waitUntil(lambda: w.session.training_state == STOPPED, timeout=WAIT)
+
+
+def test_opens_the_sample_model_ready_to_train(window):
+    model = window.session.model
+    assert model.arch == "lenet5" and len(model.class_names) == 10
+    assert window.layer_tree.layer_names() == [layer.name for layer in model.info.layers]
+    assert window.session.training_state == STOPPED
+    assert window.training_panel.start_button.isEnabled()
+    assert window.act_run.shortcut().toString() == "Space"
+    assert "lenet5" in window.status_model.text()
+
+
+def test_training_snapshots_reach_every_view_with_the_right_shapes(qtbot, window):
+    start(qtbot, window)
+    qtbot.waitUntil(lambda: all(v._training is not None and v._probe is not None for v in window.views),
+                    timeout=WAIT)
+    window.controller.pause()
+    snap = window.session.latest_training
+    for v in window.views:
+        v.flush()
+    fm = next(v for v in window.views if type(v).__name__ == "FeatureMapView")
+    layer = fm._probe.layer(window.session.layer)
+    assert layer is not None and fm.mosaic_item.image.shape == layer.mosaic.image.shape
+    grads = next(v for v in window.views if type(v).__name__ == "GradientView")
+    assert grads._training.gradients and len(grads._training.gradients) == len(snap.gradients)
+    assert window.status_step.text().startswith("Step ") and window.progress.value() > 0
+    assert window.training_panel.state() == PAUSED
+    stop(qtbot, window)
+
+
+def test_a_busy_gui_does_not_let_snapshots_pile_up(qtbot, window, monkeypatch):
+    worker = window.controller.worker
+    in_flight, peak = [0], [0]
+
+    def arrived(_snap):
+        in_flight[0] += 1
+        peak[0] = max(peak[0], in_flight[0])
+
+    acknowledge = worker.snapshot_consumed
+
+    def consumed():
+        in_flight[0] = max(0, in_flight[0] - 1)
+        acknowledge()
+
+    monkeypatch.setattr(worker, "snapshot_consumed", consumed)
+    worker.training_snapshot.connect(arrived)
+    start(qtbot, window, TrainConfig(epochs=50, batch_size=32, snapshot_hz=1000))
+    qtbot.waitUntil(lambda: window.session.latest_training.step >= 3, timeout=WAIT)
+    rss0 = psutil.Process().memory_info().rss
+    step0 = window.session.latest_training.step
+    # The GUI thread is busy (as if drawing very slowly) while the worker keeps training.
+    t_end = time.perf_counter() + 1.5
+    while time.perf_counter() < t_end:
+        sum(range(10_000))
+    qtbot.waitUntil(lambda: window.session.latest_training.step > step0 + 5, timeout=WAIT)
+    assert peak[0] == 1, "more than one snapshot was in flight"
+    assert psutil.Process().memory_info().rss - rss0 < 50 * 2**20
+    stop(qtbot, window)
+
+
+def test_pause_step_resume_stop_through_the_panel(qtbot, window):
+    panel = window.training_panel
+    window.act_step.trigger()  # from Stopped: one batch, then paused
+    assert window.session.training_state == PAUSED
+    qtbot.waitUntil(lambda: window.session.latest_training is not None, timeout=WAIT)
+    assert window.session.latest_training.step == 1
+    qtbot.mouseClick(panel.step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.session.latest_training.step == 2, timeout=WAIT)
+    assert panel.pause_button.text() == "Resume"
+    qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)  # Resume
+    assert window.session.training_state == RUNNING and panel.pause_button.text() == "Pause"
+    qtbot.waitUntil(lambda: window.session.latest_training.step > 4, timeout=WAIT)
+    qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+    assert window.session.training_state == PAUSED and panel.step_button.isEnabled()
+    qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.session.training_state == STOPPED, timeout=WAIT)
+    assert panel.start_button.isEnabled() and not panel.stop_button.isEnabled()
+
+
+def test_space_toggles_training(qtbot, window):
+    window.act_run.trigger()
+    assert window.session.training_state == RUNNING
+    window.act_run.trigger()
+    assert window.session.training_state == PAUSED
+    stop(qtbot, window)
+
+
+def test_change_layer_and_channel(qtbot, window):
+    tree = window.layer_tree
+    tree.setCurrentItem(tree.item_for("C3"))  # what a click or the arrow keys do
+    qtbot.waitUntil(lambda: window.session.layer == "C3", timeout=WAIT)
+    fm = next(v for v in window.views if type(v).__name__ == "FeatureMapView")
+    assert fm._layer == "C3"
+    qtbot.waitUntil(lambda: fm._probe is not None and fm._probe.layer("C3") is not None, timeout=WAIT)
+    fm.flush()
+    assert fm.mosaic_item.image.shape == fm._probe.layer("C3").mosaic.image.shape
+    fm.channel_selected.emit(5)
+    assert window.session.channel == 5
+    window.move_layer(+1)
+    assert window.session.layer == window.session.layer_names()[window.session.layer_names().index("C3") + 1]
+
+
+def test_drawing_on_the_pad_changes_the_prediction(qtbot, window):
+    before = window.session.latest_probe
+    canvas = window.input_panel.pad.canvas
+    w, h = canvas.width(), canvas.height()
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(w // 2, h // 5))
+    for i in range(1, 13):
+        qtbot.mouseMove(canvas, QPoint(w // 2 + (i % 3) * 4, h // 5 + i * h // 20))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(w // 2, h * 4 // 5))
+    qtbot.waitUntil(lambda: window.session.latest_probe is not before
+                    and window.session.latest_probe.input_image.max() > 0.5
+                    and window.session.latest_probe.label is None, timeout=WAIT)
+    after = window.session.latest_probe
+    assert after.input_image.shape == window.session.model.input_shape
+    assert not np.allclose(after.probabilities, before.probabilities)
+    assert window.status_prediction.text().startswith("Prediction:")
+
+
+def test_a_bad_file_gives_a_message_and_the_app_keeps_working(qtbot, window, tmp_path):
+    bad = tmp_path / "garbage.pt"
+    bad.write_bytes(b"PK\x03\x04 a damaged archive, not a model" * 50)
+    window.open_path(str(bad))
+    qtbot.waitUntil(lambda: window.last_message is not None, timeout=WAIT)
+    level, text = window.last_message
+    assert level == "error" and "garbage.pt" in text
+    assert window.session.model.arch == "lenet5"  # the old model is still there
+    before = window.session.latest_probe
+    window.controller.use_sample(3)
+    qtbot.waitUntil(lambda: window.session.latest_probe is not before, timeout=WAIT)
+
+
+def test_a_worker_failure_shows_a_message_and_returns_to_stopped(qtbot, window, monkeypatch):
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("simulated failure inside the step")
+
+    monkeypatch.setattr(Trainer, "_train_step", boom)
+    window.controller.start_training(SHORT)
+    qtbot.waitUntil(lambda: window.session.training_state == STOPPED and window.last_message is not None,
+                    timeout=WAIT)
+    assert "simulated failure" in window.last_message[1]
+    assert window.training_panel.state() == STOPPED
+
+
+def test_closing_mid_training_stops_and_joins_the_worker(qtbot, settings):
+    w = open_window(qtbot, settings)
+    start(qtbot, w)
+    assert w.close()
+    assert not w.controller.worker.is_running()
+
+
+def test_snapshots_with_nan_and_inf_render_without_hanging(qtbot, window):
+    probe = make_probe(inject_nonfinite=True)
+    window.controller._on_probe(probe)
+    window.controller._on_training_snapshot(make_training(probe=probe))
+    window.controller.refresh()
+    for v in window.views:
+        v.set_layer("C3")
+        v.flush()
+    assert all(v._probe is probe for v in window.views)
+    qtbot.wait(50)  # a few event-loop turns: a frozen loop would trip the test timeout
+    fm = next(v for v in window.views if type(v).__name__ == "FeatureMapView")
+    assert np.isfinite(fm.mosaic_item.image).all()
+
+
+def test_pickled_model_asks_for_trust_and_remembers_it(qtbot, window, tmp_path):
+    from visualizer.core.checkpoint import TrustStore
+    from visualizer.core.architectures import build_model
+
+    path = tmp_path / "whole_model.pt"
+    torch.save(build_model("lenet5", in_channels=1, num_classes=10, input_size=32), path)
+    asked = []
+    window.controller.ask_trust = lambda req: asked.append(req) or False
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: len(asked) == 1, timeout=WAIT)
+    assert window.session.model.source != str(path)  # refused: still the sample
+    window.controller.ask_trust = lambda req: asked.append(req) or True
+    window.controller.offer_safetensors = lambda source: None
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: window.session.model.source == str(path), timeout=WAIT)
+    assert window.session.model.trusted
+    assert TrustStore().is_trusted(asked[-1].info.sha256)
+    assert str(path) in window.settings.recent_files()
+
+
+def test_state_dict_asks_for_the_architecture(qtbot, window, tmp_path):
+    from visualizer.core.architectures import build_model
+
+    path = tmp_path / "weights.pth"
+    torch.save(build_model("lenet5", in_channels=1, num_classes=10, input_size=32).state_dict(), path)
+    window.controller.ask_model_spec = lambda p, info: {
+        "arch": "lenet5", "arch_options": {"in_channels": 1, "num_classes": 10, "input_size": 32}}
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: window.session.model.source == str(path), timeout=WAIT)
+    assert window.session.model.arch == "lenet5"
+
+
+def test_exports_png_svg_and_csv(qtbot, window, tmp_path):
+    start(qtbot, window)
+    qtbot.waitUntil(lambda: window.session.latest_training.step >= 3, timeout=WAIT)
+    stop(qtbot, window)
+    fm = window.current_view
+    assert window.export_view(fm, "png", str(tmp_path / "v.png"))
+    assert window.export_view(fm, "svg", str(tmp_path / "v.svg"))
+    assert window.export_view(window.curves, "csv", str(tmp_path / "curves.csv"))
+    assert (tmp_path / "v.png").stat().st_size > 1000
+    assert "<svg" in (tmp_path / "v.svg").read_text()[:2000]
+    assert len((tmp_path / "curves.csv").read_text().splitlines()) > 2
+
+
+def test_layout_theme_and_choices_persist(qtbot, settings):
+    w = open_window(qtbot, settings)
+    curves_dock = w.view_docks[w.curves]
+    curves_dock.hide()
+    w.set_theme("light")
+    w.training_panel.batch_size.setValue(17)
+    w.close()
+    assert settings.window_state() is not None and settings.theme == "light"
+    again = MainWindow(Settings(settings.path), controller=Controller(Settings(settings.path)))
+    qtbot.addWidget(again)
+    try:
+        assert not again.view_docks[again.curves].isVisibleTo(again)
+        assert again.training_panel.batch_size.value() == 17
+        assert again.theme_actions["light"].isChecked()
+    finally:
+        again.close()
