@@ -11,6 +11,7 @@ without a modal event loop; the main window installs the real dialogs.
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Callable
 
@@ -24,6 +25,7 @@ from .session import PAUSED, RUNNING, STOPPED, LoadedModel, Session
 from .settings import Settings
 from .worker import DataInfo, TrustRequest, Worker
 
+log = logging.getLogger(__name__)
 REFRESH_HZ = 30.0
 CAPTURE_ALL_MAX_LAYERS = 80  # beyond this, capture only the selected layer (big models)
 
@@ -243,6 +245,8 @@ class Controller(QObject):
         self.worker.save(path)
 
     def _on_training_snapshot(self, snap: TrainingSnapshot) -> None:
+        if self.session.latest_training is None:
+            log.info("training: first snapshot at step %d", snap.step)  # scripts wait for this line
         self._pending_training = snap
         self.session.set_training(snap)
 
