@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, help="continue from a checkpoint saved by `train`")
     t.add_argument("--out", required=True, help="checkpoint to write (atomically)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--slim", action="store_true",
+                   help="save the weights without optimizer/resume state (smaller; cannot --resume)")
 
     sub.add_parser("models", help="list the model zoo")
 
@@ -215,7 +217,7 @@ def cmd_train(args) -> int:
         "val_accuracy": None if last_epoch is None else last_epoch.val_accuracy,
     })
     bundle.meta.pop("training_state", None)
-    save_checkpoint(args.out, bundle, training_state=trainer.state_dict())
+    save_checkpoint(args.out, bundle, training_state=None if args.slim else trainer.state_dict())
     print(f"saved {args.out}")
     return 0
 
