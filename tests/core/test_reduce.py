@@ -43,8 +43,15 @@ def test_mosaic_geometry_and_tiles():
         last = m.rows * m.cols - 1
         r, col = divmod(last, m.cols)
         assert m.tile_at(r * (h + 1), col * (w + 1)) is None
-    # padding filled with the minimum, so the levels are not stretched
-    assert m.image[h, 0] == maps.min()
+    # padding: the minimum of non-negative maps, 0 (the neutral middle) of signed ones
+    assert m.image[h, 0] == (0.0 if maps.min() < 0 else maps.min())
+
+
+def test_mosaic_padding_is_neutral_for_signed_and_bottom_for_positive_maps():
+    signed = np.linspace(-3, 5, 4 * 3 * 3, dtype=np.float32).reshape(4, 3, 3)
+    assert make_mosaic(signed).image[3, 0] == 0.0
+    positive = signed - signed.min() + 2
+    assert make_mosaic(positive).image[3, 0] == positive.min()
 
 
 def test_mosaic_aspect_wide_tiles_fewer_columns():

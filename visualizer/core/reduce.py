@@ -59,8 +59,9 @@ def make_mosaic(maps, pad: int = 1, fill: float | None = None,
                 channels: tuple[int, ...] | None = None) -> Mosaic:
     """Tile (C, H, W) maps row-major into one image (one ImageItem beats C of them 7x).
 
-    Padding holds ``fill``, by default the minimum of the maps, so it sits at the
-    bottom of the colour scale instead of stretching the levels. ``channels``
+    Padding holds ``fill``, by default the minimum of non-negative maps (the
+    bottom of a sequential scale) or 0 for signed maps (the neutral middle of a
+    diverging scale), so it never stretches the levels or draws coloured grid lines. ``channels``
     names the original channel index of each tile (default 0..C-1).
     """
     m, _ = sanitize(maps)
@@ -76,7 +77,8 @@ def make_mosaic(maps, pad: int = 1, fill: float | None = None,
         raise ValueError(f"{len(channels)} channel indices for {c} maps")
     rows, cols = grid_shape(c, h, w)
     if fill is None or not math.isfinite(fill):
-        fill = float(m.min()) if m.size else 0.0
+        low = float(m.min()) if m.size else 0.0
+        fill = 0.0 if low < 0 else low
     height = max(rows * (h + pad) - pad, 0)
     width = max(cols * (w + pad) - pad, 0)
     # One vectorised copy instead of a loop over channels (120 1x1 tiles of LeNet C5
