@@ -196,7 +196,8 @@ def test_divergence_names_the_layer():
 
 def test_snapshots_bounded_and_one_in_flight():
     control = TrainingControl()
-    t = make(TrainConfig(epochs=3, batch_size=8, snapshot_hz=1000.0), control)
+    # budget 1.0: no pacing by cost here, so only the in-flight rule limits snapshots
+    t = make(TrainConfig(epochs=3, batch_size=8, snapshot_hz=1000.0, instrumentation_budget=1.0), control)
     control.request_capture(CaptureRequest(layers=("*",), filter_layers=("0",)))
     snaps = []
     for e in t.run():
@@ -228,6 +229,21 @@ def test_rate_limit():
             control.snapshot_consumed()
     assert len(snaps) == 1   # only the one answering the new request; the rate allows no other
     assert snaps[0].history.shape[0] >= 1
+
+
+def test_pacer_keeps_instrumentation_within_its_budget():
+    import time as _time
+    control = TrainingControl()
+    t = make(TrainConfig(epochs=1, batch_size=8, snapshot_hz=100.0, instrumentation_budget=0.02), control)
+    t._seen_request_version = control.request_version
+    t._instrument_cost = 0.01                     # the last snapshot took 10 ms ...
+    t._last_snapshot_time = _time.perf_counter() - 0.2
+    assert not t._snapshot_due()                  # ... so the next is due 0.5 s later, not 0.01 s
+    t._last_snapshot_time = _time.perf_counter() - 0.6
+    assert t._snapshot_due()
+    t.config.instrumentation_budget = 0.1         # 10 ms at 10%: every 0.1 s
+    t._last_snapshot_time = _time.perf_counter() - 0.2
+    assert t._snapshot_due()
 
 
 def test_paused_trainer_answers_a_new_request():

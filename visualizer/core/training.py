@@ -58,6 +58,7 @@ class TrainConfig:
     grad_clip: float | None = None
     seed: int = 0
     snapshot_hz: float = 10.0   # 0 disables snapshots (headless training)
+    instrumentation_budget: float = 0.02  # max share of training time spent making snapshots
     device: str = "cpu"
 
     def validate(self) -> None:
@@ -218,6 +219,8 @@ class Trainer:
         self._initial_filters = self._filter_weights()
         self._history: list[tuple[float, float, float]] = []
         self._last_snapshot_time = 0.0
+        self._instrument_cost = 0.0   # seconds the last snapshot (and its gradient statistics) took
+        self._measure_cost = 0.0      # seconds of gradient statistics at the current step
         self._seen_request_version = -1
         self._last_snapshot_step = -1
         self._grad_stats: tuple = ()  # of the last measured step; repeated while paused
@@ -338,7 +341,9 @@ class Trainer:
                 return self._diverged(x, "a gradient became non-finite")
             if self.config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        t_measure = time.perf_counter()
         prev = {n: m.weight.detach().clone() for n, m in self._weighted_modules()} if measure else None
+        t_measure = time.perf_counter() - t_measure
         self.optimizer.step()
         self.step += 1
         with torch.no_grad():
@@ -351,7 +356,9 @@ class Trainer:
         if len(self._history) > HISTORY_CAP:
             self._history = self._history[::2]  # decimate rather than grow without bound
         if measure:
+            t0 = time.perf_counter()
             self._grad_stats = self.inspector.gradient_stats(prev, None)
+            self._measure_cost = t_measure + time.perf_counter() - t0
         return None
 
     def _weighted_modules(self):
@@ -410,9 +417,13 @@ class Trainer:
             return True   # a new layer or input: answer now
         if self.control.paused:
             return self._last_snapshot_step != self.step  # a single step: show it
-        return time.perf_counter() - self._last_snapshot_time >= 1.0 / hz
+        # The pacer: at most `hz` a second, and never more often than keeps the time spent
+        # instrumenting under the budget (a big model's snapshots cost more, so come less often).
+        interval = max(1.0 / hz, self._instrument_cost / max(self.config.instrumentation_budget, 1e-6))
+        return time.perf_counter() - self._last_snapshot_time >= interval
 
     def _make_snapshot(self) -> TrainingSnapshot:
+        t0 = time.perf_counter()
         request = self.control.request
         self._seen_request_version = self.control.request_version
         probe = self.probe_now(request)
@@ -420,6 +431,8 @@ class Trainer:
         history = frozen_array(np.asarray(self._history, dtype=np.float32).reshape(-1, 3))
         self._history = []
         self._last_snapshot_time = time.perf_counter()
+        self._instrument_cost = self._measure_cost + self._last_snapshot_time - t0
+        self._measure_cost = 0.0
         self.control._mark_in_flight()
         return TrainingSnapshot(
             step=self.step, epoch=self.epoch, batch=self.batch, batches_per_epoch=self.batches_per_epoch,
