@@ -213,6 +213,7 @@ def test_snapshots_bounded_and_one_in_flight():
     assert s.history.shape[1] == 3 and not s.history.flags.writeable
     assert [g.name for g in s.gradients] == ["0", "3", "7"]
     assert all(g.weight_norm > 0 and math.isfinite(g.update_ratio) for g in s.gradients)
+    assert all(g.act_grad_norm is not None and g.act_grad_norm > 0 for g in s.gradients)
     assert {c.name for c in s.probe.layers} >= {"0", "1", "2", "3"}
     assert s.probe.filters and s.probe.filters[0].name == "0"
     assert s.probe.filters[0].delta is not None

@@ -13,6 +13,7 @@ times a second, only when the GUI has consumed the previous one.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -329,11 +330,21 @@ class Trainer:
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, measure: bool) -> Diverged | None:
         """One optimizer step; ``measure``: also record gradient statistics (a snapshot is due)."""
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self.model(x)
-        loss = F.cross_entropy(logits, y)
-        if not torch.isfinite(loss):
-            return self._diverged(x, f"the loss became {loss.item()}")
-        loss.backward()
+        probe = self.inspector.layer_probe if measure else None
+        if probe is not None:
+            # Armed for this one step only: records d loss / d output of sample 0 per layer
+            # (the activation-gradient norms); maps come from the eval-mode probe pass later.
+            probe.arm(set(), sample_index=0, want_grads=True)
+        try:
+            with probe.functional() if probe is not None else contextlib.nullcontext():
+                logits = self.model(x)
+            loss = F.cross_entropy(logits, y)
+            if not torch.isfinite(loss):
+                return self._diverged(x, f"the loss became {loss.item()}")
+            loss.backward()
+        finally:
+            if probe is not None:
+                probe.disarm()
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if grads:
             total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
