@@ -167,13 +167,14 @@ def cmd_train(args) -> int:
     from .core.training import TrainConfig, Trainer
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
-    ds = load_dataset(args.dataset, seed=args.seed, limit=args.limit)
-    if ds.skipped:
-        print(f"note: skipped {len(ds.skipped)} unreadable item(s), e.g. {ds.skipped[0]}", file=sys.stderr)
     lr = args.lr if args.lr is not None else (0.01 if args.optimizer == "sgd" else 0.001)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=lr,
                          momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
                          schedule=args.schedule, grad_clip=args.grad_clip, seed=args.seed, snapshot_hz=0)
+    config.validate()  # before any slow loading
+    ds = load_dataset(args.dataset, seed=args.seed, limit=args.limit)
+    if ds.skipped:
+        print(f"note: skipped {len(ds.skipped)} unreadable item(s), e.g. {ds.skipped[0]}", file=sys.stderr)
     augment = Augment(rotation=10.0, translation=0.1, scale=0.1) if args.augment else Augment()
     resume_state = None
     if args.resume:
@@ -190,13 +191,12 @@ def cmd_train(args) -> int:
             options["width"] = args.width
         bundle = new_model_bundle(args.arch, ds, input_size=args.input_size, seed=args.seed, **options)
         data = data_for(bundle, ds, val_fraction=args.val_fraction, augment=augment, seed=args.seed)
-    bar = tqdm(total=None, unit="step", disable=args.quiet, dynamic_ncols=True, file=sys.stderr)
-    trainer = Trainer(bundle, data, config,
-                      on_step=lambda step, loss, acc: (bar.update(1), bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.3f}")))
+    trainer = Trainer(bundle, data, config)
     if resume_state:
         trainer.load_state_dict(resume_state)
-    bar.total = trainer.total_steps
-    bar.n = trainer.step
+    bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", disable=args.quiet,
+               dynamic_ncols=True, file=sys.stderr)
+    trainer.on_step = lambda step, loss, acc: (bar.update(1), bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.3f}"))
     last_epoch = None
     try:
         for event in trainer.run():
