@@ -210,6 +210,15 @@ class Trainer:
             else:
                 self.notices.append(f"device {self.config.device!r} is not available here; training on the CPU")
         self.model: nn.Module = bundle.model.to(self.device)
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
+        if has_bn and self.config.batch_size < 2:
+            raise ValueError("batch size 1 cannot train BatchNorm layers (they need at least 2 values per "
+                             "channel in a batch); choose a batch size of 2 or more, or turn BatchNorm off")
+        # A last batch of one sample would make BatchNorm fail mid-epoch: drop it instead.
+        self._drop_last = has_bn and len(data.train) % self.config.batch_size == 1
+        if self._drop_last:
+            self.notices.append("the last training sample of each epoch is skipped: a batch of one "
+                                "cannot train BatchNorm")
         torch.manual_seed(self.config.seed)
         self._initial_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.inspector = Inspector(bundle)
@@ -260,7 +269,8 @@ class Trainer:
 
     @property
     def batches_per_epoch(self) -> int:
-        return max(1, math.ceil(len(self.data.train) / self.config.batch_size))
+        n = len(self.data.train) - (1 if self._drop_last else 0)
+        return max(1, math.ceil(n / self.config.batch_size))
 
     @property
     def total_steps(self) -> int:
