@@ -19,7 +19,8 @@ from visualizer.gui.settings import Settings
 
 LIMIT = 256
 WAIT = 20_000
-SHORT = TrainConfig(epochs=50, batch_size=32, snapshot_hz=30)
+# Long enough never to finish during a test (each test stops it): LeNet steps take milliseconds.
+SHORT = TrainConfig(epochs=10_000, batch_size=32, snapshot_hz=30)
 
 
 def open_window(qtbot, settings: Settings) -> MainWindow:
@@ -29,6 +30,8 @@ def open_window(qtbot, settings: Settings) -> MainWindow:
     controller.ask_trust = lambda req: False
     controller.ask_model_spec = lambda path, info: None
     controller.offer_safetensors = lambda source: None
+    w.training_panel.epochs.setValue(1000)  # the panel's runs (Step, Space) must outlast each test
+    w.training_panel.batch_size.setValue(32)
     qtbot.addWidget(w)
     w.show()
     w.start()
@@ -104,7 +107,7 @@ def test_a_busy_gui_does_not_let_snapshots_pile_up(qtbot, window, monkeypatch):
 
     monkeypatch.setattr(worker, "snapshot_consumed", consumed)
     worker.training_snapshot.connect(arrived)
-    start(qtbot, window, TrainConfig(epochs=50, batch_size=32, snapshot_hz=1000))
+    start(qtbot, window, TrainConfig(epochs=10_000, batch_size=32, snapshot_hz=1000))
     qtbot.waitUntil(lambda: window.session.latest_training.step >= 3, timeout=WAIT)
     rss0 = psutil.Process().memory_info().rss
     step0 = window.session.latest_training.step

@@ -5,6 +5,8 @@ the process). Training runs on 256 digits at batch 32: a handful of steps.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -80,12 +82,18 @@ def test_at_most_one_training_snapshot_in_flight(qtbot, worker):
     assert len(got) == 1
 
     got.clear()
-    worker.training_snapshot.connect(lambda _s: worker.snapshot_consumed())
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        worker.start_training(TrainConfig(epochs=1, batch_size=32, snapshot_hz=1000))
-    assert len(got) > 1  # acknowledged ones are followed by more
+
+    def acknowledge_and_step(_snap):
+        worker.snapshot_consumed()
+        worker.step()  # paused single steps: each acknowledged snapshot is followed by another
+
+    worker.training_snapshot.connect(acknowledge_and_step)
+    worker.start_training(TrainConfig(epochs=50, batch_size=32), paused=True, steps=1)
+    qtbot.waitUntil(lambda: len(got) >= 5, timeout=WAIT)
     steps = [s.step for s in got]
-    assert steps == sorted(steps)
+    assert steps == sorted(steps) and steps[0] == 1
+    with qtbot.waitSignal(worker.finished, timeout=WAIT):
+        worker.stop()
 
 
 def test_pause_step_resume_stop(qtbot, worker):
@@ -193,3 +201,54 @@ def test_shutdown_mid_training_joins_quickly(qtbot):
     finally:
         assert w.shutdown(10_000)
     assert not w.is_running()
+
+
+GATES: dict[int, object] = {}  # outside the module: a model holding a lock cannot be deep-copied
+
+
+class GatedNet(torch.nn.Module):
+    """A tiny CNN whose training forward waits for the test: a "step" as slow as ResNet-18's on a CPU."""
+
+    def __init__(self, gate):
+        super().__init__()
+        GATES[id(self)] = gate
+        self.gate_key = id(self)
+        self.conv = torch.nn.Conv2d(1, 4, 3)
+        self.pool = torch.nn.MaxPool2d(2)
+        self.fc = torch.nn.Linear(4 * 15 * 15, 10)
+
+    def forward(self, x):
+        if self.training and x.shape[0] > 1:
+            GATES[self.gate_key].wait(60)
+        return self.fc(torch.flatten(self.pool(torch.relu(self.conv(x))), 1))
+
+
+def test_views_update_during_a_slow_training_step(qtbot, worker):
+    import threading
+
+    from visualizer.core.model_bundle import ModelBundle
+
+    gate = threading.Event()
+    try:
+        worker.side_probe_always = True  # the model is tiny; its steps are slow only by the gate
+        worker.set_dataset("digits", limit=LIMIT)
+        bundle = ModelBundle(GatedNet(gate), (1, 32, 32), tuple(str(i) for i in range(10)), arch="gated")
+        with qtbot.waitSignal(worker.model_loaded, timeout=WAIT):
+            worker.load_bundle(bundle)
+        snaps: list = []
+        failures: list = []
+        worker.training_snapshot.connect(snaps.append)
+        worker.failed.connect(failures.append)
+        with qtbot.waitSignal(worker.started_training, timeout=WAIT):
+            worker.start_training(TrainConfig(epochs=1, batch_size=32))
+        for i in range(5):  # layer/input changes while the first step is still running
+            t0 = time.perf_counter()
+            got = probe(qtbot, worker, CaptureRequest(layers=("conv",), probe_index=i, request_id=200 + i))
+            assert time.perf_counter() - t0 < 1.0
+            assert got.layer("conv") is not None and got.label is not None
+        assert snaps == [], "the step finished early: the probes above did not test anything"
+    finally:
+        gate.set()
+    with qtbot.waitSignal(worker.finished, timeout=WAIT):
+        worker.stop()
+    assert failures == []

@@ -17,8 +17,10 @@ an exception escaping ``QThread.run`` would abort the process (PITFALLS.md).
 """
 from __future__ import annotations
 
+import copy
 import queue
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -75,7 +77,79 @@ class _Command:
 
 
 # Commands that replace the model or the data: they end a running training first.
-_REPLACING = {"load", "load_user", "sample", "build", "dataset"}
+_REPLACING = {"load", "load_user", "bundle", "sample", "build", "dataset"}
+
+
+SIDE_PROBE_MIN_PARAMS = 1_000_000  # below this a training step is quick: the trainer answers itself
+SIDE_PROBE_AFTER_S = 0.15          # a step running longer than this is "slow"
+SIDE_PROBE_REFRESH_S = 1.0         # copy the trained weights into the viewing copy at most this often
+
+
+class _SideProbe:
+    """Answers capture requests from a copy of the model while a slow training step runs.
+
+    With ResNet-18 a CPU step takes seconds; a layer, channel or input change
+    must still show within 200 ms. The worker thread is inside the step, so a
+    second thread probes a private copy of the model (eval mode, its own hooks),
+    whose weights the worker refreshes between steps. The copy is never trained
+    and the live model is never touched from here.
+    """
+
+    def __init__(self, worker: "Worker", bundle: ModelBundle, data):
+        self._worker = worker
+        self._data = data
+        self._lock = threading.Lock()      # the copy is either being probed or being refreshed
+        model = copy.deepcopy(bundle.model).cpu().eval()  # made before any hook exists on the original
+        self._bundle = ModelBundle(model=model, input_shape=bundle.input_shape, class_names=bundle.class_names,
+                                   mean=bundle.mean, std=bundle.std, arch=bundle.arch,
+                                   arch_options=dict(bundle.arch_options), source=bundle.source)
+        self._inspector = None
+        self._last_refresh = time.monotonic()
+        self.step_ended = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="side-probe", daemon=True)
+        self._thread.start()
+
+    def after_step(self, live: torch.nn.Module) -> None:
+        """Worker thread, between two steps."""
+        now = time.monotonic()
+        self.step_ended = now
+        if now - self._last_refresh < SIDE_PROBE_REFRESH_S:
+            return
+        with self._lock:
+            with torch.no_grad():
+                self._bundle.model.load_state_dict(live.state_dict())
+        self._last_refresh = time.monotonic()
+        self.step_ended = self._last_refresh
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        if self._inspector is not None:
+            self._inspector.close()
+            self._inspector = None
+
+    def _loop(self) -> None:
+        w = self._worker
+        while not self._stop.wait(0.02):
+            control = w._control
+            if control is None or control.paused or time.monotonic() - self.step_ended < SIDE_PROBE_AFTER_S:
+                continue  # quick steps, or paused: the trainer itself answers requests
+            request = w._take_mail()
+            if request is None:
+                continue
+            try:
+                with self._lock:
+                    if self._inspector is None:
+                        from visualizer.core.inspector import Inspector
+                        self._inspector = Inspector(self._bundle)
+                    image01, label = probe_sample(self._data, self._bundle, request)
+                    snap = self._inspector.probe(request, image01, label)
+            except Exception as exc:  # noqa: BLE001 - a failed look must not end training
+                w.probe_consumed()
+                w.notice.emit(f"Could not update the views during the step: {exc}")
+                continue
+            w.probe_ready.emit(snap)
 
 
 class _Thread(QThread):
@@ -129,6 +203,8 @@ class Worker(QObject):
         self._inspector = None           # idle Inspector (closed while a Trainer owns the hooks)
         self._trainer: Trainer | None = None
         self._last_request = CaptureRequest()
+        self._side: _SideProbe | None = None
+        self.side_probe_always = False   # tests: use the side probe for small models too
 
     # ==== lifecycle (GUI thread) ====================================================
     def start(self) -> None:
@@ -159,6 +235,10 @@ class Worker(QObject):
     def load_file(self, path: str, **kwargs) -> None:
         """kwargs go to checkpoint.load_model (arch, arch_options, model_spec, trust)."""
         self._send("load", str(path), **kwargs)
+
+    def load_bundle(self, bundle: ModelBundle) -> None:
+        """Hand over a ModelBundle built elsewhere (scripts, tests); the caller must not touch it again."""
+        self._send("bundle", bundle)
 
     def load_user_model(self, spec: str) -> None:
         """``path/to/file.py:Name``: the user named the file, which is their consent to run it."""
@@ -281,16 +361,7 @@ class Worker(QObject):
         self.probe_ready.emit(snap)
 
     def _probe_sample(self, request: CaptureRequest) -> tuple[np.ndarray, int | None]:
-        if request.probe_input is not None:
-            return request.probe_input, request.probe_label
-        data = self._data
-        if data is not None:
-            n = len(data.val) if data.val is not None and len(data.val) else 0
-            split = "val" if n else "train"
-            n = n or len(data.train)
-            if n:
-                return data.sample(request.probe_index % n, split=split)
-        return np.zeros(self._bundle.input_shape, np.float32), None
+        return probe_sample(self._data, self._bundle, request)
 
     def _idle_inspector(self):
         if self._inspector is None:
@@ -341,6 +412,11 @@ class Worker(QObject):
             self.architecture_required.emit(TrustRequest(path, None, str(exc), tuple(sorted(kwargs.items()))))
             return
         self._install(bundle, fresh=False, trusted=bool(kwargs.get("trust")))
+
+    def _do_bundle(self, bundle: ModelBundle) -> None:
+        if self._dataset_spec is None:
+            self._load_dataset(SAMPLE_DATASET, self._sample_limit, None)
+        self._install(bundle, fresh=False, trusted=False)
 
     def _do_load_user(self, spec: str) -> None:
         from visualizer.core.checkpoint import load_user_model
@@ -474,9 +550,20 @@ class Worker(QObject):
             self._prepare_data(self._bundle, fresh=self._fresh)
         self._fresh = False  # trained from here on: its normalisation is now part of it
         self._close_inspector()  # the Trainer's own Inspector owns the hooks now
+        side = None
+        n_params = sum(p.numel() for p in self._bundle.model.parameters())
+        if n_params >= SIDE_PROBE_MIN_PARAMS or self.side_probe_always:
+            try:
+                side = _SideProbe(self, self._bundle, self._data)  # copied before the Trainer adds hooks
+            except Exception as exc:  # noqa: BLE001 - e.g. a model holding a lock cannot be copied
+                self.notice.emit(f"Views update only between training steps ({type(exc).__name__}: {exc}).")
+                side = None
+        self._side = side
+        on_step = (lambda *_: side.after_step(self._bundle.model)) if side is not None else None
         try:
-            self._trainer = Trainer(self._bundle, self._data, config, control)
+            self._trainer = Trainer(self._bundle, self._data, config, control, on_step=on_step)
         except BaseException:
+            self._close_side()
             if self._control is control:
                 self._control = None
             raise
@@ -498,6 +585,7 @@ class Worker(QObject):
         finally:
             if self._control is control:
                 self._control = None
+            self._close_side()
         self._close_trainer()
         for cmd in deferred:
             self._guarded(self._dispatch, cmd)
@@ -505,6 +593,10 @@ class Worker(QObject):
 
     def _emit_event(self, event) -> None:
         if isinstance(event, TrainingSnapshot):
+            if event.probe is not None:
+                with self._mailbox_lock:  # answered: the side probe need not do it again
+                    if self._mailbox is not None and self._mailbox.request_id <= event.probe.request_id:
+                        self._mailbox = None
             self.training_snapshot.emit(event)
         elif isinstance(event, EpochEnd):
             self.epoch_end.emit(event)
@@ -535,6 +627,11 @@ class Worker(QObject):
                 # A new model/data/training replaces this run (the GUI already called stop()).
                 control.stop()
                 deferred.append(cmd)
+
+    def _close_side(self) -> None:
+        side, self._side = getattr(self, "_side", None), None
+        if side is not None:
+            side.close()
 
     def _close_trainer(self) -> None:
         if self._trainer is not None:
@@ -575,6 +672,19 @@ class Worker(QObject):
         self._close_trainer()
         self._close_inspector()
         self._bundle = None
+
+
+def probe_sample(data, bundle: ModelBundle, request: CaptureRequest) -> tuple[np.ndarray, int | None]:
+    """The image a request asks for: its own input, else a probe-split sample of ``data``."""
+    if request.probe_input is not None:
+        return request.probe_input, request.probe_label
+    if data is not None:
+        n = len(data.val) if data.val is not None and len(data.val) else 0
+        split = "val" if n else "train"
+        n = n or len(data.train)
+        if n:
+            return data.sample(request.probe_index % n, split=split)
+    return np.zeros(bundle.input_shape, np.float32), None
 
 
 class TrainingFailed(Exception):
