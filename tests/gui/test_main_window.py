@@ -287,3 +287,78 @@ def test_layout_theme_and_choices_persist(qtbot, settings):
         assert again.theme_actions["light"].isChecked()
     finally:
         again.close()
+
+
+def test_open_image_as_input_shows_a_note(qtbot, window, tmp_path):
+    from PIL import Image
+
+    rgb = np.zeros((60, 90, 3), np.uint8)
+    rgb[10:50, 40:50] = 255
+    Image.fromarray(rgb).save(tmp_path / "bar.png")
+    before = window.session.latest_probe
+    assert window.open_path(str(tmp_path / "bar.png"))  # images go to the input, not the model
+    qtbot.waitUntil(lambda: window.session.latest_probe is not before, timeout=WAIT)
+    assert window.session.latest_probe.input_image.shape == window.session.model.input_shape
+    assert "bar.png" in window.input_panel.note_label.text()
+    assert window.session.model.arch == "lenet5"
+
+
+def test_drop_a_model_file_opens_it(qtbot, window, tmp_path):
+    from PyQt6.QtCore import QMimeData, QPointF, QUrl
+    from PyQt6.QtGui import QDropEvent
+
+    from visualizer.core.architectures import build_model
+    from visualizer.core.checkpoint import save_checkpoint
+    from visualizer.core.model_bundle import ModelBundle
+
+    path = tmp_path / "dropped.pt"
+    model = build_model("lenet5", in_channels=1, num_classes=10, input_size=32)
+    save_checkpoint(path, ModelBundle(model, (1, 32, 32), tuple(str(i) for i in range(10)), arch="lenet5",
+                                      arch_options={"in_channels": 1, "num_classes": 10, "input_size": 32}))
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: window.session.model.source == str(path), timeout=WAIT)
+    window._fill_recent()
+    assert str(path) in [a.text() for a in window.recent_menu.actions()]
+
+
+def test_presentation_mode_and_shortcut_list(qtbot, window):
+    window.set_theme("light")
+    window.act_presentation.trigger()
+    assert window.theme_actions["high_contrast"].isChecked()
+    assert all(v._presentation for v in window.views)
+    window.act_presentation.trigger()
+    assert window.theme_actions["light"].isChecked()
+    assert not any(v._presentation for v in window.views)
+    from visualizer.gui.dialogs import ShortcutsDialog
+    dlg = ShortcutsDialog(window.shortcut_actions, window)
+    keys = {dlg.table.item(r, 1).text() for r in range(dlg.table.rowCount())}
+    assert {"Space", "F11", "Ctrl+O"} <= keys
+
+
+def test_uncaught_exceptions_become_messages(qtbot, window):
+    import sys
+    import threading
+
+    from visualizer.gui.app import install_exception_hooks
+
+    saved = sys.excepthook, threading.excepthook
+    try:
+        install_exception_hooks(lambda: window)
+        try:
+            raise KeyError("from a slot")
+        except KeyError:
+            sys.excepthook(*sys.exc_info())
+        qtbot.waitUntil(lambda: window.last_message is not None, timeout=WAIT)
+        assert "from a slot" in window.last_message[1]
+        window.last_message = None
+        t = threading.Thread(target=lambda: 1 / 0)
+        t.start()
+        t.join()
+        qtbot.waitUntil(lambda: window.last_message is not None, timeout=WAIT)
+        assert "ZeroDivisionError" in window.last_message[1]
+    finally:
+        sys.excepthook, threading.excepthook = saved
