@@ -362,3 +362,20 @@ def test_uncaught_exceptions_become_messages(qtbot, window):
         assert "ZeroDivisionError" in window.last_message[1]
     finally:
         sys.excepthook, threading.excepthook = saved
+
+
+def test_learning_rate_changes_while_training_and_save_and_reset(qtbot, window, tmp_path):
+    start(qtbot, window)
+    window.training_panel.lr.setValue(0.05)  # the one knob that works live
+    qtbot.waitUntil(lambda: abs(window.session.latest_training.lr - 0.05) < 1e-9, timeout=WAIT)
+    path = tmp_path / "saved.pt"
+    with qtbot.waitSignal(window.controller.saved, timeout=WAIT):
+        window.controller.save(str(path))  # between two steps, training goes on
+    stop(qtbot, window)
+    from visualizer.core.checkpoint import load_model
+    assert load_model(path).arch == "lenet5"
+
+    before = window.session.latest_probe.probabilities
+    with qtbot.waitSignal(window.controller.notice, timeout=WAIT, check_params_cb=lambda t: "reset" in t):
+        window.controller.reset_weights()
+    qtbot.waitUntil(lambda: not np.allclose(window.session.latest_probe.probabilities, before), timeout=WAIT)
