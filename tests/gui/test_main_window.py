@@ -379,3 +379,12 @@ def test_learning_rate_changes_while_training_and_save_and_reset(qtbot, window, 
     with qtbot.waitSignal(window.controller.notice, timeout=WAIT, check_params_cb=lambda t: "reset" in t):
         window.controller.reset_weights()
     qtbot.waitUntil(lambda: not np.allclose(window.session.latest_probe.probabilities, before), timeout=WAIT)
+
+
+def test_a_completed_run_shows_its_last_step_and_full_progress(qtbot, window):
+    with qtbot.waitSignal(window.controller.run_ended, timeout=60_000) as sig:
+        window.controller.start_training(TrainConfig(epochs=1, batch_size=32))
+    assert sig.args[0].reason == "completed"
+    assert window.status_step.text() == f"Step {sig.args[0].step}"
+    assert window.progress.value() == window.progress.maximum()
+    assert window.training_panel.state() == STOPPED

@@ -105,6 +105,9 @@ def run_gui(path: str | None = None, argv: list[str] | None = None) -> int:
     window_ref[0] = window
     window.theme_actions.get(theme, window.theme_actions["dark"]).setChecked(True)
     window.show()
+    # Take the keyboard at once (Space starts training), also without a window manager.
+    window.raise_()
+    window.activateWindow()
     window.start(args.file)
     if args.train:
         start_training_when_ready(window)

@@ -35,6 +35,7 @@ class Controller(QObject):
     notice = pyqtSignal(str)              # short, status-bar only
     data_changed = pyqtSignal(object)     # DataInfo
     saved = pyqtSignal(str)
+    run_ended = pyqtSignal(object)        # Finished | Diverged: the last word on a run
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None, *,
                  sample_limit: int | None = None):
@@ -262,11 +263,13 @@ class Controller(QObject):
     def _on_finished(self, ev: Finished) -> None:
         self._flush_pending()
         self.session.set_training_state(STOPPED)
+        self.run_ended.emit(ev)
         self.notice.emit(f"Training {ev.reason} at step {ev.step}.")
 
     def _on_diverged(self, ev: Diverged) -> None:
         self._flush_pending()
         self.session.set_training_state(STOPPED)
+        self.run_ended.emit(ev)
         self.message.emit("warning", ev.message)
 
     def _on_failed(self, text: str) -> None:

@@ -293,6 +293,7 @@ class MainWindow(QMainWindow):
         c.message.connect(self.show_message)
         c.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
         c.data_changed.connect(self._on_data)
+        c.run_ended.connect(self._on_run_ended)
         s.model_changed.connect(self._on_model)
         s.layer_changed.connect(self._on_layer)
         s.state_changed.connect(self._on_state)
@@ -468,6 +469,15 @@ class MainWindow(QMainWindow):
         self.status_rate.setText(f"{snap.samples_per_sec:,.0f} samples/s")
         self.progress.setRange(0, max(1, snap.total_steps))
         self.progress.setValue(min(snap.step, snap.total_steps))
+
+    def _on_run_ended(self, ev) -> None:
+        # Snapshots come at most N per second: the last steps of a run may have none.
+        completed = getattr(ev, "reason", "") == "completed"
+        self.status_step.setText(f"Step {ev.step}")
+        # Finished counts epochs done when complete, the 0-based running epoch otherwise.
+        self.status_epoch.setText(f"Epoch {ev.epoch if completed else ev.epoch + 1}")
+        if completed:
+            self.progress.setValue(self.progress.maximum())
 
     def move_layer(self, delta: int) -> None:
         names = self.session.layer_names()
