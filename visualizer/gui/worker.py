@@ -18,6 +18,7 @@ an exception escaping ``QThread.run`` would abort the process (PITFALLS.md).
 from __future__ import annotations
 
 import copy
+import logging
 import queue
 import threading
 import time
@@ -37,6 +38,7 @@ from visualizer.core.training import TrainConfig, Trainer, TrainingControl
 
 from .session import LoadedModel
 
+log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_MODEL = REPO_ROOT / "models" / "lenet5_mnist.pt"
 SAMPLE_DATASET = "digits"
@@ -221,7 +223,12 @@ class Worker(QObject):
         self._commands.put(_Command("quit"))
         if not self._thread.isRunning():
             return True
-        return self._thread.wait(timeout_ms)
+        if self._thread.wait(timeout_ms):
+            return True
+        # A step can take long (a big model on a CPU): keep waiting rather than let Qt
+        # destroy a running QThread, which aborts the whole process.
+        log.warning("the training step is still running; waiting for it to end before exiting")
+        return self._thread.wait()
 
     # ==== commands (GUI thread) =====================================================
     def _send(self, name: str, *args, **kwargs) -> None:
