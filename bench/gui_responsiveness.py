@@ -39,7 +39,7 @@ def main() -> int:
 
     from gui_throughput import show_every_view, wait
     from visualizer.core.training import TrainConfig
-    from visualizer.gui.app import install_exception_hooks
+    from visualizer.gui.app import install_exception_hooks, tune_interpreter
     from visualizer.gui.controller import Controller
     from visualizer.gui.main_window import MainWindow
     from visualizer.gui.settings import Settings
@@ -47,6 +47,7 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     install_exception_hooks(lambda: None)
+    tune_interpreter()  # as run_gui does
     draws: collections.Counter = collections.Counter()
     original_draw = View._repaint
 

@@ -124,9 +124,10 @@ def main() -> int:
     args = ap.parse_args()
 
     from PyQt6.QtWidgets import QApplication
-    from visualizer.gui.app import install_exception_hooks
+    from visualizer.gui.app import install_exception_hooks, tune_interpreter
     app = QApplication.instance() or QApplication(sys.argv[:1])
     install_exception_hooks(lambda: None)
+    tune_interpreter()  # as run_gui does
 
     heads, guis = [], []
     for r in range(args.rounds):

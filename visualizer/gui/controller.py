@@ -57,6 +57,7 @@ class Controller(QObject):
         self._request_id = 0
         self._pending_training: TrainingSnapshot | None = None
         self._pending_probe: ProbeSnapshot | None = None
+        self._pending_epochs: list[EpochEnd] = []
         self._closed = False
         self._connect_worker()
         self.timer = QTimer(self)
@@ -106,6 +107,11 @@ class Controller(QObject):
         Views ingest every snapshot (curves keep history) but draw only when
         visible, at most 30 Hz; the acknowledgement comes after they have it.
         """
+        epochs, self._pending_epochs = self._pending_epochs, []
+        for ev in epochs:  # in the same tick as any snapshot: one redraw, not two
+            for v in self.views:
+                if wants_epochs(v):
+                    v.show_epoch(ev)
         snap, self._pending_training = self._pending_training, None
         if snap is not None:
             for v in self.views:
@@ -169,6 +175,7 @@ class Controller(QObject):
         for v in self.views:
             v.clear()
         self._pending_training = self._pending_probe = None
+        self._pending_epochs = []
         self.session.set_model(model)
         for v in self.views:
             v.set_layer(self.session.layer)
@@ -257,8 +264,7 @@ class Controller(QObject):
 
     def _on_epoch(self, ev: EpochEnd) -> None:
         self.session.add_epoch(ev)
-        for v in self.views:
-            v.show_epoch(ev)
+        self._pending_epochs.append(ev)
 
     def _on_finished(self, ev: Finished) -> None:
         self._flush_pending()
@@ -282,7 +288,7 @@ class Controller(QObject):
 
     def _flush_pending(self) -> None:
         # The last snapshot of a run must reach the views even if the timer is not due.
-        if self._pending_training is not None or self._pending_probe is not None:
+        if self._pending_training is not None or self._pending_probe is not None or self._pending_epochs:
             self.refresh()
 
     # ==== selection and input ===================================================
@@ -369,6 +375,14 @@ class Controller(QObject):
     def _send_request(self) -> None:
         if self.session.model is not None:
             self.worker.request_capture(self.capture_request())
+
+
+def wants_epochs(view) -> bool:
+    """Only views that keep epoch history (they override ``_ingest_epoch``) redraw for an epoch end."""
+    from .views.base import View
+    if not isinstance(view, View):
+        return True
+    return type(view)._ingest_epoch is not View._ingest_epoch
 
 
 def trust_store():
