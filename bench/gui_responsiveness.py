@@ -27,12 +27,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
+PROCESS = [True]  # as the app runs it; --thread-worker measures the in-process thread
+
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--hz", type=float, default=30.0)
+    ap.add_argument("--thread-worker", action="store_true", help="worker in a thread instead of a process")
     args = ap.parse_args()
+    PROCESS[0] = not args.thread_worker
 
     from PyQt6.QtCore import Qt, QTimer
     from PyQt6.QtWidgets import QApplication
@@ -60,7 +64,7 @@ def main() -> int:
     View._repaint = counting_repaint
 
     settings = Settings(Path(os.environ["CNN_VISUALIZER_CONFIG_DIR"]) / "bench.ini")
-    controller = Controller(settings)
+    controller = Controller(settings, process=PROCESS[0])
     window = MainWindow(settings, controller=controller, restore=False)
     window.resize(1600, 1000)
     show_every_view(window)

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 BATCH = 64
+PROCESS = [True]  # as the app runs it; --thread-worker measures the in-process thread
 DATASET = "digits"
 
 
@@ -74,7 +75,7 @@ def with_window(app, steps: int, hz: float, all_views: bool = False) -> tuple[fl
     from visualizer.gui.settings import Settings
 
     settings = Settings(Path(os.environ["CNN_VISUALIZER_CONFIG_DIR"]) / f"bench-{time.time_ns()}.ini")
-    controller = Controller(settings)
+    controller = Controller(settings, process=PROCESS[0])
     window = MainWindow(settings, controller=controller, restore=False)
     window.resize(1600, 1000)
     if all_views:
@@ -121,7 +122,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--hz", type=float, default=10.0)
     ap.add_argument("--all-views", action="store_true", help="untabify: every view on screen at once")
+    ap.add_argument("--thread-worker", action="store_true", help="worker in a thread instead of a process")
     args = ap.parse_args()
+    PROCESS[0] = not args.thread_worker
 
     from PyQt6.QtWidgets import QApplication
     from visualizer.gui.app import install_exception_hooks, tune_interpreter

@@ -252,3 +252,30 @@ def test_views_update_during_a_slow_training_step(qtbot, worker):
     with qtbot.waitSignal(worker.finished, timeout=WAIT):
         worker.stop()
     assert failures == []
+
+
+def test_process_mode_trains_probes_fails_and_stops(qtbot):
+    """The app's configuration: the same commands and signals, the core in a child process."""
+    w = Worker(sample_limit=LIMIT, process=True)
+    w.probe_ready.connect(lambda _s: w.probe_consumed())
+    w.training_snapshot.connect(lambda _s: w.snapshot_consumed())
+    w.start()
+    try:
+        with qtbot.waitSignal(w.model_loaded, timeout=60_000) as loaded:
+            w.load_sample()
+        assert loaded.args[0].info.layers
+        snap = probe(qtbot, w, CaptureRequest(layers=("*",), request_id=11))
+        assert not snap.probabilities.flags.writeable  # read-only again after pickling
+        with qtbot.waitSignal(w.failed, timeout=WAIT) as bad:
+            w.start_training(TrainConfig(optimizer="bogus"))
+        assert "optimizer" in bad.args[0]
+        with qtbot.waitSignal(w.training_snapshot, timeout=WAIT):
+            w.start_training(TrainConfig(epochs=1000, batch_size=32))
+        with qtbot.waitSignal(w.finished, timeout=WAIT) as fin:
+            w.stop()
+        assert fin.args[0].reason == "stopped"
+        with qtbot.waitSignal(w.training_snapshot, timeout=WAIT):
+            w.start_training(TrainConfig(epochs=1000, batch_size=32))
+    finally:
+        assert w.shutdown(10_000)  # mid-training
+    assert not w.is_running()

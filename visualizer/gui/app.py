@@ -24,6 +24,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("file", nargs="?", default=None, help="checkpoint, state dict, model .py file or image")
     p.add_argument("--train", action="store_true", help="start training as soon as the model is open")
     p.add_argument("--theme", choices=("dark", "light", "high_contrast"), default=None)
+    p.add_argument("--thread-worker", action="store_true",
+                   help="train in a thread of the GUI process instead of a child process (debugging)")
     p.add_argument("--quit-after", type=float, default=None, metavar="SECONDS",
                    help="close the window after this many seconds (demos, tests, benchmarks)")
     args, _qt_args = p.parse_known_args(argv or [])
@@ -107,6 +109,7 @@ def run_gui(path: str | None = None, argv: list[str] | None = None) -> int:
     window_ref: list = [None]
     reporter = install_exception_hooks(lambda: window_ref[0])
 
+    from .controller import Controller
     from .main_window import MainWindow
     from .settings import Settings
     from .theme import apply_theme
@@ -117,7 +120,10 @@ def run_gui(path: str | None = None, argv: list[str] | None = None) -> int:
         apply_theme(app, theme)
     except ValueError:
         apply_theme(app, "dark")
-    window = MainWindow(settings)
+    # The worker trains in a child process: the GUI thread's drawing then never
+    # competes with training for the GIL (see worker.Worker).
+    controller = Controller(settings, process=not args.thread_worker)
+    window = MainWindow(settings, controller=controller)
     window_ref[0] = window
     window.theme_actions.get(theme, window.theme_actions["dark"]).setChecked(True)
     window.show()

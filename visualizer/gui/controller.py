@@ -38,11 +38,12 @@ class Controller(QObject):
     run_ended = pyqtSignal(object)        # Finished | Diverged: the last word on a run
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None, *,
-                 sample_limit: int | None = None):
+                 sample_limit: int | None = None, process: bool = False):
         super().__init__(parent)
         self.settings = settings or Settings()
         self.session = Session(self)
-        self.worker = Worker(sample_limit=sample_limit)
+        # process=True: training in a child process (the app); False: a thread (tests, scripts).
+        self.worker = Worker(sample_limit=sample_limit, process=process)
         self.views: list = []
         self.data: DataInfo | None = None
         self.config_provider: Callable[[], TrainConfig] = TrainConfig

@@ -97,7 +97,7 @@ class _SideProbe:
     and the live model is never touched from here.
     """
 
-    def __init__(self, worker: "Worker", bundle: ModelBundle, data):
+    def __init__(self, worker: "WorkerCore", bundle: ModelBundle, data):
         self._worker = worker
         self._data = data
         self._lock = threading.Lock()      # the copy is either being probed or being refreshed
@@ -149,42 +149,33 @@ class _SideProbe:
                     snap = self._inspector.probe(request, image01, label)
             except Exception as exc:  # noqa: BLE001 - a failed look must not end training
                 w.probe_consumed()
-                w.notice.emit(f"Could not update the views during the step: {exc}")
+                w.emit("notice", f"Could not update the views during the step: {exc}")
                 continue
-            w.probe_ready.emit(snap)
+            w.emit("probe_ready", snap)
 
 
 class _Thread(QThread):
-    def __init__(self, worker: "Worker"):
+    def __init__(self, core: "WorkerCore"):
         super().__init__()
-        self._worker = worker
+        self._core = core
 
     def run(self) -> None:  # never let anything escape: that aborts the process
         try:
-            self._worker._loop()
+            self._core._loop()
         except BaseException:  # noqa: BLE001 - last line of defence
-            self._worker.failed.emit("The worker thread crashed:\n" + traceback.format_exc(limit=5))
+            self._core.emit("failed", "The worker thread crashed:\n" + traceback.format_exc(limit=5))
 
 
-class Worker(QObject):
-    """GUI-thread handle of the worker thread. Methods are called from the GUI thread."""
+class WorkerCore:
+    """Everything the worker does, without Qt: run by a QThread or in a child process.
 
-    probe_ready = pyqtSignal(object)         # ProbeSnapshot (idle on-demand probe)
-    training_snapshot = pyqtSignal(object)   # TrainingSnapshot
-    epoch_end = pyqtSignal(object)           # EpochEnd
-    finished = pyqtSignal(object)            # Finished
-    diverged = pyqtSignal(object)            # Diverged
-    failed = pyqtSignal(str)                 # readable message; the UI returns to Stopped
-    model_loaded = pyqtSignal(object)        # LoadedModel
-    data_ready = pyqtSignal(object)          # DataInfo
-    trust_required = pyqtSignal(object)      # TrustRequest: ask, then retry with trust=<sha256>
-    architecture_required = pyqtSignal(object)  # TrustRequest: bare weights; retry with arch=/model_spec=
-    notice = pyqtSignal(str)                 # informational (CUDA fallback, rebuilt model...)
-    saved = pyqtSignal(str)                  # path written
-    started_training = pyqtSignal()          # a Trainer exists and runs (or waits for a step)
+    The command methods are safe to call from another thread (the GUI thread, or
+    the child process's listener thread); ``_loop`` runs in the worker's own thread.
+    Results leave through ``emit(signal_name, payload)``.
+    """
 
-    def __init__(self, parent: QObject | None = None, *, sample_limit: int | None = None):
-        super().__init__(parent)
+    def __init__(self, emit, *, sample_limit: int | None = None):
+        self.emit = emit
         self._sample_limit = sample_limit  # fewer samples of the sample dataset (tests, benches)
         self._commands: queue.Queue[_Command] = queue.Queue()
         self._mailbox_lock = threading.Lock()
@@ -192,7 +183,6 @@ class Worker(QObject):
         self._probe_in_flight = False
         self._control: TrainingControl | None = None
         self._quit = threading.Event()
-        self._thread = _Thread(self)
         # Worker-thread state (only ever touched by _loop and what it calls).
         self._bundle: ModelBundle | None = None
         self._fresh = False              # built here, not loaded: normalisation follows the data
@@ -208,27 +198,14 @@ class Worker(QObject):
         self._side: _SideProbe | None = None
         self.side_probe_always = False   # tests: use the side probe for small models too
 
-    # ==== lifecycle (GUI thread) ====================================================
-    def start(self) -> None:
-        self._thread.start()
-
-    def is_running(self) -> bool:
-        return self._thread.isRunning()
-
-    def shutdown(self, timeout_ms: int = 15000) -> bool:
-        """Stop training, end the thread and wait for it. Safe to call twice."""
+    def request_quit(self) -> None:
         self._quit.set()
         if self._control is not None:
             self._control.stop()
         self._commands.put(_Command("quit"))
-        if not self._thread.isRunning():
-            return True
-        if self._thread.wait(timeout_ms):
-            return True
-        # A step can take long (a big model on a CPU): keep waiting rather than let Qt
-        # destroy a running QThread, which aborts the whole process.
-        log.warning("the training step is still running; waiting for it to end before exiting")
-        return self._thread.wait()
+
+    def set_side_probe_always(self, on: bool) -> None:
+        self.side_probe_always = bool(on)
 
     # ==== commands (GUI thread) =====================================================
     def _send(self, name: str, *args, **kwargs) -> None:
@@ -330,7 +307,7 @@ class Worker(QObject):
         try:
             fn(*args)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message
-            self.failed.emit(describe_error(exc, self._trainer_batch()))
+            self.emit("failed", describe_error(exc, self._trainer_batch()))
 
     def _trainer_batch(self) -> int | None:
         return self._trainer.config.batch_size if self._trainer is not None else None
@@ -365,7 +342,7 @@ class Worker(QObject):
         except BaseException:
             self.probe_consumed()  # nothing in flight after a failed probe
             raise
-        self.probe_ready.emit(snap)
+        self.emit("probe_ready", snap)
 
     def _probe_sample(self, request: CaptureRequest) -> tuple[np.ndarray, int | None]:
         return probe_sample(self._data, self._bundle, request)
@@ -395,7 +372,7 @@ class Worker(QObject):
             try:
                 bundle = checkpoint.load_model(SAMPLE_MODEL)
             except LoadError as exc:
-                self.notice.emit(f"The sample model could not be read ({exc}); using a fresh LeNet-5.")
+                self.emit("notice", f"The sample model could not be read ({exc}); using a fresh LeNet-5.")
         if bundle is None:
             if self._dataset_spec is None:
                 self._load_dataset(SAMPLE_DATASET, self._sample_limit, None)
@@ -410,13 +387,13 @@ class Worker(QObject):
         try:
             bundle = checkpoint.load_model(path, **kwargs)
         except TrustRequired as exc:
-            self.trust_required.emit(TrustRequest(path, getattr(exc, "info", None), str(exc),
+            self.emit("trust_required", TrustRequest(path, getattr(exc, "info", None), str(exc),
                                                   tuple(sorted(kwargs.items()))))
             return
         except ArchitectureRequired as exc:
             if kwargs.get("arch") or kwargs.get("model_spec"):
                 raise  # the user's answer did not fit these weights: say so, do not ask again
-            self.architecture_required.emit(TrustRequest(path, None, str(exc), tuple(sorted(kwargs.items()))))
+            self.emit("architecture_required", TrustRequest(path, None, str(exc), tuple(sorted(kwargs.items()))))
             return
         self._install(bundle, fresh=False, trusted=bool(kwargs.get("trust")))
 
@@ -460,7 +437,7 @@ class Worker(QObject):
             return
         if bundle.arch and ":" not in bundle.arch:
             # A zoo model can be rebuilt for the new data; a user's model cannot.
-            self.notice.emit(f"{bundle.arch} was rebuilt for {k} classes and {c} channel(s): its weights are fresh.")
+            self.emit("notice", f"{bundle.arch} was rebuilt for {k} classes and {c} channel(s): its weights are fresh.")
             self._install(self._build_bundle(bundle.arch, dict(bundle.arch_options)), fresh=True, trusted=False)
             return
         self._dataset, self._dataset_spec, self._limit, self._augment = old
@@ -491,7 +468,7 @@ class Worker(QObject):
         # A fresh model learns the data's own normalisation; a trained one keeps the
         # normalisation it was trained with, or its inputs would mean something else.
         self._data = data_for(bundle, self._dataset, augment=self._augment, reuse_normalisation=not fresh)
-        self.data_ready.emit(self._data_info())
+        self.emit("data_ready", self._data_info())
 
     def _data_info(self) -> DataInfo:
         data = self._data
@@ -522,14 +499,14 @@ class Worker(QObject):
         self._close_inspector()
         self._bundle, self._fresh, self._trusted = bundle, fresh, trusted
         self._prepare_data(bundle, fresh=fresh)
-        self.model_loaded.emit(LoadedModel(
+        self.emit("model_loaded", LoadedModel(
             info=info, input_shape=tuple(bundle.input_shape), class_names=tuple(bundle.class_names),
             arch=bundle.arch, arch_options=tuple(sorted(bundle.arch_options.items())), source=bundle.source,
             meta=tuple(sorted((k, v) for k, v in bundle.meta.items() if isinstance(v, (str, int, float, bool)))),
             warnings=tuple(bundle.warnings), probeable=bundle.probeable, trusted=trusted,
             dataset=self._dataset_spec, dataset_size=self._data_size()))
         for w in bundle.warnings:
-            self.notice.emit(w)
+            self.emit("notice", w)
         self._requeue_probe()
 
     def _data_size(self) -> int:
@@ -543,7 +520,7 @@ class Worker(QObject):
             # Stopped (or replaced) before it began: still say so, or the GUI waits forever.
             if self._control is control:
                 self._control = None
-            self.finished.emit(Finished(0, 0, "stopped"))
+            self.emit("finished", Finished(0, 0, "stopped"))
             return
         if self._bundle is None or self._data is None:
             raise ModelError("Open a model and a dataset before training.")
@@ -563,7 +540,7 @@ class Worker(QObject):
             try:
                 side = _SideProbe(self, self._bundle, self._data)  # copied before the Trainer adds hooks
             except Exception as exc:  # noqa: BLE001 - e.g. a model holding a lock cannot be copied
-                self.notice.emit(f"Views update only between training steps ({type(exc).__name__}: {exc}).")
+                self.emit("notice", f"Views update only between training steps ({type(exc).__name__}: {exc}).")
                 side = None
         self._side = side
         on_step = (lambda *_: side.after_step(self._bundle.model)) if side is not None else None
@@ -575,8 +552,8 @@ class Worker(QObject):
                 self._control = None
             raise
         for n in self._trainer.notices:
-            self.notice.emit(n)
-        self.started_training.emit()
+            self.emit("notice", n)
+        self.emit("started_training", None)
         deferred: list[_Command] = []
         try:
             for event in self._trainer.run():
@@ -604,13 +581,13 @@ class Worker(QObject):
                 with self._mailbox_lock:  # answered: the side probe need not do it again
                     if self._mailbox is not None and self._mailbox.request_id <= event.probe.request_id:
                         self._mailbox = None
-            self.training_snapshot.emit(event)
+            self.emit("training_snapshot", event)
         elif isinstance(event, EpochEnd):
-            self.epoch_end.emit(event)
+            self.emit("epoch_end", event)
         elif isinstance(event, Diverged):
-            self.diverged.emit(event)
+            self.emit("diverged", event)
         elif isinstance(event, Finished):
-            self.finished.emit(event)
+            self.emit("finished", event)
         # Paused: nothing to tell; it only gives us a chance to read commands.
 
     def _drain_during_training(self, control: TrainingControl) -> list[_Command]:
@@ -657,7 +634,7 @@ class Worker(QObject):
             elif hasattr(m, "reset_running_stats"):
                 m.reset_running_stats()
         self._requeue_probe()
-        self.notice.emit("Weights reset to fresh random values.")
+        self.emit("notice", "Weights reset to fresh random values.")
 
     def _do_save(self, path: str) -> None:
         from visualizer.core import checkpoint
@@ -666,19 +643,208 @@ class Worker(QObject):
         state = self._trainer.state_dict() if self._trainer is not None else None
         bundle = replace(self._bundle, meta=dict(self._bundle.meta, dataset=self._dataset_spec))
         checkpoint.save_checkpoint(path, bundle, training_state=state)
-        self.saved.emit(path)
+        self.emit("saved", path)
 
     def _do_save_safetensors(self, path: str) -> None:
         from visualizer.core import checkpoint
         if self._bundle is None:
             raise ModelError("There is no model to save.")
         checkpoint.save_safetensors(path, self._bundle)
-        self.saved.emit(path)
+        self.emit("saved", path)
 
     def _close_all(self) -> None:
         self._close_trainer()
         self._close_inspector()
         self._bundle = None
+
+
+# Methods of WorkerCore the GUI may call; in process mode they travel as messages.
+_CALLS = ("load_sample", "load_file", "load_bundle", "load_user_model", "build", "set_dataset",
+          "start_training", "pause", "resume", "step", "stop", "set_lr", "reset_weights", "save",
+          "save_safetensors", "request_capture", "snapshot_consumed", "probe_consumed",
+          "set_side_probe_always")
+_SIGNALS = ("probe_ready", "training_snapshot", "epoch_end", "finished", "diverged", "failed", "model_loaded",
+            "data_ready", "trust_required", "architecture_required", "notice", "saved", "started_training")
+
+
+class Worker(QObject):
+    """The GUI thread's handle on the worker. Every method returns at once.
+
+    ``process=False`` (tests, scripts): the core runs in a QThread of this process.
+    ``process=True`` (the app): it runs in a child process, so the training loop
+    never competes with the GUI thread for Python's GIL (pyqtgraph paints in
+    Python: with a thread, training ran at 50-75% of its headless speed while the
+    window drew); messages and snapshots are pickled across.
+    """
+
+    probe_ready = pyqtSignal(object)         # ProbeSnapshot (on-demand probe)
+    training_snapshot = pyqtSignal(object)   # TrainingSnapshot
+    epoch_end = pyqtSignal(object)           # EpochEnd
+    finished = pyqtSignal(object)            # Finished
+    diverged = pyqtSignal(object)            # Diverged
+    failed = pyqtSignal(str)                 # readable message; the UI returns to Stopped
+    model_loaded = pyqtSignal(object)        # LoadedModel
+    data_ready = pyqtSignal(object)          # DataInfo
+    trust_required = pyqtSignal(object)      # TrustRequest: ask, then retry with trust=<sha256>
+    architecture_required = pyqtSignal(object)  # TrustRequest: bare weights; retry with arch=/model_spec=
+    notice = pyqtSignal(str)                 # informational (CUDA fallback, rebuilt model...)
+    saved = pyqtSignal(str)                  # path written
+    started_training = pyqtSignal()          # a Trainer exists and runs (or waits for a step)
+
+    def __init__(self, parent: QObject | None = None, *, sample_limit: int | None = None, process: bool = False):
+        super().__init__(parent)
+        self.process = process
+        self._stopped = False
+        if process:
+            import multiprocessing as mp
+            ctx = mp.get_context("spawn")  # fork would copy Qt's and torch's threads' state
+            self._to_child = ctx.Queue()
+            self._from_child = ctx.Queue()
+            self._proc = ctx.Process(target=child_main, args=(self._to_child, self._from_child, sample_limit),
+                                     name="cnn-visualizer-worker", daemon=True)
+            self._relay = _Relay(self._from_child, self._emit)
+            self.core = None
+        else:
+            self.core = WorkerCore(self._emit, sample_limit=sample_limit)
+            self._thread = _Thread(self.core)
+
+    def _emit(self, name: str, payload) -> None:
+        signal = getattr(self, name)
+        if name == "started_training":
+            signal.emit()
+        else:
+            signal.emit(payload)
+
+    def __getattr__(self, name):
+        # Delegate the command methods; everything else is a normal attribute error.
+        if name in _CALLS:
+            return lambda *a, **k: self._call(name, *a, **k)
+        raise AttributeError(name)
+
+    def _call(self, name: str, *args, **kwargs) -> None:
+        if self._stopped:
+            return
+        if self.core is not None:
+            getattr(self.core, name)(*args, **kwargs)
+        else:
+            self._to_child.put((name, args, kwargs))
+
+    # ---- test conveniences (thread mode) ----------------------------------------------
+    @property
+    def side_probe_always(self) -> bool:
+        return bool(self.core and self.core.side_probe_always)
+
+    @side_probe_always.setter
+    def side_probe_always(self, on: bool) -> None:
+        self._call("set_side_probe_always", on)
+
+    @property
+    def _bundle(self):
+        return self.core._bundle if self.core is not None else None
+
+    # ---- lifecycle ------------------------------------------------------------------
+    def start(self) -> None:
+        if self.core is not None:
+            self._thread.start()
+        else:
+            self._proc.start()
+            self._relay.start()
+
+    def is_running(self) -> bool:
+        if self.core is not None:
+            return self._thread.isRunning()
+        return self._proc.is_alive() or self._relay.isRunning()
+
+    def shutdown(self, timeout_ms: int = 15000) -> bool:
+        """Stop training, end the worker and wait for it. Safe to call twice."""
+        if self.core is not None:
+            self.core.request_quit()
+            if not self._thread.isRunning():
+                return True
+            if self._thread.wait(timeout_ms):
+                return True
+            # A step can take long (a big model on a CPU): keep waiting rather than let Qt
+            # destroy a running QThread, which aborts the whole process.
+            log.warning("the training step is still running; waiting for it to end before exiting")
+            return self._thread.wait()
+        if not self._stopped:
+            self._stopped = True
+            if self._proc.is_alive():
+                self._to_child.put(("__quit__", (), {}))
+                self._proc.join(timeout_ms / 1000)
+            if self._proc.is_alive():  # a child can be ended without harm to the GUI
+                log.warning("the worker process did not stop in time; terminating it")
+                self._proc.terminate()
+                self._proc.join(5)
+            self._relay.stop()
+            self._relay.wait()
+            self._to_child.cancel_join_thread()
+        return not self.is_running()
+
+
+class _Relay(QThread):
+    """Parent side of process mode: child messages become Qt signals (queued to the GUI)."""
+
+    def __init__(self, source, emit):
+        super().__init__()
+        self._source = source
+        self._emit = emit
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                name, payload = self._source.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            except (EOFError, OSError):
+                break
+            try:
+                self._emit(name, refreeze(payload))
+            except Exception:  # noqa: BLE001 - never let the relay die
+                log.exception("could not deliver %s from the worker", name)
+
+
+def child_main(inbox, outbox, sample_limit) -> None:
+    """The worker process: a listener thread applies the GUI's calls, the main thread works."""
+    core = WorkerCore(lambda name, payload: outbox.put((name, payload)), sample_limit=sample_limit)
+
+    def listen() -> None:
+        while True:
+            name, args, kwargs = inbox.get()
+            if name == "__quit__":
+                core.request_quit()
+                return
+            try:
+                getattr(core, name)(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - a bad call is reported, not fatal
+                outbox.put(("failed", describe_error(exc)))
+
+    threading.Thread(target=listen, name="worker-listener", daemon=True).start()
+    try:
+        core._loop()
+    except BaseException:  # noqa: BLE001
+        outbox.put(("failed", "The worker process crashed:\n" + traceback.format_exc(limit=5)))
+    outbox.close()
+    outbox.join_thread()
+
+
+def refreeze(obj, _depth: int = 0):
+    """Arrays come out of pickling writeable: make them read-only again, as the schema says."""
+    if _depth > 6:
+        return obj
+    if isinstance(obj, np.ndarray):
+        obj.setflags(write=False)
+    elif isinstance(obj, (tuple, list)):
+        for item in obj:
+            refreeze(item, _depth + 1)
+    elif hasattr(obj, "__dataclass_fields__"):
+        for name in obj.__dataclass_fields__:
+            refreeze(getattr(obj, name, None), _depth + 1)
+    return obj
 
 
 def probe_sample(data, bundle: ModelBundle, request: CaptureRequest) -> tuple[np.ndarray, int | None]:
