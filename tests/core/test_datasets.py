@@ -156,7 +156,7 @@ def test_shape_classes_are_learnable_by_a_tiny_cnn():
 
 
 def test_shared_mnist_test_split(mnist_dir):
-    assert shared_mnist_dir() == mnist_dir.resolve()
+    assert shared_mnist_dir().resolve() == mnist_dir.resolve()
     t = time.perf_counter()
     ds = load_dataset("mnist")
     elapsed = time.perf_counter() - t
