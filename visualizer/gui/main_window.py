@@ -42,7 +42,7 @@ CURVES_CLASS = ("visualizer.gui.views.curves", "CurvesView")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 MODEL_FILTER = "Models (*.pt *.pth *.ckpt *.bin *.safetensors *.pt2 *.py);;All files (*)"
 IMAGE_FILTER = "Images (" + " ".join("*" + s for s in IMAGE_SUFFIXES) + ");;All files (*)"
-STATUS_HZ = 10
+FIRST_RUN_EPOCHS = 30
 
 
 def _load_class(module: str, name: str):
@@ -356,7 +356,8 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geom)
         if state is not None:
             self.restoreState(state)
-        values = s.last_options()
+        # First run: enough epochs on the built-in digits to watch it learn (3 take a second).
+        values = s.last_options() or {"epochs": FIRST_RUN_EPOCHS}
         if values:
             self.training_panel.blockSignals(True)  # restoring must not rebuild the model
             try:
