@@ -269,6 +269,9 @@ def test_exports_png_svg_and_csv(qtbot, window, tmp_path):
     assert (tmp_path / "v.png").stat().st_size > 1000
     assert "<svg" in (tmp_path / "v.svg").read_text()[:2000]
     assert len((tmp_path / "curves.csv").read_text().splitlines()) > 2
+    grads = next(v for v in window.views if type(v).__name__ == "GradientView")
+    assert window.export_view(grads, "csv", str(tmp_path / "gradients.csv"))
+    assert len((tmp_path / "gradients.csv").read_text().splitlines()) > 2
 
 
 def test_layout_theme_and_choices_persist(qtbot, settings):

@@ -554,8 +554,8 @@ class MainWindow(QMainWindow):
 
     def export_dialog(self, kind: str) -> None:
         view = self.current_view
-        if kind == "csv":
-            view = self.curves if self.curves is not None else view
+        if kind == "csv" and (view is None or view.csv_table() is None):
+            view = self.curves or view  # the current view has no table: the curves always do
         if view is None:
             return
         suffix = {"png": "PNG images (*.png)", "svg": "SVG drawings (*.svg)", "csv": "CSV tables (*.csv)"}[kind]
