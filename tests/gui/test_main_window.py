@@ -237,13 +237,24 @@ def test_pickled_model_asks_for_trust_and_remembers_it(qtbot, window, tmp_path):
     window.open_path(str(path))
     qtbot.waitUntil(lambda: len(asked) == 1, timeout=WAIT)
     assert window.session.model.source != str(path)  # refused: still the sample
-    window.controller.ask_trust = lambda req: asked.append(req) or True
+    window.controller.ask_trust = lambda req: asked.append(req) or True   # trusted once, not remembered
     window.controller.offer_safetensors = lambda source: None
     window.open_path(str(path))
     qtbot.waitUntil(lambda: window.session.model.source == str(path), timeout=WAIT)
     assert window.session.model.trusted
-    assert TrustStore().is_trusted(asked[-1].info.sha256)
+    assert not TrustStore().is_trusted(asked[-1].info.sha256)
     assert str(path) in window.settings.recent_files()
+    window.controller.open_sample()
+    qtbot.waitUntil(lambda: window.session.model.source != str(path), timeout=WAIT)
+    window.controller.ask_trust = lambda req: asked.append(req) or (True, True)  # "Remember this file"
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: window.session.model.source == str(path), timeout=WAIT)
+    assert len(asked) == 3 and TrustStore().is_trusted(asked[-1].info.sha256)
+    window.controller.open_sample()
+    qtbot.waitUntil(lambda: window.session.model.source != str(path), timeout=WAIT)
+    window.open_path(str(path))                      # remembered by hash: no question
+    qtbot.waitUntil(lambda: window.session.model.source == str(path), timeout=WAIT)
+    assert len(asked) == 3
 
 
 def test_state_dict_asks_for_the_architecture(qtbot, window, tmp_path):

@@ -322,9 +322,10 @@ class MainWindow(QMainWindow):
     def _install_dialog_hooks(self) -> None:
         from . import dialogs
 
-        def ask_trust(req) -> bool:
+        def ask_trust(req) -> tuple[bool, bool]:
             dlg = dialogs.TrustDialog(req.info or req, self)
-            return dlg.exec() == dlg.DialogCode.Accepted
+            accepted = dlg.exec() == dlg.DialogCode.Accepted
+            return accepted, accepted and dlg.remember()
 
         def ask_model_spec(path: str, info):
             if path.endswith(".py"):
@@ -416,8 +417,7 @@ class MainWindow(QMainWindow):
         self.layer_tree.set_model_info(model.info)
         self.status_model.setText(describe(model))
         self._sync_panel_to(model)
-        c, h, w = model.input_shape
-        self.input_panel.pad.set_output_size(h, w)
+        self._fit_pad()
         self.setWindowTitle(f"CNN Visualizer – {os.path.basename(model.source) if model.source else model.arch}")
 
     def _sync_panel_to(self, model: LoadedModel) -> None:
@@ -433,8 +433,26 @@ class MainWindow(QMainWindow):
         finally:
             self.training_panel.blockSignals(False)
 
+    def _fit_pad(self) -> None:
+        """Draw at the training data's own resolution and framing, so a drawing is preprocessed
+        like the training images were (the UCI digits are 8x8 filling their box, MNIST 28x28
+        with the digit in a 20x20 box); the controller then resizes it as the dataset was."""
+        from visualizer.gui.widgets.mnist_preprocess import MNIST_BOX_FRACTION
+        data, model = self.controller.data, self.session.model
+        native = getattr(data, "native_shape", (0, 0, 0)) if data is not None else (0, 0, 0)
+        if native[1] > 0:
+            _, h, w = native
+        elif model is not None:
+            _, h, w = model.input_shape
+        else:
+            return
+        pad = self.input_panel.pad
+        pad.set_output_size(h, w)
+        pad.set_box_fraction(1.0 if min(h, w) < 16 else MNIST_BOX_FRACTION)
+
     def _on_data(self, data) -> None:
         self.input_panel.set_dataset(data.class_names, data.labels)
+        self._fit_pad()
         self.training_panel.blockSignals(True)  # showing the dataset in use is not a new choice
         try:
             self.training_panel.add_dataset(data.spec, None if data.spec == data.name else data.name)
@@ -539,6 +557,12 @@ class MainWindow(QMainWindow):
         try:
             loaded = load_image(path)
             array, notes = to_model_input(loaded.array, model.input_shape)
+            native = getattr(self.controller.data, "native_shape", None)
+            if native and 0 < native[1] * native[2] < model.input_shape[1] * model.input_shape[2]:
+                # the model learnt from upscaled small images: pass the image through that size too
+                small, _ = to_model_input(loaded.array, (model.input_shape[0], native[1], native[2]))
+                array, _ = to_model_input(small.transpose(1, 2, 0), model.input_shape)
+                notes = (*notes, f"seen at the training data's {native[2]}×{native[1]} first")
         except LoadError as exc:
             self.show_message("error", f"Could not open the image.\n\n{exc}")
             return False

@@ -40,7 +40,7 @@ from .session import LoadedModel
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_MODEL = REPO_ROOT / "models" / "lenet5_mnist.pt"
+SAMPLE_MODEL = REPO_ROOT / "models" / "lenet5_digits.pt"  # trained on the built-in digits it opens with
 SAMPLE_DATASET = "digits"
 GALLERY_BYTES = 8 << 20    # dataset thumbnails sent to the GUI once per dataset
 GALLERY_MAX = 512
@@ -59,6 +59,7 @@ class DataInfo:
     labels: np.ndarray          # (n_val,) int64 labels of the probe split, to pick by class
     gallery: np.ndarray         # (G, C, H, W) uint8 first G probe-split images as the model sees them
     augment: tuple = ()
+    native_shape: tuple[int, int, int] = (0, 0, 0)  # the dataset's own (C, H, W) before resizing
 
 
 @dataclass(frozen=True)
@@ -489,7 +490,8 @@ class WorkerCore:
         return DataInfo(name=self._dataset.name, spec=str(self._dataset_spec), class_names=tuple(data.class_names), input_shape=tuple(data.input_shape),
                         n_train=len(data.train), n_val=n, labels=frozen_array(labels, np.int64),
                         gallery=frozen_array(images, np.uint8),
-                        augment=tuple(vars(self._augment).items()) if self._augment is not None else ())
+                        augment=tuple(vars(self._augment).items()) if self._augment is not None else (),
+                        native_shape=tuple(int(v) for v in self._dataset.native_shape))
 
     def _install(self, bundle: ModelBundle, *, fresh: bool, trusted: bool) -> None:
         """Make ``bundle`` current only once everything about it is known to work."""

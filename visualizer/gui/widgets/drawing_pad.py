@@ -14,7 +14,7 @@ from PyQt6.QtGui import QColor, QImage, QPainter, QPen
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from .image_convert import qimage_gray_to_array, to_display_uint8
-from .mnist_preprocess import area_resize, mnist_center
+from .mnist_preprocess import MNIST_BOX_FRACTION, area_resize, mnist_center
 
 CANVAS_SIZE = 280          # backing store side, 10x MNIST: enough detail, cheap to reduce
 PEN_FRACTION = 0.085       # pen width / canvas side: ~2.5 px strokes after reduction to 28x28
@@ -149,6 +149,7 @@ class DrawingPad(QWidget):
     def __init__(self, parent=None, *, output_size=(28, 28), mnist_style: bool = True):
         super().__init__(parent)
         self._out_h, self._out_w = int(output_size[0]), int(output_size[1])
+        self._box_fraction = MNIST_BOX_FRACTION
         self._clock = time.monotonic  # tests replace it to check throttling deterministically
         self._last_emit = float("-inf")
 
@@ -194,6 +195,10 @@ class DrawingPad(QWidget):
     def set_output_size(self, h: int, w: int) -> None:
         self._out_h, self._out_w = int(h), int(w)
 
+    def set_box_fraction(self, fraction: float) -> None:
+        """How much of the field the centred ink fills: MNIST 20/28, the UCI digits 1.0."""
+        self._box_fraction = float(fraction)
+
     def output_size(self) -> tuple[int, int]:
         return self._out_h, self._out_w
 
@@ -214,7 +219,7 @@ class DrawingPad(QWidget):
         """What the model would get now: (H, W) float32 in [0, 1], a fresh array."""
         px = self.canvas.pixels()
         if self.mnist_style:
-            out = mnist_center(px, self._out_h, self._out_w)
+            out = mnist_center(px, self._out_h, self._out_w, self._box_fraction)
         else:
             out = area_resize(px, self._out_h, self._out_w)
         return np.clip(out, 0.0, 1.0).astype(np.float32)

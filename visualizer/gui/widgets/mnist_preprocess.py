@@ -29,8 +29,12 @@ def area_resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def mnist_center(canvas: np.ndarray, h: int = 28, w: int = 28) -> np.ndarray:
+def mnist_center(canvas: np.ndarray, h: int = 28, w: int = 28,
+                 box_fraction: float = MNIST_BOX_FRACTION) -> np.ndarray:
     """Crop the ink, fit it into the MNIST box, centre it by centre of mass.
+
+    ``box_fraction``: the share of the field the ink's longer side fills (MNIST:
+    20/28; the UCI 8x8 digits were scaled to fill their whole field, 1.0).
 
     ``canvas`` is (H, W) float in [0, 1], white ink on black; the result is
     (h, w) float32 in [0, 1]. An empty canvas gives zeros.
@@ -42,7 +46,7 @@ def mnist_center(canvas: np.ndarray, h: int = 28, w: int = 28) -> np.ndarray:
     if rows.size == 0:
         return out
     crop = canvas[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    box = max(1, int(round(MNIST_BOX_FRACTION * min(h, w))))
+    box = max(1, int(round(box_fraction * min(h, w))))
     scale = box / max(crop.shape)
     ch = max(1, int(round(crop.shape[0] * scale)))
     cw = max(1, int(round(crop.shape[1] * scale)))
