@@ -162,10 +162,15 @@ class Controller(QObject):
         known = store is not None and bool(sha) and store.is_trusted(sha)
         if dict(req.load_kwargs).get("trust"):
             known = False  # already retried with trust: the file changed; ask again
-        if not known and not self.ask_trust(req):
-            self.notice.emit(f"Not opened: {os.path.basename(req.path)} was not trusted.")
-            return
-        if store is not None and sha and not known:
+        remember = False
+        if not known:
+            answer = self.ask_trust(req)
+            # ask_trust answers accepted, or (accepted, remember this file by its hash)
+            accepted, remember = answer if isinstance(answer, tuple) else (bool(answer), False)
+            if not accepted:
+                self.notice.emit(f"Not opened: {os.path.basename(req.path)} was not trusted.")
+                return
+        if store is not None and sha and remember:
             store.trust(sha)
         kwargs = dict(req.load_kwargs)
         # The hash, not True: the loader then refuses a file swapped since the dialog.
@@ -311,13 +316,15 @@ class Controller(QObject):
         self._send_request()
 
     def use_image(self, image01: np.ndarray, label: int | None = None, note: str = "") -> None:
-        """Probe a drawn or opened image, already (C, H, W) or (H, W) in [0, 1] at the model's size."""
+        """Probe a drawn or opened image: (C, H, W) or (H, W) in [0, 1], resized to the model's input
+        the way the dataset's images were (a drawing arrives at the dataset's own resolution)."""
         model = self.session.model
         img = np.asarray(image01, dtype=np.float32)
         if img.ndim == 2:
             img = img[None]
-        if model is not None and img.shape[0] != model.input_shape[0] and img.shape[0] == 1:
-            img = np.repeat(img, model.input_shape[0], axis=0)
+        if model is not None and img.shape != tuple(model.input_shape):
+            from visualizer.core.images import to_model_input
+            img, _ = to_model_input(img.transpose(1, 2, 0), model.input_shape)
         self._input_image = np.ascontiguousarray(img)
         self._input_label = label
         if note:
