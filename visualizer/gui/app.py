@@ -115,6 +115,7 @@ def run_gui(path: str | None = None, argv: list[str] | None = None) -> int:
     from .theme import apply_theme
 
     settings = Settings()
+    sweep_interrupted_saves(settings)
     theme = args.theme or settings.theme
     try:
         apply_theme(app, theme)
@@ -149,6 +150,28 @@ def run_gui(path: str | None = None, argv: list[str] | None = None) -> int:
     window.controller.shutdown()
     del reporter
     return rc
+
+
+def sweep_interrupted_saves(settings) -> list:
+    """Remove temporary files that a save killed mid-write left beside our checkpoints.
+
+    Looks in the shipped models folder and the folders of recently used files;
+    finished checkpoints are never touched (the sweep only matches our temp names).
+    """
+    from pathlib import Path
+
+    from visualizer.core.checkpoint import sweep_stale_temp
+    folders = {Path(__file__).resolve().parents[2] / "models"}
+    folders.update(Path(p).parent for p in settings.recent_files())
+    removed = []
+    for folder in folders:
+        try:
+            removed += sweep_stale_temp(folder)
+        except OSError as exc:   # an unreadable folder must not stop the app from starting
+            logging.getLogger(__name__).warning("could not sweep %s: %s", folder, exc)
+    for p in removed:
+        logging.getLogger(__name__).info("removed the leftover of an interrupted save: %s", p)
+    return removed
 
 
 def start_training_when_ready(window) -> None:
