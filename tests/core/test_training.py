@@ -228,8 +228,9 @@ def test_rate_limit():
         if isinstance(e, TrainingSnapshot):
             snaps.append(e)
             control.snapshot_consumed()
-    assert len(snaps) == 1   # only the one answering the new request; the rate allows no other
-    assert snaps[0].history.shape[0] >= 1
+    # the one answering the new request, then the rate allows none until the final one at the end
+    assert len(snaps) == 2
+    assert snaps[0].history.shape[0] == 1 and snaps[1].history.shape[0] == t.step - 1
 
 
 def test_pacer_keeps_instrumentation_within_its_budget():
@@ -338,3 +339,14 @@ def test_snapshot_arrays_are_copies():
     assert not np.shares_memory(w, live)
     with pytest.raises(ValueError):
         w[...] = 0
+
+
+def test_a_final_snapshot_carries_the_last_steps():
+    control = TrainingControl()
+    t = make(TrainConfig(epochs=2, batch_size=8, snapshot_hz=0.001), control)
+    steps = []
+    for e in t.run():
+        if isinstance(e, TrainingSnapshot):
+            steps.extend(e.history[:, 0].tolist())
+            control.snapshot_consumed()
+    assert steps == [float(s) for s in range(1, t.step + 1)]   # every step reached the curves

@@ -163,6 +163,10 @@ class TrainingControl:
             lr, self._lr = self._lr, None
             return lr
 
+    def _wait_consumed(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._consumed, timeout)
+
     def _mark_in_flight(self) -> None:
         with self._cond:
             self._consumed = False
@@ -307,6 +311,7 @@ class Trainer:
             while self.batch < self.batches_per_epoch:
                 if not self.control._wait_to_run(0.05):
                     if self.control.stopping:
+                        yield from self._final_snapshot()
                         yield Finished(self.step, self.epoch, "stopped")
                         return
                     # Paused: answer a changed capture request (new layer, input) at once.
@@ -335,7 +340,19 @@ class Trainer:
             self.batch = 0
             if self.scheduler is not None:
                 self.scheduler.step()
+        yield from self._final_snapshot()
         yield Finished(self.step, self.epoch, "completed")
+
+    def _final_snapshot(self) -> Iterator[TrainingSnapshot]:
+        """The steps since the last snapshot, so curves end where training ended.
+
+        Waits briefly for the GUI to take the previous snapshot (one in flight);
+        a GUI that never does only loses the tail of the loss curve.
+        """
+        if self.config.snapshot_hz <= 0 or not self._history:
+            return
+        if self.control._wait_consumed(timeout=1.0):
+            yield self._make_snapshot()
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, measure: bool) -> Diverged | None:
         """One optimizer step; ``measure``: also record gradient statistics (a snapshot is due)."""
