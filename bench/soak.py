@@ -1,0 +1,137 @@
+"""Soak: a long instrumented training run with the window open; memory must stay flat.
+
+Target (issue 4): resident memory flat (within +-50 MB after warm-up) over 30 minutes, GUI
+responsive. The window is the real app's (worker in a child process, offscreen platform),
+LeNet-5 trains on the digits with snapshots at 10/s, every view refreshing; training is
+restarted whenever a run completes, as a lecturer would. Resident memory of the GUI process
+and of the worker process is sampled every few seconds, and a 16 ms GUI timer records how
+late it fires.
+
+    ./dev bench soak --minutes 30          # the documented local run
+    ./dev bench soak --minutes 2 --json    # what CI runs (tests/robustness/test_soak.py)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("CNN_VISUALIZER_CONFIG_DIR", str(Path("/tmp") / f"cnnvis-soak-{os.getpid()}"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--warmup", type=float, default=None, help="seconds before the baseline (default 20%%, max 120)")
+    ap.add_argument("--json", action="store_true", help="print one JSON summary line")
+    args = ap.parse_args()
+
+    import numpy as np
+    import psutil
+    from PyQt6.QtCore import Qt, QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    from gui_throughput import show_every_view, wait
+    from visualizer.core.training import TrainConfig
+    from visualizer.gui.app import install_exception_hooks
+    from visualizer.gui.controller import Controller
+    from visualizer.gui.main_window import MainWindow
+    from visualizer.gui.settings import Settings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    errors: list[str] = []
+    install_exception_hooks(lambda: None)
+    settings = Settings(Path(os.environ["CNN_VISUALIZER_CONFIG_DIR"]) / "soak.ini")
+    controller = Controller(settings, process=True)
+    controller.worker.failed.connect(lambda msg: errors.append(str(msg)))
+    window = MainWindow(settings, controller=controller, restore=False)
+    window.resize(1600, 1000)
+    show_every_view(window)
+    window.show()
+    window.start()
+    wait(app, lambda: controller.session.model is not None and controller.data is not None, 120)
+    config = TrainConfig(epochs=50, batch_size=64, snapshot_hz=10)
+
+    def train():
+        controller.start_training(config)
+    runs = [0]
+
+    def restart_when_done(state):
+        if state == "stopped" and not closing[0]:
+            runs[0] += 1
+            QTimer.singleShot(200, train)
+    closing = [False]
+    controller.session.state_changed.connect(restart_when_done)
+    train()
+
+    me = psutil.Process()
+
+    def rss_mb() -> float:
+        total = me.memory_info().rss
+        for child in me.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total / 2**20
+
+    stamps: list[float] = []
+    tick = QTimer()
+    tick.setTimerType(Qt.TimerType.PreciseTimer)
+    tick.setInterval(16)
+    tick.timeout.connect(lambda: stamps.append(time.perf_counter()))
+    tick.start()
+
+    duration = args.minutes * 60
+    warmup = args.warmup if args.warmup is not None else min(120.0, 0.2 * duration)
+    samples: list[tuple[float, float]] = []
+    snapshots = [0]
+    controller.session.training_changed.connect(lambda _s: snapshots.__setitem__(0, snapshots[0] + 1))
+    t0 = time.perf_counter()
+    next_sample = t0
+
+    def sample():
+        now = time.perf_counter()
+        samples.append((now - t0, rss_mb()))
+        if now - t0 >= duration:
+            closing[0] = True
+            app.quit()
+    sampler = QTimer()
+    sampler.timeout.connect(sample)
+    sampler.start(5000 if duration > 300 else 2000)
+    del next_sample
+    app.exec()
+    window.close()
+    controller.shutdown()
+
+    base = [m for t, m in samples if t >= warmup]
+    intervals = np.diff(np.array(stamps)) * 1000 if len(stamps) > 2 else np.array([0.0])
+    result = {
+        "minutes": args.minutes, "warmup_s": warmup, "runs_completed": runs[0], "snapshots": snapshots[0],
+        "rss_start_mb": round(samples[0][1], 1) if samples else None,
+        "rss_after_warmup_mb": round(base[0], 1) if base else None,
+        "rss_end_mb": round(samples[-1][1], 1) if samples else None,
+        "rss_drift_mb": round(max(base) - base[0], 1) if base else None,
+        "rss_range_after_warmup_mb": round(max(base) - min(base), 1) if base else None,
+        "timer_p99_ms": round(float(np.percentile(intervals, 99)), 1),
+        "timer_max_ms": round(float(intervals.max()), 1),
+        "worker_errors": errors,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for t, m in samples[:: max(1, len(samples) // 20)]:
+            print(f"{t / 60:6.1f} min  {m:8.1f} MB")
+        for k, v in result.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
