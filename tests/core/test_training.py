@@ -350,3 +350,31 @@ def test_a_final_snapshot_carries_the_last_steps():
             steps.extend(e.history[:, 0].tolist())
             control.snapshot_consumed()
     assert steps == [float(s) for s in range(1, t.step + 1)]   # every step reached the curves
+
+
+def test_slow_motion_limits_the_step_rate():
+    import time as _time
+    t = make(TrainConfig(epochs=1, batch_size=8, snapshot_hz=0, max_steps_per_sec=40))
+    t0 = _time.perf_counter()
+    run_all(t)
+    assert t.step == 9 and _time.perf_counter() - t0 >= 8 / 40
+
+
+def test_stop_wakes_a_slow_motion_trainer():
+    control = TrainingControl()
+    t = make(TrainConfig(epochs=1, batch_size=8, snapshot_hz=0, max_steps_per_sec=0.01), control)
+    timer = threading.Timer(0.2, control.stop)
+    timer.start()
+    events = run_all(t)
+    timer.join()
+    assert isinstance(events[-1], Finished) and events[-1].reason == "stopped" and t.step == 1
+
+
+def test_speed_changes_live():
+    control = TrainingControl()
+    t = make(TrainConfig(epochs=1, batch_size=8, snapshot_hz=0, max_steps_per_sec=0.01), control)
+    threading.Timer(0.2, control.set_speed, args=(0.0,)).start()   # back to full speed
+    events = run_all(t)
+    assert isinstance(events[-1], Finished) and events[-1].reason == "completed" and t.step == 9
+    with pytest.raises(ValueError):
+        control.set_speed(-1)

@@ -402,3 +402,15 @@ def test_a_completed_run_shows_its_last_step_and_full_progress(qtbot, window):
     assert window.status_step.text() == f"Step {sig.args[0].step}"
     assert window.progress.value() == window.progress.maximum()
     assert window.training_panel.state() == STOPPED
+
+
+def test_slow_motion_speed_changes_while_training(qtbot, window):
+    from dataclasses import replace
+    start(qtbot, window, replace(SHORT, max_steps_per_sec=5.0))
+    panel = window.training_panel
+    panel.speed.setCurrentIndex(panel.speed.findData(0.0))       # back to full speed, live
+    step0 = window.session.latest_training.step
+    qtbot.waitUntil(lambda: window.session.latest_training.step > step0 + 50, timeout=WAIT)
+    panel.speed.setCurrentIndex(panel.speed.findData(2.0))       # slow motion, live
+    qtbot.waitUntil(lambda: window.controller.worker.core._control._speed == 2.0, timeout=WAIT)
+    stop(qtbot, window)

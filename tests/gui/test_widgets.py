@@ -517,3 +517,20 @@ def test_config_is_a_valid_train_config_when_core_training_imports(panel):
     assert isinstance(cfg, training.TrainConfig)
     assert cfg.nesterov is False
     cfg.validate()
+
+
+def test_speed_choice_reaches_the_config_live_and_persists(qtbot):
+    from visualizer.gui.widgets.training_panel import TrainingPanel
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    assert panel.config().max_steps_per_sec == 0.0
+    panel.set_state("running")
+    assert panel.speed.isEnabled()
+    with qtbot.waitSignal(panel.speed_changed) as sig:
+        panel.speed.setCurrentIndex(panel.speed.findData(10.0))
+    assert sig.args == [10.0] and panel.config().max_steps_per_sec == 10.0
+    saved = {k: str(v) for k, v in panel.values().items()}   # QSettings hands back strings
+    other = TrainingPanel()
+    qtbot.addWidget(other)
+    other.set_values(saved)
+    assert other.config().max_steps_per_sec == 10.0

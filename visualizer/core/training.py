@@ -60,6 +60,7 @@ class TrainConfig:
     seed: int = 0
     snapshot_hz: float = 10.0   # 0 disables snapshots (headless training)
     instrumentation_budget: float = 0.02  # max share of training time spent making snapshots
+    max_steps_per_sec: float = 0.0  # slow motion for a lecture (0: as fast as possible)
     device: str = "cpu"
 
     def validate(self) -> None:
@@ -91,6 +92,7 @@ class TrainingControl:
         self._stopping = False
         self._step_credits = 0
         self._lr: float | None = None
+        self._speed: float | None = None   # live override of TrainConfig.max_steps_per_sec
         self._request = CaptureRequest()
         self._request_version = 0
         self._consumed = True
@@ -123,6 +125,14 @@ class TrainingControl:
             raise ValueError(f"learning rate must be a positive number, not {lr}")
         with self._cond:
             self._lr = float(lr)
+
+    def set_speed(self, steps_per_sec: float) -> None:
+        """Slow motion while running: at most this many steps a second (0: full speed)."""
+        if not (steps_per_sec >= 0 and math.isfinite(steps_per_sec)):
+            raise ValueError(f"speed must be 0 (full) or a positive number of steps per second, not {steps_per_sec}")
+        with self._cond:
+            self._speed = float(steps_per_sec)
+            self._cond.notify_all()   # a long nap at the old speed ends now
 
     def request_capture(self, request: CaptureRequest) -> None:
         """Replace the capture request (one slot: the latest wins)."""
@@ -162,6 +172,12 @@ class TrainingControl:
         with self._cond:
             lr, self._lr = self._lr, None
             return lr
+
+    def _nap(self, seconds: float) -> None:
+        """Sleep, but wake at once for stop, pause or a single step."""
+        with self._cond:
+            if not (self._stopping or self._paused):
+                self._cond.wait(seconds)
 
     def _wait_consumed(self, timeout: float) -> bool:
         with self._cond:
@@ -335,6 +351,9 @@ class Trainer:
                     self.on_step(self.step, self._last_loss, self._last_acc)
                 if due:
                     yield self._make_snapshot()
+                speed = self.control._speed if self.control._speed is not None else c.max_steps_per_sec
+                if speed > 0:
+                    self.control._nap(t0 + 1.0 / speed - time.perf_counter())
             yield self._end_epoch()
             self.epoch += 1
             self.batch = 0

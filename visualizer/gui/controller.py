@@ -252,6 +252,9 @@ class Controller(QObject):
         except ValueError as exc:
             self.message.emit("warning", str(exc))
 
+    def set_speed(self, steps_per_sec: float) -> None:
+        self.worker.set_speed(float(steps_per_sec))
+
     def reset_weights(self) -> None:
         self.worker.reset_weights()
 

@@ -309,6 +309,7 @@ class MainWindow(QMainWindow):
         tp.reset.connect(c.reset_weights)
         tp.save.connect(self.save_dialog)
         tp.lr_changed.connect(self._on_lr_changed)
+        tp.speed_changed.connect(self._on_speed_changed)
         tp.model_options_changed.connect(self._on_model_options)
         tp.dataset_browse.connect(self.browse_dataset)
         keys = {"start": "Space", "pause": "Space", "step": "Ctrl+Right", "stop": "Ctrl+.",
@@ -403,6 +404,10 @@ class MainWindow(QMainWindow):
     def _on_lr_changed(self, lr: float) -> None:
         if self.session.training_state != STOPPED:
             self.controller.set_lr(lr)
+
+    def _on_speed_changed(self, steps_per_sec: float) -> None:
+        if self.session.training_state != STOPPED:
+            self.controller.set_speed(steps_per_sec)
 
     def _on_model_options(self, options: dict) -> None:
         self.controller.configure(options, augment=self.augment())

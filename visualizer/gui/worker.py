@@ -267,6 +267,10 @@ class WorkerCore:
         if self._control is not None:
             self._control.set_lr(lr)
 
+    def set_speed(self, steps_per_sec: float) -> None:
+        if self._control is not None:
+            self._control.set_speed(steps_per_sec)
+
     def reset_weights(self) -> None:
         self._send("reset")
 
@@ -662,7 +666,7 @@ class WorkerCore:
 
 # Methods of WorkerCore the GUI may call; in process mode they travel as messages.
 _CALLS = ("load_sample", "load_file", "load_bundle", "load_user_model", "build", "set_dataset",
-          "start_training", "pause", "resume", "step", "stop", "set_lr", "reset_weights", "save",
+          "start_training", "pause", "resume", "step", "stop", "set_lr", "set_speed", "reset_weights", "save",
           "save_safetensors", "request_capture", "snapshot_consumed", "probe_consumed",
           "set_side_probe_always")
 _SIGNALS = ("probe_ready", "training_snapshot", "epoch_end", "finished", "diverged", "failed", "model_loaded",

@@ -75,6 +75,7 @@ class TrainingPanel(QWidget):
     reset = pyqtSignal()
     save = pyqtSignal()
     lr_changed = pyqtSignal(float)
+    speed_changed = pyqtSignal(float)      # steps per second, 0 = full speed; live while running
     model_options_changed = pyqtSignal(dict)
     dataset_browse = pyqtSignal()
 
@@ -112,6 +113,9 @@ class TrainingPanel(QWidget):
         self.batch_size = _spin(1, 4096, 64)
         self.epochs = _spin(1, 1000, 3)
         self.seed = _spin(0, 2_147_483_647, 0)
+        # Slow motion: the digits train in seconds at full speed, too fast to watch in a lecture.
+        self.speed = _combo([(0.0, "Full speed"), (50.0, "Fast (50 steps/s)"),
+                             (10.0, "Lecture (10 steps/s)"), (2.0, "Slow motion (2 steps/s)")])
 
         self.schedule = _combo([(n, DISPLAY_NAMES.get(n, n)) for n in SCHEDULES])
         self.step_size = _spin(1, 1000, 1)
@@ -175,7 +179,7 @@ class TrainingPanel(QWidget):
                                    ("&Pooling", self.pooling), (None, self.batchnorm),
                                    ("&Dropout", self.dropout), ("&Width", self.width)]))
         v.addWidget(form("Data", [("Data&set", self.dataset), ("&Batch size", self.batch_size),
-                                  ("&Epochs", self.epochs), ("Seed", self.seed)]))
+                                  ("&Epochs", self.epochs), ("Seed", self.seed), ("Spee&d", self.speed)]))
         v.addWidget(form("Optimizer", [("&Optimizer", self.optimizer), ("&Learning rate", self.lr),
                                        ("&Momentum", self.momentum), (None, self.nesterov),
                                        ("Weight decay", self.weight_decay), (None, clip_row)]))
@@ -214,6 +218,7 @@ class TrainingPanel(QWidget):
         self.reset_button.clicked.connect(self.reset)
         self.save_button.clicked.connect(self.save)
         self.lr.valueChanged.connect(lambda v: self.lr_changed.emit(float(v)))
+        self.speed.currentIndexChanged.connect(lambda _i: self.speed_changed.emit(float(self.speed.currentData())))
         self.dataset.currentIndexChanged.connect(self._on_dataset_changed)
         self.arch.currentIndexChanged.connect(self._on_arch_changed)
         for box in (self.activation, self.pooling):
@@ -344,6 +349,7 @@ class TrainingPanel(QWidget):
             "gamma": float(self.gamma.value()),
             "grad_clip": float(self.grad_clip.value()) if self.clip_enabled.isChecked() else None,
             "seed": int(self.seed.value()),
+            "max_steps_per_sec": float(self.speed.currentData()),
         }
 
     def config(self):
@@ -403,6 +409,8 @@ class TrainingPanel(QWidget):
                 elif key in spins:
                     box = spins[key]
                     box.setValue(int(float(v)) if isinstance(box, QSpinBox) else float(v))
+                elif key == "max_steps_per_sec":
+                    _set_combo(self.speed, float(v))
                 elif key == "dataset" and str(v) != BROWSE:
                     self.add_dataset(str(v))
             except (TypeError, ValueError):
