@@ -313,13 +313,17 @@ def test_resume_mid_epoch_with_dropout_is_bit_identical():
     assert torch.equal(weights(full.model), weights(rest.model))
 
 
-def test_reset_weights():
+def test_reset_weights_gives_fresh_seeded_random_weights():
     t = make(TrainConfig(epochs=1, batch_size=16, snapshot_hz=0))
-    start = weights(t.model).clone()
     run_all(t)
-    assert not torch.equal(start, weights(t.model))
+    trained = weights(t.model).clone()
     t.reset_weights()
-    assert torch.equal(start, weights(t.model)) and t.step == 0
+    fresh = weights(t.model).clone()
+    assert not torch.equal(trained, fresh) and t.step == 0 and t.epoch == 0
+    run_all(t)
+    t.reset_weights()
+    assert torch.equal(fresh, weights(t.model))            # seeded: the same fresh start each time
+    assert t.probe_now(CaptureRequest(layers=("0",))).layers
 
 
 def test_unavailable_cuda_falls_back_with_notice():

@@ -240,7 +240,6 @@ class Trainer:
             self.notices.append("the last training sample of each epoch is skipped: a batch of one "
                                 "cannot train BatchNorm")
         torch.manual_seed(self.config.seed)
-        self._initial_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.inspector = Inspector(bundle)
         self.step = 0          # optimizer steps done
         self.epoch = 0         # current epoch (0-based)
@@ -297,10 +296,24 @@ class Trainer:
         return self.batches_per_epoch * self.config.epochs
 
     def reset_weights(self) -> None:
-        """Back to the weights training started from, with a fresh optimizer."""
-        self.model.load_state_dict(self._initial_state)
+        """Fresh random weights (seeded by ``config.seed``), a fresh optimizer, step 0.
+
+        What a lecturer wants before "watch it learn": every layer re-initialised the way
+        PyTorch initialises it, BatchNorm statistics cleared.
+        """
+        with torch.no_grad():
+            torch.manual_seed(self.config.seed)
+            for m in self.model.modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+                elif hasattr(m, "reset_running_stats"):
+                    m.reset_running_stats()
         self._build_optimizer()
+        self._initial_filters = self._filter_weights()
+        self._history = []
+        self._grad_stats = ()
         self.step = self.epoch = self.batch = 0
+        self._epoch_loss, self._epoch_correct, self._epoch_count = 0.0, 0, 0
 
     # --- batches --------------------------------------------------------------------
     def _epoch_order(self, epoch: int) -> torch.Tensor:
