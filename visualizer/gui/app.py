@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 import traceback
 
 log = logging.getLogger("visualizer")
@@ -128,6 +129,9 @@ def run_gui(path: str | None = None, argv: list[str] | None = None) -> int:
     window_ref[0] = window
     window.theme_actions.get(theme, window.theme_actions["dark"]).setChecked(True)
     window.show()
+    app.processEvents()
+    from visualizer.cli import STARTED
+    logging.getLogger(__name__).info("window shown %.2f s after start", time.perf_counter() - STARTED)
     # Take the keyboard at once (Space starts training), also without a window manager.
     window.raise_()
     window.activateWindow()
