@@ -34,20 +34,24 @@ def main() -> None:
     trainer = Trainer(bundle, data, TrainConfig(epochs=10_000, snapshot_hz=args.hz), control)
     control.request_capture(CaptureRequest(layers=("*",), filter_layers=("C1",)))
     warm = min(500, args.steps // 10)
-    base = None
+    state = {"base": None, "snaps": 0}
     samples = []
-    snaps = 0
+
+    def on_step(step, loss, acc):
+        # Called after every step (snapshots are sparse), so the samples land on exact steps.
+        if step == warm:
+            gc.collect()
+            state["base"] = proc.memory_info().rss
+        elif state["base"] is not None and step % 500 == 0:
+            samples.append((step, (proc.memory_info().rss - state["base"]) / 2**20))
+    trainer.on_step = on_step
     for e in trainer.run():
         if isinstance(e, TrainingSnapshot):
-            snaps += 1
+            state["snaps"] += 1
             control.snapshot_consumed()
-        if trainer.step == warm and base is None:
-            gc.collect()
-            base = proc.memory_info().rss
-        if base is not None and trainer.step % 500 == 0 and (not samples or samples[-1][0] != trainer.step):
-            samples.append((trainer.step, (proc.memory_info().rss - base) / 2**20))
         if trainer.step >= args.steps:
             break
+    base, snaps = state["base"], state["snaps"]
     gc.collect()
     growth = (proc.memory_info().rss - base) / 2**20
     for step, mb in samples:
