@@ -18,6 +18,7 @@ from .activation_functions import evaluate, plot_range
 from .base import View
 from .finite import finite_float32
 from .probability_bars import ProbabilityBars
+from .ranges import RangeFollower, needs_refit
 from .series import GrowableTable
 
 POINTS = 400
@@ -47,7 +48,7 @@ class ActivationView(View):
 
         self.graphics = self.make_graphics()
         g = self.graphics
-        self.plot = self.register_plot(g.addPlot(row=0, col=0))
+        self.plot = self.add_plot(g, row=0, col=0)
         self.plot.setLabel("bottom", "pre-activation input x")
         self.plot.setLabel("left", "f(x), f′(x)")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
@@ -67,19 +68,26 @@ class ActivationView(View):
         self.function = self.plot.plot(name="f(x)")
         self.derivative = self.plot.plot(name="f′(x)")
         self.legend.addItem(self.histogram, "inputs now")
+        # The input range and the counts move every snapshot; the view follows with
+        # hysteresis instead of re-ranging (and re-ticking every axis) per frame.
+        self.function_follower = RangeFollower(self.plot.vb, x=(0.0, 0.0), y=(0.05, 0.05), keep=0.6)
+        self.hist_follower = RangeFollower(self.hist_box, x=None, y=(0.0, 0.25), keep=0.5)
+        self._shown_function = None   # (name, function, params, x range) whose curves are on screen
 
-        self.history_plot = self.register_plot(g.addPlot(row=1, col=0))
+        self.history_plot = self.add_plot(g, row=1, col=0)
         self.history_plot.setLabel("bottom", "step")
         self.history_plot.setLabel("left", "fraction")
         self.history_plot.setYRange(0, 1, padding=0.02)
         self.history_plot.addLegend(offset=(10, 5))
         self.dead_curve = self.history_plot.plot(name="dead")
         self.saturated_curve = self.history_plot.plot(name="saturated")
+        self.history_follower = RangeFollower(self.history_plot.vb, x=(0.0, 0.25), y=None)
+        self._history_sparse = None
         g.ci.layout.setRowStretchFactor(0, 3)
         g.ci.layout.setRowStretchFactor(1, 1)
 
         self.prob_graphics = self.make_graphics()
-        self.prob_plot = self.register_plot(self.prob_graphics.addPlot())
+        self.prob_plot = self.add_plot(self.prob_graphics)
         self.probability_bars = ProbabilityBars(self.prob_plot)
 
         self.message = QLabel()
@@ -142,6 +150,9 @@ class ActivationView(View):
         self.history.clear()
         self._step = None
         self.layers.clear()
+        self._shown_function = None
+        for f in (self.function_follower, self.hist_follower, self.history_follower):
+            f.reset()
 
     def csv_table(self):
         if not self.history:
@@ -157,6 +168,20 @@ class ActivationView(View):
         return next((a for a in self._probe.activations if a.name == name), None)
 
     # --- drawing ----------------------------------------------------------
+    def _x_range(self, a: ActivationStats) -> tuple[float, float]:
+        """The function plot's x range: the live input range, kept while the inputs stay inside it."""
+        lo, hi = plot_range(a.pre_min, a.pre_max, a.function)
+        shown = self._shown_function
+        if shown is not None and shown[:3] == (a.name, a.function, tuple(a.params)) \
+                and not needs_refit(lo, hi, shown[3:], keep=0.6):
+            return shown[3], shown[4]
+        span = hi - lo
+        return lo - 0.1 * span, hi + 0.1 * span   # headroom: the next snapshots' inputs fit
+
+    def _set_title(self, text: str) -> None:
+        if self.plot.titleLabel.text != text or not self.plot.titleLabel.isVisible():
+            self.plot.setTitle(text)
+
     def _draw(self) -> None:
         if self._probe is None:
             self._say("Activation layers appear here once a capture arrives.")
@@ -173,37 +198,56 @@ class ActivationView(View):
         if a.function == "softmax":
             self.probability_bars.update(self._probe.probabilities, self._probe.class_names, self._probe.label,
                                          self.accent())
-            self.prob_plot.setTitle(f"{a.name}: softmax turns the logits into class probabilities")
+            title = f"{a.name}: softmax turns the logits into class probabilities"
+            if self.prob_plot.titleLabel.text != title:
+                self.prob_plot.setTitle(title)
             self.stack.setCurrentWidget(self.prob_graphics)
             return
-        lo, hi = plot_range(a.pre_min, a.pre_max, a.function)
-        x = np.linspace(lo, hi, POINTS)
-        fx = evaluate(a.function, x, a.params)
-        if fx is None:
-            self.function.setData([], [])
-            self.derivative.setData([], [])
-            self.plot.setTitle(f"{a.name}: '{a.function}' has no known formula; inputs only")
-        else:
-            self.function.setData(x, fx[0])
-            self.derivative.setData(x, fx[1])
-            self.plot.setTitle(f"{a.name}: {a.function}")
+        lo, hi = self._x_range(a)
+        shown = (a.name, a.function, tuple(a.params), lo, hi)
+        if shown != self._shown_function:
+            # The curve depends only on the function and the x range, which changes
+            # rarely now: recompute and re-range only then.
+            x = np.linspace(lo, hi, POINTS)
+            fx = evaluate(a.function, x, a.params)
+            if fx is None:
+                self.function.setData([], [])
+                self.derivative.setData([], [])
+                self._set_title(f"{a.name}: '{a.function}' has no known formula; inputs only")
+                y = None
+            else:
+                self.function.setData(x, fx[0])
+                self.derivative.setData(x, fx[1])
+                self._set_title(f"{a.name}: {a.function}")
+                finite = np.concatenate([fx[0], fx[1]])
+                finite = finite[np.isfinite(finite)]
+                y = (float(finite.min()), float(finite.max())) if len(finite) else None
+            if self._shown_function is None or self._shown_function[:3] != shown[:3]:
+                self.function_follower.reset()   # another layer or function: show it whole
+            self.function_follower.update(x=(lo, hi), y=y)
+            self._shown_function = shown
         counts, _ = finite_float32(a.pre.counts)
         edges, _ = finite_float32(a.pre.edges)
         if len(edges) == len(counts) + 1 and len(counts):
-            self.histogram.setData(edges, counts)
-            self.hist_box.setYRange(0, max(1.0, float(counts.max())) * 1.1, padding=0)
+            self.histogram.setData(edges, counts, skipFiniteCheck=True)
+            self.hist_follower.update(y=(0.0, max(1.0, float(counts.max()))))
         else:
             self.histogram.setData([0, 1], [0])
-        self.plot.setXRange(lo, hi, padding=0)
         self._sync_hist_box()
         table = self.history.get(a.name)
         if table is not None and len(table):
             d = table.data
-            sym = "o" if len(d) < 100 else None   # a lone point has no line
-            self.dead_curve.setData(d[:, 0], d[:, 1], symbol=sym, symbolSize=6, symbolPen=None,
-                                    symbolBrush=DEAD_COLOUR)
-            self.saturated_curve.setData(d[:, 0], d[:, 2], symbol=sym, symbolSize=6, symbolPen=None,
-                                         symbolBrush=SATURATED_COLOUR)
+            sparse = len(d) < 100   # a lone point has no line
+            if sparse != self._history_sparse:
+                for curve, colour in ((self.dead_curve, DEAD_COLOUR), (self.saturated_curve, SATURATED_COLOUR)):
+                    curve.setSymbol("o" if sparse else None)
+                    curve.setSymbolSize(6)
+                    curve.setSymbolPen(None)
+                    curve.setSymbolBrush(colour)
+                self._history_sparse = sparse
+            self.dead_curve.setData(d[:, 0], d[:, 1])
+            self.saturated_curve.setData(d[:, 0], d[:, 2])
+            self.history_follower.update(x=(d[0, 0], d[-1, 0]))
         else:
             self.dead_curve.setData([], [])
             self.saturated_curve.setData([], [])

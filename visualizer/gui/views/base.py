@@ -15,10 +15,11 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QEvent, QRect, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QGuiApplication, QPainter, QPalette, QPixmap
 from PyQt6.QtSvg import QSvgGenerator
-from PyQt6.QtWidgets import QLabel, QWidget
+from PyQt6.QtWidgets import QGraphicsItem, QLabel, QWidget
 
 from visualizer.core.snapshot import EpochEnd, ProbeSnapshot, TrainingSnapshot
 
+from .axes import live_axes
 from .throttle import Throttle
 
 MAX_HZ = 30.0
@@ -97,10 +98,12 @@ class View(QWidget):
         painter = QPainter()
         if not painter.begin(gen):
             raise OSError(f"{path}: could not write SVG")
+        self._cache_axes(False)   # vector axes and text in the SVG, not cached pixmaps
         try:
             self.render(painter)
         finally:
             painter.end()
+            self._cache_axes(True)
 
     def export_csv(self, path) -> bool:
         table = self.csv_table()
@@ -199,6 +202,10 @@ class View(QWidget):
         g.setBackground(self.colors()[1])
         return g
 
+    def add_plot(self, graphics: pg.GraphicsLayoutWidget, **kw) -> pg.PlotItem:
+        """A PlotItem in ``graphics`` with cheap-to-draw axes (axes.py), styled and registered."""
+        return self.register_plot(graphics.addPlot(axisItems=live_axes(), **kw))
+
     def register_plot(self, plot: pg.PlotItem) -> pg.PlotItem:
         self._plots.append(plot)
         self._style_plot(plot)
@@ -242,7 +249,22 @@ class View(QWidget):
                     item.axis.setStyle(tickFont=self._tick_font())
         for p in self._plots:
             self._style_plot(p)
+        self._cache_axes(True)
         self._restyle()
+
+    def _cache_axes(self, on: bool) -> None:
+        """Paint every axis (ticks, text, grid lines) from a pixmap of itself.
+
+        An axis with a grid covers its whole plot, so any curve or image update
+        repainted it, replaying every tick label and grid line: that was most of
+        a live plot's paint time. Cached, it is re-rendered only when its ticks
+        change (a new range, a restyle) and otherwise blitted.
+        """
+        mode = QGraphicsItem.CacheMode.DeviceCoordinateCache if on else QGraphicsItem.CacheMode.NoCache
+        for g in self._graphics:
+            for item in g.scene().items():
+                if isinstance(item, pg.AxisItem):
+                    item.setCacheMode(mode)
 
     def _tick_font(self) -> QFont:
         font = QFont()
@@ -276,7 +298,22 @@ class View(QWidget):
 
     def style_label(self, label: pg.LabelItem, text: str) -> None:
         fg, _ = self.colors()
-        label.setText(text, color=fg.name(), size=f"{self.font_pt()}pt")
+        color, size = fg.name(), f"{self.font_pt()}pt"
+        if label.text == text and label.opts.get("color") == color and label.opts.get("size") == size:
+            return   # setText re-lays out the whole graphics layout: only when something changed
+        label.setText(text, color=color, size=size)
+
+    @staticmethod
+    def set_text(label, text: str) -> None:
+        """Set a LabelItem's or TextItem's text only when it differs.
+
+        A LabelItem's new text changes its size hint, which re-lays out (and
+        repaints) every item of its GraphicsLayout; per frame that is wasted
+        when the text is the same as before.
+        """
+        current = label.text if isinstance(label, pg.LabelItem) else label.toPlainText()
+        if current != text:
+            label.setText(text)
 
     # --- grabbing --------------------------------------------------------
     def _ensure_laid_out(self) -> None:

@@ -15,6 +15,7 @@ from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 from visualizer.core.snapshot import EpochEnd, TrainingSnapshot
 
 from .base import View
+from .ranges import RangeFollower
 from .series import GrowableTable, ema
 
 TRAIN_COLOUR = "#1e88e5"
@@ -63,8 +64,8 @@ class CurvesView(View):
 
         self.graphics = self.make_graphics()
         g = self.graphics
-        self.loss_plot = self.register_plot(g.addPlot(row=0, col=0))
-        self.acc_plot = self.register_plot(g.addPlot(row=1, col=0))
+        self.loss_plot = self.add_plot(g, row=0, col=0)
+        self.acc_plot = self.add_plot(g, row=1, col=0)
         self.acc_plot.setXLink(self.loss_plot)
         self.loss_plot.setLabel("left", "loss")
         self.acc_plot.setLabel("left", "accuracy")
@@ -81,6 +82,15 @@ class CurvesView(View):
         self.acc_raw = self.acc_plot.plot()
         self.acc_smooth = self.acc_plot.plot(name="train")
         self.acc_val = self.acc_plot.plot(name="validation", symbol="o", symbolSize=8)
+        # Steps and loss re-range only when the data outgrows the view (see ranges.py);
+        # accuracy keeps its fixed 0..1 and shares the step axis.
+        for c in (self.loss_raw, self.loss_smooth, self.acc_raw, self.acc_smooth):
+            # Peak downsampling to ~1 bin per pixel (pyqtgraph's default is 5): the same
+            # envelope on screen, a fifth of the segments to stroke per paint.
+            c.opts["autoDownsampleFactor"] = 1.0
+        self.follower = RangeFollower(self.loss_plot.vb, x=(0.0, 0.25), y=(0.05, 0.05))
+        self.follower.watch(self.acc_plot.vb)
+        self._loss_bounds = (np.inf, -np.inf)
         root = QVBoxLayout(self)
         root.setContentsMargins(4, 4, 4, 4)
         root.addLayout(bar)
@@ -108,17 +118,29 @@ class CurvesView(View):
         if len(self.train) and len(h):
             h = h[h[:, 0] > self.train.data[-1, 0]]  # a re-sent row must not draw a loop back
         self.train.append(h)
+        self._grow_loss_bounds(h[:, 1])
+
+    def _grow_loss_bounds(self, losses) -> None:
+        # Kept as rows arrive: a min/max over a million-row history per frame is not free.
+        losses = np.asarray(losses, dtype=np.float64)
+        losses = losses[np.isfinite(losses)]
+        if len(losses):
+            lo, hi = self._loss_bounds
+            self._loss_bounds = (min(lo, float(losses.min())), max(hi, float(losses.max())))
 
     def _ingest_epoch(self, ev: EpochEnd) -> None:
         if ev.val_loss is not None or ev.val_accuracy is not None:
             nan = float("nan")
             self.val.append((ev.step, nan if ev.val_loss is None else ev.val_loss,
                              nan if ev.val_accuracy is None else ev.val_accuracy))
+            self._grow_loss_bounds([nan if ev.val_loss is None else ev.val_loss])
 
     def _clear_data(self) -> None:
         self.train.clear()
         self.val.clear()
         self._smooth_loss, self._smooth_acc = SmoothedColumn(), SmoothedColumn()
+        self._loss_bounds = (np.inf, -np.inf)
+        self.follower.reset()
 
     def csv_table(self):
         if not len(self.train) and not len(self.val):
@@ -128,22 +150,32 @@ class CurvesView(View):
                  for s, l, a in self.val.data]
         return ("step", "split", "loss", "accuracy"), rows
 
+    def _follow(self, d: np.ndarray, v: np.ndarray) -> None:
+        firsts = [t[0, 0] for t in (d, v) if len(t)]
+        lasts = [t[-1, 0] for t in (d, v) if len(t)]
+        if not firsts:
+            return
+        lo, hi = self._loss_bounds
+        self.follower.update(x=(min(firsts), max(lasts)), y=(lo, hi) if lo <= hi else None)
+
     def _draw(self) -> None:
         a = self.alpha()
         self.smoothing_label.setText(f"{a:.2f}")
         d = self.train.data
         if len(d):
             steps = d[:, 0]
-            self.loss_raw.setData(steps, d[:, 1])
-            self.acc_raw.setData(steps, d[:, 2])
-            self.loss_smooth.setData(steps, self._smooth_loss.update(self.train, 1, a))
-            self.acc_smooth.setData(steps, self._smooth_acc.update(self.train, 2, a))
+            # Rows are finite (filtered on the way in): skip pyqtgraph's per-frame check.
+            self.loss_raw.setData(steps, d[:, 1], skipFiniteCheck=True)
+            self.acc_raw.setData(steps, d[:, 2], skipFiniteCheck=True)
+            self.loss_smooth.setData(steps, self._smooth_loss.update(self.train, 1, a), skipFiniteCheck=True)
+            self.acc_smooth.setData(steps, self._smooth_acc.update(self.train, 2, a), skipFiniteCheck=True)
         else:
             for c in (self.loss_raw, self.acc_raw, self.loss_smooth, self.acc_smooth):
                 c.setData([], [])
         v = self.val.data
         self.loss_val.setData(v[:, 0], v[:, 1]) if len(v) else self.loss_val.setData([], [])
         self.acc_val.setData(v[:, 0], v[:, 2]) if len(v) else self.acc_val.setData([], [])
+        self._follow(d, v)
         t = self._training
         if t is not None:
             self.latest.setText(f"step {t.step} · epoch {t.epoch + 1} · loss {t.loss:.4f} · "

@@ -76,7 +76,7 @@ class FeatureMapView(View):
         g.scene().sigMouseMoved.connect(self._scene_moved)
 
         self.vector_graphics = self.make_graphics()
-        self.vector_plot = self.register_plot(self.vector_graphics.addPlot(row=0, col=0))
+        self.vector_plot = self.add_plot(self.vector_graphics, row=0, col=0)
         self.vector_plot.setLabel("bottom", "unit")
         self.vector_plot.setLabel("left", "value")
         self.vector_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=self.accent())

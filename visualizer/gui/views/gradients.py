@@ -22,6 +22,7 @@ from visualizer.core.snapshot import TrainingSnapshot
 from . import colormaps
 from .bars import set_category_ticks
 from .base import View
+from .ranges import RangeFollower
 from .series import GrowableTable
 
 FLOOR = 1e-12
@@ -57,7 +58,7 @@ class GradientView(View):
 
         self.graphics = self.make_graphics()
         g = self.graphics
-        self.plot = self.register_plot(g.addPlot(row=0, col=0))
+        self.plot = self.add_plot(g, row=0, col=0)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.showGrid(y=True, alpha=0.2)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7)
@@ -67,12 +68,16 @@ class GradientView(View):
         self.explode_line = pg.InfiniteLine(angle=0, movable=False, label="", labelOpts=opts)
         self.plot.addItem(self.vanish_line)
         self.plot.addItem(self.explode_line)
+        self.plot.setLabel("bottom", "layer (input → output)")
+        self._bar_state = None      # (names, y range, axis label, line texts) last applied to the bar plot
 
-        self.history_plot = self.register_plot(g.addPlot(row=1, col=0))
+        self.history_plot = self.add_plot(g, row=1, col=0)
         self.history_plot.setLabel("bottom", "step")
         self.history_plot.setClipToView(True)
         self.history_plot.setDownsampling(auto=True, mode="peak")
         self.history_legend = self.history_plot.addLegend(offset=(-10, 5), colCount=2)
+        self.history_follower = RangeFollower(self.history_plot.vb, x=(0.0, 0.25), y=(0.1, 0.1))
+        self._history_state = None  # (axis label, sparse) last applied to the history plot
         self.curves: list[pg.PlotDataItem] = []
         self.depth_note = g.addLabel("", row=2, col=0)
         g.ci.layout.setRowStretchFactor(0, 3)
@@ -117,6 +122,7 @@ class GradientView(View):
         self._names = ()
         self.history = GrowableTable(1, cap=200_000)
         self._rebuild_curves()
+        self.history_follower.reset()
 
     def csv_table(self):
         if not self._names or not len(self.history):
@@ -145,6 +151,7 @@ class GradientView(View):
             if n <= MAX_LEGEND:
                 self.history_legend.addItem(curve, name)
             self.curves.append(curve)
+        self._history_state = None
 
     def _restyle(self) -> None:
         w = self.line_width()
@@ -155,6 +162,7 @@ class GradientView(View):
             line.setPen(pg.mkPen(colour, width=w, style=Qt.PenStyle.DashLine))
             line.label.setColor(colour)
             line.label.setFont(self._tick_font())
+        self._bar_state = self._history_state = None   # labels are re-set with the new style
 
     # --- drawing --------------------------------------------------------------
     def _draw(self) -> None:
@@ -164,7 +172,6 @@ class GradientView(View):
                                  "This model has no trainable parameters with gradients.")
             self.stack.setCurrentWidget(self.message)
             return
-        self._restyle()
         ratio = self.ratio.isChecked()
         names = [g.name for g in snap.gradients]
         values = [g.update_ratio if ratio else g.weight_norm for g in snap.gradients]
@@ -186,16 +193,20 @@ class GradientView(View):
         colours = {"explode": EXPLODE_COLOUR, "vanish": VANISH_COLOUR, "ok": self.accent()}
         self.bars.setOpts(x=np.arange(len(h)), y0=baseline, height=h - baseline, width=0.7,
                           brushes=[colours[m] for m in self.marks])
-        self.plot.setYRange(baseline, math.ceil(high) + 0.5, padding=0)
-        self.plot.setXRange(-0.6, len(h) - 0.4, padding=0)
-        self.plot.setLabel("left", label)
-        self.plot.setLabel("bottom", "layer (input → output)")
-        set_category_ticks(self.plot.getAxis("bottom"), names)
-        for line, pos, text in ((self.vanish_line, lv, f"vanishing < {self.vanish:g}"),
-                                (self.explode_line, le, f"exploding > {self.explode:g}")):
-            line.setVisible(not ratio)
-            line.setValue(pos)
-            line.label.setFormat(text)
+        # Ranges, ticks, labels and line texts change rarely (a decade crossed, a new model,
+        # the ratio toggle); re-applying them per frame re-laid out and re-ticked every axis.
+        state = (tuple(names), baseline, math.ceil(high) + 0.5, label, ratio, lv, le)
+        if state != self._bar_state:
+            self.plot.setYRange(baseline, math.ceil(high) + 0.5, padding=0)
+            self.plot.setXRange(-0.6, len(h) - 0.4, padding=0)
+            self.plot.setLabel("left", label)
+            set_category_ticks(self.plot.getAxis("bottom"), names)
+            for line, pos, text in ((self.vanish_line, lv, f"vanishing < {self.vanish:g}"),
+                                    (self.explode_line, le, f"exploding > {self.explode:g}")):
+                line.setVisible(not ratio)
+                line.setValue(pos)
+                line.label.setFormat(text)
+            self._bar_state = state
         self._draw_history(ratio, label)
         self._summarise(names, h, ratio)
         self.stack.setCurrentWidget(self.graphics)
@@ -210,10 +221,18 @@ class GradientView(View):
         with np.errstate(divide="ignore"):
             logs = np.log10(np.clip(np.nan_to_num(d[:, first:first + n], nan=FLOOR, posinf=1e300), FLOOR, None))
         sparse = len(steps) < 100   # a few points: draw them as dots, a lone point has no line
+        restyle = (label, sparse) != self._history_state
         for j, curve in enumerate(self.curves):
-            curve.setData(steps, logs[:, j], symbol="o" if sparse else None, symbolSize=5,
-                          symbolPen=None, symbolBrush=curve.opts["pen"].color())
-        self.history_plot.setLabel("left", label)
+            if restyle:
+                curve.setSymbol("o" if sparse else None)
+                curve.setSymbolSize(5)
+                curve.setSymbolPen(None)
+                curve.setSymbolBrush(curve.opts["pen"].color())
+            curve.setData(steps, logs[:, j], skipFiniteCheck=True)   # clipped to finite logs above
+        if restyle:
+            self.history_plot.setLabel("left", label)
+            self._history_state = (label, sparse)
+        self.history_follower.update(x=(steps[0], steps[-1]), y=(float(logs.min()), float(logs.max())))
         legend = "" if n <= MAX_LEGEND else " (dark = first layer)"
         self.style_label(self.depth_note, f"history per layer, colour by depth: input (purple) → output (yellow){legend}")
 

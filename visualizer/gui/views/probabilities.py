@@ -14,7 +14,7 @@ class ProbabilityView(View):
         super().__init__(parent)
         self.headline = QLabel("No prediction yet.")
         self.graphics = self.make_graphics()
-        self.plot = self.register_plot(self.graphics.addPlot())
+        self.plot = self.add_plot(self.graphics)
         self.bars = ProbabilityBars(self.plot)
         self.plot.setLabel("bottom", "class (green: true label, red: wrong prediction, outlined: predicted)")
         root = QVBoxLayout(self)

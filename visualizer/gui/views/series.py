@@ -8,6 +8,8 @@ visible at a coarser resolution.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
@@ -72,11 +74,7 @@ def ema(x: np.ndarray, alpha: float, prev: float | None = None, block: int = 256
     x = np.asarray(x, dtype=np.float64)
     if alpha <= 0 or len(x) == 0:
         return x.copy()
-    a = float(alpha)
-    k = np.arange(block)
-    diff = k[:, None] - k[None, :]
-    L = np.where(diff >= 0, (1 - a) * a ** np.maximum(diff, 0), 0.0)
-    carry = a ** (k + 1)
+    L, carry = _ema_matrices(float(alpha), block)
     out = np.empty_like(x)
     prev = x[0] if prev is None else float(prev)
     for s in range(0, len(x), block):
@@ -86,3 +84,15 @@ def ema(x: np.ndarray, alpha: float, prev: float | None = None, block: int = 256
         out[s: s + m] = y
         prev = y[-1]
     return out
+
+
+@lru_cache(maxsize=8)
+def _ema_matrices(a: float, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """L and the carry weights for one alpha: built once, not per frame (65k powers each time)."""
+    k = np.arange(block)
+    diff = k[:, None] - k[None, :]
+    L = np.where(diff >= 0, (1 - a) * a ** np.maximum(diff, 0), 0.0)
+    carry = a ** (k + 1)
+    L.flags.writeable = False
+    carry.flags.writeable = False
+    return L, carry

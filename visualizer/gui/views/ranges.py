@@ -1,0 +1,103 @@
+"""Keep a live plot's data in view without pyqtgraph's per-frame auto-range.
+
+pyqtgraph's auto-range re-fits the view to the data on every ``setData`` and
+does so lazily, during the paint: the range then changes in the middle of
+painting, every axis regenerates its ticks and text, and the whole plot is
+painted a second time. For data that grows a little each frame (a training
+curve, a histogram) that was most of a frame's cost.
+
+``RangeFollower`` re-ranges only when the data leaves the current range or
+fills too little of it, with headroom so that the next frames fit: a curve
+over a growing step axis re-ranges every ~25% of growth, not every frame.
+It stops following when the user pans or zooms, and follows again when the
+plot's "A" (auto-range) button or "View all" is used.
+"""
+from __future__ import annotations
+
+import math
+
+import pyqtgraph as pg
+
+Bounds = tuple[float, float] | None
+
+
+def needs_refit(lo: float, hi: float, current: tuple[float, float], keep: float) -> bool:
+    """Data [lo, hi] is outside the shown range, or fills less than ``keep`` of it."""
+    a, b = current
+    return lo < a or hi > b or (hi - lo) < keep * (b - a)
+
+
+def padded(lo: float, hi: float, below: float, above: float, minimum_span: float = 1e-9) -> tuple[float, float]:
+    span = hi - lo
+    if span <= minimum_span:   # a flat series (one point, a constant): centre it in a unit-ish window
+        half = max(abs(lo) * 0.05, 0.5 if lo == 0 else 1e-6)
+        return lo - half, hi + half
+    return lo - below * span, hi + above * span
+
+
+class RangeFollower:
+    """Sets ``vb``'s x and/or y range from data bounds given each frame, with hysteresis.
+
+    ``headroom=(below, above)`` per axis is the fraction of the data span added
+    when re-ranging; ``keep`` is how little of the range the data may fill
+    before the view shrinks back to it.
+    """
+
+    def __init__(self, vb: pg.ViewBox, *, x: tuple[float, float] | None = (0.0, 0.25),
+                 y: tuple[float, float] | None = (0.05, 0.05), keep: float = 0.5):
+        self.vb = vb
+        self.headroom = (x, y)
+        self.keep = keep
+        self.follow = True
+        self.refits = 0     # how often the range was actually changed (tests, profiling)
+        self._force = True  # the first update fits
+        vb.disableAutoRange(axis=_axis(x is not None, y is not None))
+        vb.sigRangeChangedManually.connect(self._user_moved)
+
+    def watch(self, other: pg.ViewBox) -> None:
+        """A linked view the user may also pan: that too ends following."""
+        other.sigRangeChangedManually.connect(self._user_moved)
+
+    def _user_moved(self, *_) -> None:
+        self.follow = False
+
+    def reset(self) -> None:
+        """Follow again and refit on the next update (new data, new model)."""
+        self.follow = True
+        self._force = True
+
+    def update(self, x: Bounds = None, y: Bounds = None) -> bool:
+        """Re-range if needed; returns True when the range changed."""
+        vb = self.vb
+        ax_x, ax_y = self.headroom[0] is not None, self.headroom[1] is not None
+        state = vb.state["autoRange"]
+        if (ax_x and state[0]) or (ax_y and state[1]):
+            # pyqtgraph's own auto-range was switched back on ("A" button, "View all"):
+            # the user wants the data in view; take over again, without the per-frame cost.
+            vb.disableAutoRange(axis=_axis(ax_x, ax_y))
+            self.reset()
+        if not self.follow:
+            return False
+        (x0, x1), (y0, y1) = vb.viewRange()
+        kw = {}
+        for name, bounds, current, room in (("xRange", x, (x0, x1), self.headroom[0]),
+                                            ("yRange", y, (y0, y1), self.headroom[1])):
+            if room is None or bounds is None:
+                continue
+            lo, hi = float(bounds[0]), float(bounds[1])
+            if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
+                continue
+            if self._force or needs_refit(lo, hi, current, self.keep):
+                kw[name] = padded(lo, hi, *room)
+        self._force = False
+        if not kw:
+            return False
+        vb.setRange(padding=0, disableAutoRange=False, **kw)
+        self.refits += 1
+        return True
+
+
+def _axis(x: bool, y: bool):
+    if x and y:
+        return None     # both
+    return pg.ViewBox.XAxis if x else pg.ViewBox.YAxis
