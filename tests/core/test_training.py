@@ -382,3 +382,23 @@ def test_speed_changes_live():
     assert isinstance(events[-1], Finished) and events[-1].reason == "completed" and t.step == 9
     with pytest.raises(ValueError):
         control.set_speed(-1)
+
+
+def test_a_trainer_that_cannot_start_leaves_no_hooks():
+    model = tiny_model()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for _ in range(3):
+        with pytest.raises(ValueError, match="no trainable parameters"):
+            make(model=model)
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_reinitialise_is_seeded():
+    from visualizer.core.training import reinitialise
+    a, b = tiny_model(bn=True), tiny_model(bn=True)
+    reinitialise(a, 7)
+    reinitialise(b, 7)
+    assert torch.equal(weights(a), weights(b))
+    reinitialise(b, 8)
+    assert not torch.equal(weights(a), weights(b))

@@ -79,6 +79,17 @@ class TrainConfig:
         return asdict(self)
 
 
+def reinitialise(model: nn.Module, seed: int = 0) -> None:
+    """Fresh random weights, as PyTorch initialises each layer, seeded; BatchNorm statistics cleared."""
+    with torch.no_grad():
+        torch.manual_seed(seed)
+        for m in model.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+            elif hasattr(m, "reset_running_stats"):
+                m.reset_running_stats()
+
+
 class TrainingControl:
     """Thread-safe steering of a running :class:`Trainer`.
 
@@ -240,11 +251,12 @@ class Trainer:
             self.notices.append("the last training sample of each epoch is skipped: a batch of one "
                                 "cannot train BatchNorm")
         torch.manual_seed(self.config.seed)
-        self.inspector = Inspector(bundle)
         self.step = 0          # optimizer steps done
         self.epoch = 0         # current epoch (0-based)
         self.batch = 0         # next batch index within the epoch
         self._build_optimizer()
+        # Last: the inspector registers hooks, which must not outlive a constructor that failed.
+        self.inspector = Inspector(bundle)
         self._initial_filters = self._filter_weights()
         self._history: list[tuple[float, float, float]] = []
         self._last_snapshot_time = 0.0
@@ -264,6 +276,8 @@ class Trainer:
     def _build_optimizer(self) -> None:
         c = self.config
         params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the model has no trainable parameters (all are frozen): nothing to train")
         if c.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
                                              nesterov=c.nesterov, weight_decay=c.weight_decay)
@@ -301,13 +315,7 @@ class Trainer:
         What a lecturer wants before "watch it learn": every layer re-initialised the way
         PyTorch initialises it, BatchNorm statistics cleared.
         """
-        with torch.no_grad():
-            torch.manual_seed(self.config.seed)
-            for m in self.model.modules():
-                if hasattr(m, "reset_parameters"):
-                    m.reset_parameters()
-                elif hasattr(m, "reset_running_stats"):
-                    m.reset_running_stats()
+        reinitialise(self.model, self.config.seed)
         self._build_optimizer()
         self._initial_filters = self._filter_weights()
         self._history = []
