@@ -127,3 +127,16 @@ def test_render_with_an_input_image(tmp_path, capsys):
     assert main(["render", str(REPO / "models" / "lenet5_digits.pt"), "--input", str(img),
                  "--out", str(tmp_path / "o")]) == 0
     assert "resized" in capsys.readouterr().err
+
+
+def test_resume_from_a_damaged_training_state_names_the_file(tmp_path, capsys):
+    out = tmp_path / "run.pt"
+    assert main(["train", "--dataset", "digits", "--limit", "100", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    ck = torch.load(out, weights_only=True)
+    ck["training"]["optimizer"] = [1, 2, 3]
+    torch.save(ck, out)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--dataset", "digits", "--limit", "100", "--epochs", "2",
+                 "--quiet", "--out", str(tmp_path / "b.pt")]) == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and "training state" in err and len(err.strip().splitlines()) == 1

@@ -196,7 +196,13 @@ def cmd_train(args) -> int:
         data = data_for(bundle, ds, val_fraction=args.val_fraction, augment=augment, seed=args.seed)
     trainer = Trainer(bundle, data, config)
     if resume_state:
-        trainer.load_state_dict(resume_state)
+        try:
+            trainer.load_state_dict(resume_state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            trainer.close()
+            from .core.errors import LoadError
+            raise LoadError(args.resume, f"its training state is damaged or does not fit this run ({e})",
+                            "train from scratch without --resume, or use another checkpoint") from e
     bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", disable=args.quiet,
                dynamic_ncols=True, file=sys.stderr)
     trainer.on_step = lambda step, loss, acc: (bar.update(1), bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.3f}"))

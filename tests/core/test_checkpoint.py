@@ -151,9 +151,10 @@ def test_sweep_removes_only_temp_files_of_dead_or_idle_writers(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
     dead_pid = int(dead.stdout)
-    stale = tmp_path / f".m.pt.{dead_pid}.tmp"
-    mine = tmp_path / f".m.pt.{os.getpid()}.tmp"
-    unrelated = [tmp_path / ".hidden.tmp", tmp_path / "m.pt", tmp_path / f"x.{dead_pid}.tmp"]
+    stale = tmp_path / f".m.pt.cnnvis-{dead_pid}.tmp"
+    mine = tmp_path / f".m.pt.cnnvis-{os.getpid()}.tmp"
+    unrelated = [tmp_path / ".hidden.tmp", tmp_path / "m.pt", tmp_path / f"x.{dead_pid}.tmp",
+                 tmp_path / f".m.pt.{dead_pid}.tmp"]   # another program's temp file of the same shape
     for p in (stale, mine, *unrelated):
         p.write_bytes(b"x")
     assert sweep_stale_temp(tmp_path) == [stale]

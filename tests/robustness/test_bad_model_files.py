@@ -392,7 +392,7 @@ def test_process_killed_during_save(tmp_path, tiny):
     try:
         line = proc.stdout.readline()
         assert line.strip() == "mid-write", proc.stderr.read()
-        temp = tmp_path / f".m.pt.{proc.pid}.tmp"
+        temp = tmp_path / f".m.pt.cnnvis-{proc.pid}.tmp"
         assert temp.exists() and temp.stat().st_size > (1 << 20)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -436,3 +436,26 @@ def test_truncated_safetensors(tmp_path, current, tiny):
     p = tmp_path / "cut.safetensors"
     p.write_bytes(good.read_bytes()[:-40])
     assert "safetensors file is damaged" in refused(p, current, model_spec=tiny[1]).problem
+
+
+def test_hostile_checkpoint_metadata_is_refused_with_the_file_name(tmp_path):
+    """Normalisation that does not fit the input, and sizes that would exhaust memory."""
+    from visualizer.core.architectures import build_model
+    from visualizer.core.checkpoint import save_checkpoint
+    from visualizer.core.model_bundle import ModelBundle
+
+    def saved(name, **changes):
+        bundle = ModelBundle(build_model("lenet5"), (1, 32, 32), tuple("0123456789"), arch="lenet5",
+                             arch_options={"in_channels": 1, "num_classes": 10, "input_size": 32})
+        for k, v in changes.items():
+            setattr(bundle, k, v)
+        path = tmp_path / name
+        save_checkpoint(path, bundle)
+        return path
+
+    for path, fragment in ((saved("mean.pt", mean=(0.1, 0.2)), "mean has 2 values"),
+                           (saved("huge.pt", arch_options={"in_channels": 1, "num_classes": 2**40}), "num_classes"),
+                           (saved("side.pt", input_shape=(1, 10**6, 32)), "input shape")):
+        with pytest.raises(LoadError) as e:
+            load_model(path)
+        assert str(path) in str(e.value) and fragment in str(e.value)

@@ -20,13 +20,15 @@ def test_app_start_sweeps_the_leftover_of_a_killed_save(tmp_path):
     save_checkpoint(ckpt, bundle)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
-    leftover = folder / f".run.pt.{dead}.tmp"
+    leftover = folder / f".run.pt.cnnvis-{dead}.tmp"
     leftover.write_bytes(b"PK\x03\x04 half a checkpoint")
     unrelated = folder / "notes.tmp"
+    foreign = folder / f".thesis.docx.{dead}.tmp"   # same shape, another program's: never ours
+    foreign.write_text("someone else")
     unrelated.write_text("not ours")
     settings = Settings(tmp_path / "settings.ini")
     settings.add_recent(str(ckpt))
     removed = sweep_interrupted_saves(settings)
     assert leftover in removed and not leftover.exists()
-    assert unrelated.exists() and ckpt.exists()
+    assert unrelated.exists() and foreign.exists() and ckpt.exists()
     assert load_model(ckpt).arch == "lenet5"

@@ -106,9 +106,9 @@ def _choice(what: str, value, valid) -> str:
     return value
 
 
-def _integer(what: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
+def _integer(what: str, value, minimum: int, maximum: int = 100_000) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not (minimum <= value <= maximum):
+        raise ValueError(f"{what} must be an integer from {minimum} to {maximum}, got {value!r}")
     return value
 
 
@@ -122,9 +122,11 @@ def build_model(name: str, *, in_channels: int = 1, num_classes: int = 10, input
     spec = ARCHITECTURES.get(name) if isinstance(name, str) else None
     if spec is None:
         raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
-    _integer("in_channels", in_channels, 1)
-    _integer("num_classes", num_classes, 1)
-    _integer("input_size", input_size, MIN_INPUT_SIZE)
+    # Upper bounds: options can come from an untrusted checkpoint, and 2**40 classes would
+    # ask the allocator for terabytes before any other check could object.
+    _integer("in_channels", in_channels, 1, 4096)
+    _integer("num_classes", num_classes, 1, 100_000)
+    _integer("input_size", input_size, MIN_INPUT_SIZE, 4096)
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not (0 < width <= MAX_WIDTH):
         raise ValueError(f"width must be a number in (0, {MAX_WIDTH:g}], got {width!r}")
     _choice("activation", activation, ACTIVATIONS)

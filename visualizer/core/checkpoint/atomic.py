@@ -4,8 +4,9 @@ A direct ``torch.save`` killed mid-write leaves an unreadable file, and on a ful
 disk it destroys the previous checkpoint too. So: write a temporary file in the
 same folder (``os.replace`` is atomic only within one file system), fsync it,
 replace, then fsync the folder so the rename itself survives a power cut.
-Temporary files are named ``.<name>.<pid>.tmp`` so that a later start can tell
-whose they were and sweep the ones whose writer died.
+Temporary files are named ``.<name>.cnnvis-<pid>.tmp`` so that a later start can
+tell whose they were and sweep the ones whose writer died; the ``cnnvis-`` marker
+keeps the sweep off other programs' temporary files.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import BinaryIO, Callable
 
 from ..errors import LoadError
 
-_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.cnnvis-(?P<pid>\d+)\.tmp$")
 # A temp file whose writer is still alive is left alone unless it has not been
 # written for this long (the pid may have been reused by an unrelated process).
 ALIVE_WRITER_GRACE_S = 600.0
@@ -30,7 +31,7 @@ class SaveError(LoadError):
 
 
 def temp_path_for(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    return path.with_name(f".{path.name}.cnnvis-{os.getpid()}.tmp")
 
 
 def _fsync_dir(folder: Path) -> None:

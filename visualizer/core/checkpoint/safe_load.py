@@ -203,6 +203,9 @@ def _from_state_dict(p: Path, sd, arch, arch_options, model_spec, class_names=No
                        arch=label, arch_options=opts, source=str(p), meta={}, warnings=warnings)
 
 
+MAX_INPUT_SIDE = 4096  # channels or pixels per side; anything larger is a damaged or hostile file
+
+
 def _validated(p: Path, ck: dict) -> dict[str, Any]:
     """The checkpoint's metadata with types checked: a damaged or hostile file must not slip through."""
     def bad(what):
@@ -214,7 +217,8 @@ def _validated(p: Path, ck: dict) -> dict[str, Any]:
     if version > CHECKPOINT_VERSION:
         raise LoadError(p, f"saved by a newer version of this program (format {version})", "update the program")
     shape = ck.get("input_shape")
-    if not (isinstance(shape, (list, tuple)) and len(shape) == 3 and all(isinstance(x, int) and x > 0 for x in shape)):
+    if not (isinstance(shape, (list, tuple)) and len(shape) == 3
+            and all(isinstance(x, int) and not isinstance(x, bool) and 0 < x <= MAX_INPUT_SIDE for x in shape)):
         raise bad("input shape")
     names = ck.get("class_names")
     if not (isinstance(names, (list, tuple)) and names and all(isinstance(c, str) for c in names)):
@@ -226,8 +230,14 @@ def _validated(p: Path, ck: dict) -> dict[str, Any]:
                                                            for x in v)):
             raise bad(key)
         out[key] = tuple(float(x) for x in v)
-    if any(s == 0 for s in out["std"]):
-        raise bad("std")
+    if any(s == 0 or s != s or abs(s) == float("inf") for s in out["std"]) or any(
+            m != m or abs(m) == float("inf") for m in out["mean"]):
+        raise bad("normalisation")
+    channels = out["input_shape"][0]
+    for key in ("mean", "std"):
+        if len(out[key]) not in (1, channels):
+            raise LoadError(p, f"the checkpoint's normalisation {key} has {len(out[key])} values for "
+                               f"{channels} input channel(s)", "the file is damaged or was edited by hand")
     arch = ck.get("arch")
     if arch is not None and not isinstance(arch, str):
         raise bad("architecture name")

@@ -30,6 +30,9 @@ def _build(path: Path, arch: str, options: dict[str, Any]) -> nn.Module:
         return build_model(arch, **options)
     except (TypeError, ValueError) as e:
         raise LoadError(path, f"cannot build {arch} with options {options}: {e}") from e
+    except (RuntimeError, MemoryError) as e:  # e.g. the allocator refusing a huge layer
+        raise LoadError(path, f"cannot build {arch} with options {options}: out of memory ({e})",
+                        "the file's architecture options are damaged or far too large") from e
 
 
 def inferred_options(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
