@@ -402,3 +402,29 @@ def test_reinitialise_is_seeded():
     assert torch.equal(weights(a), weights(b))
     reinitialise(b, 8)
     assert not torch.equal(weights(a), weights(b))
+
+
+def test_a_non_finite_gradient_stops_training_and_names_the_layer():
+    class InfGrad(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * float("inf")
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.fc(InfGrad.apply(self.conv(x)).mean((2, 3)))
+
+    t = make(TrainConfig(epochs=1, batch_size=16, snapshot_hz=0), model=Net())
+    before = weights(t.model).clone()
+    d = run_all(t)[-1]
+    assert isinstance(d, Diverged) and d.layer == "conv" and "gradient" in d.message
+    assert torch.equal(before, weights(t.model))   # stopped before the optimizer step

@@ -226,9 +226,6 @@ class FunctionSpec:
                 out.append((pname, float(v)))
         return tuple(out)
 
-    def is_inplace(self, args, kwargs) -> bool:
-        return self.inplace or bool(kwargs.get("inplace", False))
-
 
 def _build_function_table() -> dict:
     T = torch.Tensor

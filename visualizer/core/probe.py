@@ -271,12 +271,6 @@ class Probe:
         flags = torch.stack([self._bad[n] for n in names]).cpu().tolist()
         return next((n for n, bad in zip(names, flags) if bad), None)
 
-    def first_nonfinite_gradient(self) -> str | None:
-        """First layer in execution order whose output gradient norm is NaN/inf."""
-        norms = self.act_grad_norms()
-        bad = [n for n, v in norms.items() if not np.isfinite(v)]
-        return min(bad, key=self._order_key) if bad else None
-
     def captured_names(self) -> tuple[str, ...]:
         return tuple(self._bad)
 

@@ -416,7 +416,9 @@ class Trainer:
         if grads:
             total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
             if not torch.isfinite(total):
-                return self._diverged(x, "a gradient became non-finite")
+                layer = next((n for n, m in self._weighted_modules()
+                              if m.weight.grad is not None and not torch.isfinite(m.weight.grad).all()), None)
+                return self._diverged(x, "a gradient became non-finite", layer)
             if self.config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         t_measure = time.perf_counter()
@@ -445,12 +447,12 @@ class Trainer:
             if isinstance(w, torch.Tensor) and w.requires_grad and not list(m.children()):
                 yield name, m
 
-    def _diverged(self, x: torch.Tensor, what: str) -> Diverged:
-        layer = None
-        try:
-            layer = self.inspector.first_nonfinite_layer(x)
-        except Exception:  # diagnosis is best effort; the stop itself must happen
-            layer = None
+    def _diverged(self, x: torch.Tensor, what: str, layer: str | None = None) -> Diverged:
+        if layer is None:
+            try:
+                layer = self.inspector.first_nonfinite_layer(x)
+            except Exception:  # diagnosis is best effort; the stop itself must happen
+                layer = None
         where = f"; the first non-finite output was in layer {layer}" if layer else ""
         msg = (f"Training stopped at step {self.step + 1} (epoch {self.epoch + 1}): {what}{where}. "
                f"The weights are those of the last good step. Try a lower learning rate "
