@@ -34,7 +34,7 @@ from PyQt6.QtCore import QObject, QThread, pyqtSignal
 from visualizer.core.errors import LoadError, ModelError, TrustRequired
 from visualizer.core.model_bundle import ModelBundle
 from visualizer.core.snapshot import CaptureRequest, Diverged, EpochEnd, Finished, TrainingSnapshot, frozen_array
-from visualizer.core.training import TrainConfig, Trainer, TrainingControl
+from visualizer.core.training import TrainConfig, Trainer, TrainingControl, reinitialise
 
 from .session import LoadedModel
 
@@ -77,6 +77,16 @@ class _Command:
     name: str
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _DataSource:
+    """A data set read from disk and how it was asked for: committed together with what was prepared from it."""
+
+    dataset: Any                # ImageDataset
+    spec: str
+    limit: int | None
+    augment: Any                # datasets.Augment or None
 
 
 # Commands that replace the model or the data: they end a running training first.
@@ -156,15 +166,16 @@ class _SideProbe:
 
 
 class _Thread(QThread):
-    def __init__(self, core: "WorkerCore"):
+    def __init__(self, core: "WorkerCore", on_crash):
         super().__init__()
         self._core = core
+        self._on_crash = on_crash
 
     def run(self) -> None:  # never let anything escape: that aborts the process
         try:
             self._core._loop()
         except BaseException:  # noqa: BLE001 - last line of defence
-            self._core.emit("failed", "The worker thread crashed:\n" + traceback.format_exc(limit=5))
+            self._on_crash("The worker thread crashed:\n" + traceback.format_exc(limit=5))
 
 
 class WorkerCore:
@@ -195,6 +206,7 @@ class WorkerCore:
         self._data = None                # PreparedData
         self._inspector = None           # idle Inspector (closed while a Trainer owns the hooks)
         self._trainer: Trainer | None = None
+        self._seed = 0                   # the last run's TrainConfig.seed: what an idle reset uses
         self._last_request = CaptureRequest()
         self._side: _SideProbe | None = None
         self.side_probe_always = False   # tests: use the side probe for small models too
@@ -271,8 +283,9 @@ class WorkerCore:
         if self._control is not None:
             self._control.set_speed(steps_per_sec)
 
-    def reset_weights(self) -> None:
-        self._send("reset")
+    def reset_weights(self, seed: int | None = None) -> None:
+        """Fresh seeded weights; ``seed`` None: the last run's seed (0 before any run)."""
+        self._send("reset", seed)
 
     def save(self, path: str) -> None:
         self._send("save", str(path))
@@ -370,6 +383,9 @@ class WorkerCore:
                 self._mailbox = self._last_request
 
     # ---- models and data ------------------------------------------------------------
+    # Switching the model or the data set is atomic: the new model is introspected, its
+    # Inspector built and the data prepared into locals; only when all of that worked is
+    # the old state closed and replaced. A bad file or folder leaves everything as it was.
     def _do_sample(self) -> None:
         from visualizer.core import checkpoint
         bundle, fresh = None, False
@@ -378,13 +394,10 @@ class WorkerCore:
                 bundle = checkpoint.load_model(SAMPLE_MODEL)
             except LoadError as exc:
                 self.emit("notice", f"The sample model could not be read ({exc}); using a fresh LeNet-5.")
+        source = self._source_or_sample()
         if bundle is None:
-            if self._dataset_spec is None:
-                self._load_dataset(SAMPLE_DATASET, self._sample_limit, None)
-            bundle, fresh = self._build_bundle("lenet5", {}), True
-        elif self._dataset_spec is None:
-            self._load_dataset(SAMPLE_DATASET, self._sample_limit, None)
-        self._install(bundle, fresh=fresh, trusted=False)
+            bundle, fresh = self._build_bundle("lenet5", {}, source), True
+        self._install(bundle, fresh=fresh, trusted=False, source=source, origin=str(SAMPLE_MODEL))
 
     def _do_load(self, path: str, **kwargs) -> None:
         from visualizer.core import checkpoint
@@ -400,12 +413,11 @@ class WorkerCore:
                 raise  # the user's answer did not fit these weights: say so, do not ask again
             self.emit("architecture_required", TrustRequest(path, None, str(exc), tuple(sorted(kwargs.items()))))
             return
-        self._install(bundle, fresh=False, trusted=bool(kwargs.get("trust")))
+        self._install(bundle, fresh=False, trusted=bool(kwargs.get("trust")), source=self._current_source(),
+                      origin=path)
 
     def _do_bundle(self, bundle: ModelBundle) -> None:
-        if self._dataset_spec is None:
-            self._load_dataset(SAMPLE_DATASET, self._sample_limit, None)
-        self._install(bundle, fresh=False, trusted=False)
+        self._install(bundle, fresh=False, trusted=False, source=self._source_or_sample())
 
     def _do_load_user(self, spec: str) -> None:
         from visualizer.core.checkpoint import load_user_model
@@ -424,87 +436,132 @@ class WorkerCore:
         bundle = ModelBundle(model=model, input_shape=shape, class_names=names,
                              mean=(0.0,) * shape[0], std=(1.0,) * shape[0], arch=spec, source=str(path))
         # Fresh user model: it learns the data's normalisation like a zoo model would.
-        self._install(bundle, fresh=True, trusted=False)
+        self._install(bundle, fresh=True, trusted=False, source=self._current_source(), origin=str(path))
 
     def _do_build(self, arch: str, options: dict) -> None:
-        self._install(self._build_bundle(arch, options), fresh=True, trusted=False)
+        source = self._source_or_sample()
+        self._install(self._build_bundle(arch, options, source), fresh=True, trusted=False, source=source)
 
     def _do_dataset(self, spec: str, limit: int | None = None, augment=None) -> None:
-        old = (self._dataset, self._dataset_spec, self._limit, self._augment)
-        self._load_dataset(spec, limit, augment)
+        source = self._read_dataset(spec, limit, augment)
         bundle = self._bundle
         if bundle is None:
+            self._commit_source(source, None)
             return
-        c, k = self._data_shape()
+        c, k = int(source.dataset.native_shape[0]), len(source.dataset.class_names)
         if bundle.input_shape[0] == c and bundle.num_classes == k:
-            self._prepare_data(bundle, fresh=self._fresh)
+            data, info = self._prepared(bundle, source, fresh=self._fresh, origin=spec)
+            self._commit_data(bundle, source, data, info)
             self._requeue_probe()
             return
         if bundle.arch and ":" not in bundle.arch:
             # A zoo model can be rebuilt for the new data; a user's model cannot.
+            rebuilt = self._build_bundle(bundle.arch, dict(bundle.arch_options), source)
+            self._install(rebuilt, fresh=True, trusted=False, source=source, origin=spec)
             self.emit("notice", f"{bundle.arch} was rebuilt for {k} classes and {c} channel(s): its weights are fresh.")
-            self._install(self._build_bundle(bundle.arch, dict(bundle.arch_options)), fresh=True, trusted=False)
             return
-        self._dataset, self._dataset_spec, self._limit, self._augment = old
         raise ModelError(f"The model expects {bundle.input_shape[0]} channel(s) and {bundle.num_classes} classes; "
                          f"{spec} has {c} channel(s) and {k} classes. Pick a matching dataset or a zoo architecture.")
 
-    def _load_dataset(self, spec: str, limit: int | None, augment) -> None:
-        from visualizer.core.datasets import load_dataset
-        self._dataset = load_dataset(spec, limit=limit)
-        self._dataset_spec, self._limit, self._augment = spec, limit, augment
-
-    def _data_shape(self) -> tuple[int, int]:
-        return int(self._dataset.native_shape[0]), len(self._dataset.class_names)
-
-    def _build_bundle(self, arch: str, options: dict) -> ModelBundle:
-        from visualizer.core.assemble import MODEL_OPTION_KEYS, new_model_bundle
+    def _current_source(self) -> _DataSource | None:
         if self._dataset is None:
-            self._load_dataset(SAMPLE_DATASET, self._sample_limit, None)
+            return None
+        return _DataSource(self._dataset, str(self._dataset_spec), self._limit, self._augment)
+
+    def _source_or_sample(self) -> _DataSource:
+        """The current data set, else the built-in one the app opens with."""
+        return self._current_source() or self._read_dataset(SAMPLE_DATASET, self._sample_limit, None)
+
+    def _read_dataset(self, spec: str, limit: int | None, augment) -> _DataSource:
+        from visualizer.core.datasets import load_dataset
+        try:
+            dataset = load_dataset(spec, limit=limit)
+        except LoadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any reader failure is this folder's problem
+            raise LoadError(spec, f"could not be read as a data set ({describe_error(exc)})",
+                            "the data set shown before is kept") from exc
+        return _DataSource(dataset, spec, limit, augment)
+
+    def _commit_source(self, source: _DataSource | None, data) -> None:
+        if source is None:
+            self._dataset, self._dataset_spec, self._limit, self._augment = None, None, None, None
+        else:
+            self._dataset, self._dataset_spec, self._limit, self._augment = (
+                source.dataset, source.spec, source.limit, source.augment)
+        self._data = data
+
+    def _commit_data(self, bundle: ModelBundle, source: _DataSource | None, data, info) -> None:
+        """The prepared data becomes current; ``bundle`` takes the normalisation it was prepared with."""
+        self._commit_source(source, data)
+        if data is not None:
+            bundle.mean, bundle.std = tuple(data.mean), tuple(data.std)
+            self.emit("data_ready", info)
+
+    def _build_bundle(self, arch: str, options: dict, source: _DataSource) -> ModelBundle:
+        from visualizer.core.assemble import MODEL_OPTION_KEYS, new_model_bundle
         size = options.get("input_size")
         opts = {k: v for k, v in options.items() if k in MODEL_OPTION_KEYS}
-        return new_model_bundle(arch, self._dataset, input_size=size, **opts)
+        return new_model_bundle(arch, source.dataset, input_size=size, **opts)
 
-    def _prepare_data(self, bundle: ModelBundle, *, fresh: bool) -> None:
+    def _prepared(self, bundle: ModelBundle, source: _DataSource | None, *, fresh: bool, origin: str | None):
+        """(PreparedData, DataInfo) for ``bundle`` from ``source``, touching no worker state; (None, None)
+        without a data set. Failures name ``origin`` (the file or folder the user asked for)."""
         from visualizer.core.assemble import data_for
-        if self._dataset is None:
-            self._data = None
-            return
-        # A fresh model learns the data's own normalisation; a trained one keeps the
-        # normalisation it was trained with, or its inputs would mean something else.
-        self._data = data_for(bundle, self._dataset, augment=self._augment, reuse_normalisation=not fresh)
-        self.emit("data_ready", self._data_info())
+        if source is None:
+            return None, None
+        try:
+            # data_for writes the normalisation into the bundle it is given: give it a copy, so that
+            # the live bundle changes only on commit. A fresh model learns the data's own
+            # normalisation; a trained one keeps the one it was trained with.
+            data = data_for(copy.copy(bundle), source.dataset, augment=source.augment, reuse_normalisation=not fresh)
+            return data, self._data_info(data, source)
+        except LoadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported naming the file; nothing was replaced
+            raise LoadError(origin, f"does not fit the data set {source.spec}: {describe_error(exc)}",
+                            "nothing was changed; the model and data shown before are kept") from exc
 
-    def _data_info(self) -> DataInfo:
-        data = self._data
-        split = data.val if data.val is not None and len(data.val) else data.train
-        name = "val" if split is data.val else "train"
-        n = len(split)
+    def _data_info(self, data, source: _DataSource) -> DataInfo:
+        name = probe_split(data)
+        # Labels straight from the split: indexing it would normalise (and augment) every image.
+        labels = np.asarray(data.labels(name), dtype=np.int64)
+        n = len(labels)
         c, h, w = data.input_shape
         g = min(n, GALLERY_MAX, max(1, GALLERY_BYTES // max(1, c * h * w)))
         images = np.zeros((g, c, h, w), np.uint8)
-        labels = np.zeros(n, np.int64)
-        for i in range(n):
-            if i < g:
-                img, lab = data.sample(i, split=name)
-                images[i] = np.clip(np.asarray(img) * 255 + 0.5, 0, 255).astype(np.uint8)
-            else:
-                lab = int(split[i][1])
-            labels[i] = -1 if lab is None else int(lab)
-        return DataInfo(name=self._dataset.name, spec=str(self._dataset_spec), class_names=tuple(data.class_names), input_shape=tuple(data.input_shape),
-                        n_train=len(data.train), n_val=n, labels=frozen_array(labels, np.int64),
-                        gallery=frozen_array(images, np.uint8),
-                        augment=tuple(vars(self._augment).items()) if self._augment is not None else (),
-                        native_shape=tuple(int(v) for v in self._dataset.native_shape))
+        for i in range(g):
+            img, _lab = data.sample(i, split=name)
+            images[i] = np.clip(np.asarray(img) * 255 + 0.5, 0, 255).astype(np.uint8)
+        return DataInfo(name=source.dataset.name, spec=str(source.spec), class_names=tuple(data.class_names),
+                        input_shape=tuple(data.input_shape), n_train=len(data.train), n_val=n,
+                        labels=frozen_array(labels, np.int64), gallery=frozen_array(images, np.uint8),
+                        augment=tuple(vars(source.augment).items()) if source.augment is not None else (),
+                        native_shape=tuple(int(v) for v in source.dataset.native_shape))
 
-    def _install(self, bundle: ModelBundle, *, fresh: bool, trusted: bool) -> None:
-        """Make ``bundle`` current only once everything about it is known to work."""
+    def _install(self, bundle: ModelBundle, *, fresh: bool, trusted: bool, source: _DataSource | None,
+                 origin: str | None = None) -> None:
+        """Make ``bundle`` (and ``source``'s data) current only once everything about it is known to work."""
+        from visualizer.core.inspector import Inspector
         from visualizer.core.introspect import introspect
-        info = introspect(bundle.model, bundle.input_shape)
+        origin = origin or bundle.source or bundle.arch
+        inspector = None
+        try:
+            info = introspect(bundle.model, bundle.input_shape)
+            data, data_info = self._prepared(bundle, source, fresh=fresh, origin=origin)
+            inspector = Inspector(bundle) if bundle.probeable else None
+        except Exception as exc:
+            if inspector is not None:
+                inspector.close()
+            if isinstance(exc, LoadError):
+                raise
+            raise LoadError(origin, f"could not be opened ({describe_error(exc)})",
+                            "nothing was changed; the model shown before is kept") from exc
+        # Everything worked: only now does the old model go.
         self._close_trainer()
         self._close_inspector()
-        self._bundle, self._fresh, self._trusted = bundle, fresh, trusted
-        self._prepare_data(bundle, fresh=fresh)
+        self._bundle, self._fresh, self._trusted, self._inspector = bundle, fresh, trusted, inspector
+        self._commit_data(bundle, source, data, data_info)
         self.emit("model_loaded", LoadedModel(
             info=info, input_shape=tuple(bundle.input_shape), class_names=tuple(bundle.class_names),
             arch=bundle.arch, arch_options=tuple(sorted(bundle.arch_options.items())), source=bundle.source,
@@ -518,16 +575,41 @@ class WorkerCore:
     def _data_size(self) -> int:
         if self._data is None:
             return 0
-        return len(self._data.val) if self._data.val is not None and len(self._data.val) else len(self._data.train)
+        return len(self._data.split(probe_split(self._data)))
 
     # ---- training -----------------------------------------------------------------
     def _do_train(self, config: TrainConfig, control: TrainingControl, augment=None) -> None:
+        """Every run ends with exactly one Finished or Diverged, a failed one too (reason
+        "failed", after the ``failed`` message): that, not ``failed``, returns the GUI to Stopped,
+        so a failed save or probe during a run does not."""
         if control.stopping:
             # Stopped (or replaced) before it began: still say so, or the GUI waits forever.
             if self._control is control:
                 self._control = None
             self.emit("finished", Finished(0, 0, "stopped"))
             return
+        self._seed = config.seed
+        deferred: list[_Command] = []
+        ended = False
+        try:
+            ended = self._run_training(config, control, augment, deferred)
+        except Exception as exc:  # noqa: BLE001 - the run is over; the worker goes on
+            self.emit("failed", describe_error(exc, config.batch_size))
+        finally:
+            if self._control is control:
+                self._control = None
+            self._close_side()
+            step, epoch = (self._trainer.step, self._trainer.epoch) if self._trainer is not None else (0, 0)
+            self._guarded(self._close_trainer)
+        if not ended:
+            self.emit("finished", Finished(step, epoch, "failed"))
+        for cmd in deferred:
+            self._guarded(self._dispatch, cmd)
+        self._requeue_probe()
+
+    def _run_training(self, config: TrainConfig, control: TrainingControl, augment,
+                      deferred: list[_Command]) -> bool:
+        """Train until the run ends; True when the trainer said its last word (Finished/Diverged)."""
         if self._bundle is None or self._data is None:
             raise ModelError("Open a model and a dataset before training.")
         if not self._bundle.probeable:
@@ -536,8 +618,9 @@ class WorkerCore:
             raise ModelError(f"The model has {self._bundle.num_classes} outputs but the dataset has "
                              f"{len(self._data.class_names)} classes.")
         if augment is not None and augment != self._augment and self._dataset is not None:
-            self._augment = augment
-            self._prepare_data(self._bundle, fresh=self._fresh)
+            source = replace(self._current_source(), augment=augment)
+            data, info = self._prepared(self._bundle, source, fresh=self._fresh, origin=source.spec)
+            self._commit_data(self._bundle, source, data, info)
         self._fresh = False  # trained from here on: its normalisation is now part of it
         self._close_inspector()  # the Trainer's own Inspector owns the hooks now
         side = None
@@ -550,36 +633,18 @@ class WorkerCore:
                 side = None
         self._side = side
         on_step = (lambda *_: side.after_step(self._bundle.model)) if side is not None else None
-        try:
-            self._trainer = Trainer(self._bundle, self._data, config, control, on_step=on_step)
-        except BaseException:
-            self._close_side()
-            if self._control is control:
-                self._control = None
-            raise
+        self._trainer = Trainer(self._bundle, self._data, config, control, on_step=on_step)
         for n in self._trainer.notices:
             self.emit("notice", n)
         self.emit("started_training", None)
-        deferred: list[_Command] = []
-        try:
-            for event in self._trainer.run():
-                self._emit_event(event)
-                if isinstance(event, (Finished, Diverged)):
-                    break
-                deferred += self._drain_during_training(control)
-                if self._quit.is_set():
-                    control.stop()
-        except Exception as exc:
-            self._close_trainer()
-            raise TrainingFailed(describe_error(exc, config.batch_size)) from exc
-        finally:
-            if self._control is control:
-                self._control = None
-            self._close_side()
-        self._close_trainer()
-        for cmd in deferred:
-            self._guarded(self._dispatch, cmd)
-        self._requeue_probe()
+        for event in self._trainer.run():
+            self._emit_event(event)
+            if isinstance(event, (Finished, Diverged)):
+                return True
+            deferred += self._drain_during_training(control)
+            if self._quit.is_set():
+                control.stop()
+        return False
 
     def _emit_event(self, event) -> None:
         if isinstance(event, TrainingSnapshot):
@@ -612,7 +677,7 @@ class WorkerCore:
             elif cmd.name == "save_safetensors":
                 self._guarded(self._do_save_safetensors, *cmd.args)
             elif cmd.name == "reset":
-                self._trainer.reset_weights()
+                self._trainer.reset_weights()  # seeded by the running config's seed
             else:
                 # A new model/data/training replaces this run (the GUI already called stop()).
                 control.stop()
@@ -630,15 +695,11 @@ class WorkerCore:
             finally:
                 self._trainer = None
 
-    def _do_reset(self) -> None:
+    def _do_reset(self, seed: int | None = None) -> None:
         if self._bundle is None:
             return
-        torch.manual_seed(torch.seed() % (2**31))
-        for m in self._bundle.model.modules():
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
-            elif hasattr(m, "reset_running_stats"):
-                m.reset_running_stats()
+        # The same seeded re-initialisation as Trainer.reset_weights: the same seed, the same weights.
+        reinitialise(self._bundle.model, self._seed if seed is None else int(seed))
         self._requeue_probe()
         self.emit("notice", "Weights reset to fresh random values.")
 
@@ -670,7 +731,8 @@ _CALLS = ("load_sample", "load_file", "load_bundle", "load_user_model", "build",
           "save_safetensors", "request_capture", "snapshot_consumed", "probe_consumed",
           "set_side_probe_always")
 _SIGNALS = ("probe_ready", "training_snapshot", "epoch_end", "finished", "diverged", "failed", "model_loaded",
-            "data_ready", "trust_required", "architecture_required", "notice", "saved", "started_training")
+            "data_ready", "trust_required", "architecture_required", "notice", "saved", "started_training",
+            "crashed")
 
 
 class Worker(QObject):
@@ -688,7 +750,7 @@ class Worker(QObject):
     epoch_end = pyqtSignal(object)           # EpochEnd
     finished = pyqtSignal(object)            # Finished
     diverged = pyqtSignal(object)            # Diverged
-    failed = pyqtSignal(str)                 # readable message; the UI returns to Stopped
+    failed = pyqtSignal(str)                 # readable message (a run that failed also ends with Finished)
     model_loaded = pyqtSignal(object)        # LoadedModel
     data_ready = pyqtSignal(object)          # DataInfo
     trust_required = pyqtSignal(object)      # TrustRequest: ask, then retry with trust=<sha256>
@@ -696,23 +758,53 @@ class Worker(QObject):
     notice = pyqtSignal(str)                 # informational (CUDA fallback, rebuilt model...)
     saved = pyqtSignal(str)                  # path written
     started_training = pyqtSignal()          # a Trainer exists and runs (or waits for a step)
+    crashed = pyqtSignal(str)                # the worker itself died (after ``failed``): call restart()
 
     def __init__(self, parent: QObject | None = None, *, sample_limit: int | None = None, process: bool = False):
         super().__init__(parent)
         self.process = process
+        self.sample_limit = sample_limit
         self._stopped = False
-        if process:
+        self._dead = False               # crashed: commands are dropped until restart()
+        self.core = None
+        self._make()
+
+    def _make(self) -> None:
+        if self.process:
             import multiprocessing as mp
             ctx = mp.get_context("spawn")  # fork would copy Qt's and torch's threads' state
             self._to_child = ctx.Queue()
             self._from_child = ctx.Queue()
-            self._proc = ctx.Process(target=child_main, args=(self._to_child, self._from_child, sample_limit),
+            self._proc = ctx.Process(target=child_main, args=(self._to_child, self._from_child, self.sample_limit),
                                      name="cnn-visualizer-worker", daemon=True)
-            self._relay = _Relay(self._from_child, self._emit)
-            self.core = None
+            self._relay = _Relay(self._from_child, self._emit, self._proc, self._on_crash)
         else:
-            self.core = WorkerCore(self._emit, sample_limit=sample_limit)
-            self._thread = _Thread(self.core)
+            self.core = WorkerCore(self._emit, sample_limit=self.sample_limit)
+            self._thread = _Thread(self.core, self._on_crash)
+
+    def _on_crash(self, text: str) -> None:
+        """The relay or the thread, as it ends: the worker is gone; say so once."""
+        self._dead = True
+        self._emit("failed", text)
+        self._emit("crashed", text)
+
+    def restart(self) -> None:
+        """A fresh worker after a crash (no model, no data: the caller reopens them)."""
+        if self._stopped:
+            return
+        if self.process:
+            self._relay.stop()
+            self._relay.wait()
+            if self._proc.is_alive():
+                self._proc.terminate()
+            self._proc.join(5)
+            self._to_child.cancel_join_thread()
+        else:
+            self.core.request_quit()
+            self._thread.wait()
+        self._make()
+        self._dead = False
+        self.start()
 
     def _emit(self, name: str, payload) -> None:
         signal = getattr(self, name)
@@ -728,8 +820,8 @@ class Worker(QObject):
         raise AttributeError(name)
 
     def _call(self, name: str, *args, **kwargs) -> None:
-        if self._stopped:
-            return
+        if self._stopped or self._dead:
+            return  # nobody would read it
         if self.core is not None:
             getattr(self.core, name)(*args, **kwargs)
         else:
@@ -775,6 +867,7 @@ class Worker(QObject):
             return self._thread.wait()
         if not self._stopped:
             self._stopped = True
+            self._relay.expect_exit()
             if self._proc.is_alive():
                 self._to_child.put(("__quit__", (), {}))
                 self._proc.join(timeout_ms / 1000)
@@ -789,29 +882,60 @@ class Worker(QObject):
 
 
 class _Relay(QThread):
-    """Parent side of process mode: child messages become Qt signals (queued to the GUI)."""
+    """Parent side of process mode: child messages become Qt signals (queued to the GUI).
 
-    def __init__(self, source, emit):
+    It also watches the child: one that ends without being asked to (killed, out of
+    memory, a crash in native code) is reported through ``on_crash`` instead of leaving
+    the GUI sending commands to a queue nobody reads.
+    """
+
+    def __init__(self, source, emit, proc, on_crash):
         super().__init__()
         self._source = source
         self._emit = emit
+        self._proc = proc
+        self._on_crash = on_crash
         self._stop = threading.Event()
+        self._exit_expected = threading.Event()
 
     def stop(self) -> None:
         self._stop.set()
+
+    def expect_exit(self) -> None:
+        self._exit_expected.set()
 
     def run(self) -> None:
         while not self._stop.is_set():
             try:
                 name, payload = self._source.get(timeout=0.1)
             except queue.Empty:
+                if self._child_died():
+                    break
                 continue
             except (EOFError, OSError):
+                self._child_died()
                 break
+            self._deliver(name, payload)
+
+    def _deliver(self, name, payload) -> None:
+        try:
+            self._emit(name, refreeze(payload))
+        except Exception:  # noqa: BLE001 - never let the relay die
+            log.exception("could not deliver %s from the worker", name)
+
+    def _child_died(self) -> bool:
+        code = self._proc.exitcode
+        if code is None or self._exit_expected.is_set() or self._stop.is_set():
+            return False
+        while True:  # what it said before it died comes first
             try:
-                self._emit(name, refreeze(payload))
-            except Exception:  # noqa: BLE001 - never let the relay die
-                log.exception("could not deliver %s from the worker", name)
+                self._deliver(*self._source.get(timeout=0.05))
+            except (queue.Empty, EOFError, OSError, ValueError, TypeError):
+                break
+        how = f"exit code {code}" + (f", killed by signal {-code}" if code < 0 else "")
+        self._on_crash(f"The training process stopped unexpectedly ({how}); it has to be restarted "
+                       "and unsaved training progress is lost.")
+        return True
 
 
 def child_main(inbox, outbox, sample_limit) -> None:
@@ -853,14 +977,19 @@ def refreeze(obj, _depth: int = 0):
     return obj
 
 
+def probe_split(data) -> str:
+    """The split the views show samples of: validation when it has any, else training
+    (the same choice as ``Trainer.probe_sample``)."""
+    return "val" if data.val is not None and len(data.val) else "train"
+
+
 def probe_sample(data, bundle: ModelBundle, request: CaptureRequest) -> tuple[np.ndarray, int | None]:
     """The image a request asks for: its own input, else a probe-split sample of ``data``."""
     if request.probe_input is not None:
         return request.probe_input, request.probe_label
     if data is not None:
-        n = len(data.val) if data.val is not None and len(data.val) else 0
-        split = "val" if n else "train"
-        n = n or len(data.train)
+        split = probe_split(data)
+        n = len(data.split(split))
         if n:
             return data.sample(request.probe_index % n, split=split)
     return np.zeros(bundle.input_shape, np.float32), None
