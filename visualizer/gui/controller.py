@@ -18,12 +18,13 @@ from typing import Callable
 import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
-from visualizer.core.snapshot import CaptureRequest, Diverged, EpochEnd, Finished, ProbeSnapshot, TrainingSnapshot
+from visualizer.core.snapshot import (CaptureRequest, Diverged, EpochEnd, Finished, ProbeSnapshot, TrainingSnapshot,
+                                      frozen_array)
 from visualizer.core.training import TrainConfig
 
 from .session import PAUSED, RUNNING, STOPPED, LoadedModel, Session
 from .settings import Settings
-from .worker import DataInfo, TrustRequest, Worker
+from .worker import SAMPLE_DATASET, DataInfo, TrustRequest, Worker
 
 log = logging.getLogger(__name__)
 REFRESH_HZ = 30.0
@@ -60,6 +61,8 @@ class Controller(QObject):
         self._pending_probe: ProbeSnapshot | None = None
         self._pending_epochs: list[EpochEnd] = []
         self._closed = False
+        self._sample_limit = sample_limit
+        self._dataset_limits: dict[str, int | None] = {}  # spec -> limit asked for (to reopen after a crash)
         self._connect_worker()
         self.timer = QTimer(self)
         self.timer.setInterval(int(1000 / REFRESH_HZ))
@@ -92,6 +95,7 @@ class Controller(QObject):
         w.architecture_required.connect(self._on_architecture_required)
         w.notice.connect(self.notice)
         w.saved.connect(self._on_saved)
+        w.crashed.connect(self._on_crashed)
 
     # ==== views ====================================================================
     def add_view(self, view) -> None:
@@ -159,6 +163,11 @@ class Controller(QObject):
     def _on_trust_required(self, req: TrustRequest) -> None:
         store = trust_store()
         sha = getattr(req.info, "sha256", None)
+        if not sha:
+            # Fail closed: without the hash the loader cannot tell this file from one swapped since the dialog.
+            self.message.emit("error", f"Not opened: {req.path} needs trust, but its SHA-256 hash is unknown, "
+                                       "so it cannot be verified.")
+            return
         known = store is not None and bool(sha) and store.is_trusted(sha)
         if dict(req.load_kwargs).get("trust"):
             known = False  # already retried with trust: the file changed; ask again
@@ -174,14 +183,13 @@ class Controller(QObject):
             store.trust(sha)
         kwargs = dict(req.load_kwargs)
         # The hash, not True: the loader then refuses a file swapped since the dialog.
-        kwargs["trust"] = sha or True
+        kwargs["trust"] = sha
         self.worker.load_file(req.path, **kwargs)
 
     def _on_model_loaded(self, model: LoadedModel) -> None:
         for v in self.views:
             v.clear()
-        self._pending_training = self._pending_probe = None
-        self._pending_epochs = []
+        self._drop_pending()
         self.session.set_model(model)
         for v in self.views:
             v.set_layer(self.session.layer)
@@ -256,7 +264,8 @@ class Controller(QObject):
         self.worker.set_speed(float(steps_per_sec))
 
     def reset_weights(self) -> None:
-        self.worker.reset_weights()
+        # Seeded like the training panel's runs: the same seed gives the same fresh weights.
+        self.worker.reset_weights(seed=getattr(self.config_provider(), "seed", 0))
 
     def save(self, path: str) -> None:
         self.worker.save(path)
@@ -288,8 +297,48 @@ class Controller(QObject):
         self.message.emit("warning", ev.message)
 
     def _on_failed(self, text: str) -> None:
-        self.session.set_training_state(STOPPED)
+        # A failed command (save, load, probe) leaves a run going; a run that failed ends
+        # with Finished (reason "failed") and a dead worker with ``crashed``: those stop.
         self.message.emit("error", text)
+
+    def _on_crashed(self, _text: str) -> None:
+        """The worker died (``failed`` carried the message): a fresh one, the model and data reopened."""
+        if self._closed:
+            return
+        self._drop_pending()
+        self.session.set_training_state(STOPPED)
+        model, data = self.session.model, self.data
+        self.worker.restart()
+        if data is not None:
+            default = self._sample_limit if data.spec == SAMPLE_DATASET else None
+            self.worker.set_dataset(data.spec, limit=self._dataset_limits.get(data.spec, default),
+                                    augment=self.augment_provider())
+        self._reopen(model)
+        self.notice.emit("Restarted the training process; reopening the model.")
+
+    def _reopen(self, model: LoadedModel | None) -> None:
+        """Open ``model`` again as it was opened (its file, user class or architecture); else the sample."""
+        from visualizer.core.architectures import ARCHITECTURES
+        arch = (model.arch or "") if model is not None else ""
+        if model is None:
+            self.worker.load_sample()
+        elif ".py:" in arch:
+            self.worker.load_user_model(arch)
+        elif model.source and os.path.exists(model.source):
+            self.worker.load_file(model.source)  # asks for trust again unless its hash is remembered
+        elif arch in ARCHITECTURES:
+            self.worker.build(arch, dict(model.arch_options))
+        else:
+            self.worker.load_sample()
+
+    def _drop_pending(self) -> None:
+        """Forget undelivered snapshots, acknowledging them: an unacknowledged probe would stop all later ones."""
+        if self._pending_probe is not None:
+            self.worker.probe_consumed()
+        if self._pending_training is not None:
+            self.worker.snapshot_consumed()
+        self._pending_training = self._pending_probe = None
+        self._pending_epochs = []
 
     def _on_saved(self, path: str) -> None:
         self.notice.emit(f"Saved {path}")
@@ -328,7 +377,7 @@ class Controller(QObject):
         if model is not None and img.shape != tuple(model.input_shape):
             from visualizer.core.images import to_model_input
             img, _ = to_model_input(img.transpose(1, 2, 0), model.input_shape)
-        self._input_image = np.ascontiguousarray(img)
+        self._input_image = frozen_array(img)  # crosses to the worker: never the caller's writable array
         self._input_label = label
         if note:
             self.notice.emit(note)
@@ -343,6 +392,7 @@ class Controller(QObject):
             self.use_image(image, getattr(probe_input, "label", None), getattr(probe_input, "note", "") or "")
 
     def set_dataset(self, spec: str, *, limit: int | None = None, augment=None) -> None:
+        self._dataset_limits[spec] = limit
         self.worker.set_dataset(spec, limit=limit, augment=augment)
 
     def rebuild(self, arch: str, options: dict) -> None:
@@ -355,6 +405,7 @@ class Controller(QObject):
         spec = options.get("dataset")
         current_spec = self.data.spec if self.data is not None else None
         if spec and spec != current_spec:
+            self._dataset_limits[spec] = None
             self.worker.set_dataset(spec, augment=augment)
         arch = options.get("arch")
         wanted = {k: options[k] for k in MODEL_OPTION_KEYS if k in options}
