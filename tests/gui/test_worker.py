@@ -279,3 +279,160 @@ def test_process_mode_trains_probes_fails_and_stops(qtbot):
     finally:
         assert w.shutdown(10_000)  # mid-training
     assert not w.is_running()
+
+
+# ---- atomic switching, driven synchronously (no thread) --------------------------------
+def core_with_sample():
+    from visualizer.gui.worker import WorkerCore, _Command
+
+    events: list = []
+    core = WorkerCore(lambda name, payload: events.append((name, payload)), sample_limit=LIMIT)
+    core._guarded(core._dispatch, _Command("sample"))
+    assert core._bundle is not None and core._data is not None
+    events.clear()
+    return core, events
+
+
+def run(core, name, *args, **kwargs):
+    from visualizer.gui.worker import _Command
+
+    core._guarded(core._dispatch, _Command(name, args, kwargs))
+
+
+def failures(events) -> list[str]:
+    return [payload for name, payload in events if name == "failed"]
+
+
+def lenet_bundle(**fields):
+    from visualizer.core.architectures import build_model
+    from visualizer.core.model_bundle import ModelBundle
+
+    return ModelBundle(build_model("lenet5", in_channels=1, num_classes=10, input_size=32), (1, 32, 32),
+                       tuple(str(i) for i in range(10)), arch="lenet5",
+                       arch_options={"in_channels": 1, "num_classes": 10, "input_size": 32}, **fields)
+
+
+def test_a_checkpoint_that_does_not_fit_changes_nothing(tmp_path):
+    """mean with 2 values for a 1-channel model: refused naming the file, whichever layer refuses it."""
+    import dataclasses
+
+    from visualizer.core.checkpoint import save_checkpoint
+
+    core, events = core_with_sample()
+    try:
+        before = (core._bundle, core._data, core._dataset, core._inspector, core._bundle.mean, core._bundle.std)
+        path = tmp_path / "two_means.pt"
+        save_checkpoint(path, dataclasses.replace(lenet_bundle(), mean=(0.1, 0.2), std=(1.0, 1.0)))
+        run(core, "load", str(path))
+        assert len(failures(events)) == 1 and "two_means.pt" in failures(events)[0]
+        assert not any(name in ("model_loaded", "data_ready") for name, _ in events)
+        after = (core._bundle, core._data, core._dataset, core._inspector, core._bundle.mean, core._bundle.std)
+        assert all(a is b for a, b in zip(before, after))
+
+        # The same mismatch handed over as a bundle passes no loader: the worker's own check must hold.
+        events.clear()
+        run(core, "bundle", lenet_bundle(mean=(0.1, 0.2), std=(1.0, 1.0), source=str(tmp_path / "odd.pt")))
+        assert len(failures(events)) == 1 and "odd.pt" in failures(events)[0]
+        assert not any(name in ("model_loaded", "data_ready") for name, _ in events)
+        assert all(a is b for a, b in zip(before, (core._bundle, core._data, core._dataset, core._inspector,
+                                                    core._bundle.mean, core._bundle.std)))
+        run(core, "bundle", lenet_bundle())  # and a good one still opens
+        assert [n for n, _ in events if n == "model_loaded"] and core._bundle is not before[0]
+    finally:
+        core._close_all()
+
+
+def test_a_bad_dataset_folder_keeps_the_old_data(tmp_path):
+    core, events = core_with_sample()
+    try:
+        before = (core._bundle, core._data, core._dataset, core._dataset_spec)
+        bad = tmp_path / "not_a_dataset"
+        bad.mkdir()
+        (bad / "notes.txt").write_text("no images here")
+        run(core, "dataset", str(bad))
+        assert len(failures(events)) == 1 and "not_a_dataset" in failures(events)[0]
+        assert all(a is b for a, b in zip(before, (core._bundle, core._data, core._dataset, core._dataset_spec)))
+    finally:
+        core._close_all()
+
+
+def test_a_dataset_the_model_cannot_take_keeps_everything(tmp_path, monkeypatch):
+    """Reading works but preparing fails: the worker must not be left with the new data set half-installed."""
+    import visualizer.core.assemble as assemble
+
+    core, events = core_with_sample()
+    try:
+        before = (core._bundle, core._data, core._dataset, core._dataset_spec, core._bundle.mean)
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("simulated failure while preparing")
+
+        monkeypatch.setattr(assemble, "data_for", broken)
+        run(core, "dataset", "digits", limit=LIMIT // 2)
+        assert len(failures(events)) == 1 and "digits" in failures(events)[0]
+        assert all(a is b for a, b in zip(before, (core._bundle, core._data, core._dataset, core._dataset_spec,
+                                                    core._bundle.mean)))
+    finally:
+        core._close_all()
+
+
+def test_data_info_reads_labels_without_normalising_every_image(monkeypatch):
+    import visualizer.gui.worker as worker_module
+    from visualizer.core.datasets.prepare import SplitDataset
+
+    core, _events = core_with_sample()
+    try:
+        monkeypatch.setattr(worker_module, "GALLERY_MAX", 4)  # most labels come from beyond the gallery
+        calls = [0]
+        original = SplitDataset.__getitem__
+
+        def counted(self, i):
+            calls[0] += 1
+            return original(self, i)
+
+        monkeypatch.setattr(SplitDataset, "__getitem__", counted)
+        info = core._data_info(core._data, core._current_source())
+        split = worker_module.probe_split(core._data)
+        assert info.gallery.shape[0] == 4 and info.labels.shape == (info.n_val,) and info.n_val > 4
+        assert np.array_equal(info.labels, core._data.labels(split))
+        assert calls[0] == 0, "labels were read by indexing the split (normalising, consuming the augmentation RNG)"
+    finally:
+        core._close_all()
+
+
+def test_idle_reset_is_seeded_like_the_trainer():
+    import copy
+
+    from visualizer.core.training import reinitialise
+
+    core, events = core_with_sample()
+    try:
+        model = core._bundle.model
+        expected = copy.deepcopy(model)
+        reinitialise(expected, 7)
+        run(core, "reset", 7)
+        first = {k: v.clone() for k, v in model.state_dict().items()}
+        assert all(torch.equal(first[k], v) for k, v in expected.state_dict().items())
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)
+        run(core, "reset", 7)
+        assert all(torch.equal(first[k], v) for k, v in model.state_dict().items())
+        run(core, "reset", None)  # no seed given and no run yet: seed 0
+        reinitialise(expected, 0)
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.state_dict().items())
+        assert not failures(events)
+    finally:
+        core._close_all()
+
+
+def test_a_failed_run_ends_with_finished_failed(qtbot, worker):
+    built(qtbot, worker)
+    seen: list = []
+    worker.failed.connect(lambda text: seen.append(("failed", text)))
+    worker.finished.connect(lambda ev: seen.append(("finished", ev)))
+    worker.start_training(TrainConfig(optimizer="bogus"))
+    qtbot.waitUntil(lambda: len(seen) >= 2, timeout=WAIT)
+    fin = seen[-1][1]
+    assert fin.reason == "failed"
+    assert [name for name, _ in seen] == ["failed", "finished"]  # the message first, then the run's end
