@@ -414,3 +414,101 @@ def test_slow_motion_speed_changes_while_training(qtbot, window):
     panel.speed.setCurrentIndex(panel.speed.findData(2.0))       # slow motion, live
     qtbot.waitUntil(lambda: window.controller.worker.core._control._speed == 2.0, timeout=WAIT)
     stop(qtbot, window)
+
+
+def test_a_probe_dropped_by_a_new_model_is_acknowledged(qtbot, window):
+    """A probe still waiting for the timer when a model arrives must be acknowledged, or idle probing stops."""
+    c = window.controller
+    c.timer.stop()  # a busy GUI: the tick that would hand the probe to the views comes later
+    c.refresh()
+    wanted = c._request_id + 1
+    # Earlier probes still on their way are handed over at once; ours is left waiting.
+    c.worker.probe_ready.connect(lambda s: s.request_id != wanted and c.refresh())
+    with qtbot.waitSignal(c.worker.probe_ready, timeout=WAIT, check_params_cb=lambda s: s.request_id == wanted):
+        c.use_sample(3)
+    assert c._pending_probe is not None and c._pending_probe.request_id == wanted
+    with qtbot.waitSignal(c.worker.model_loaded, timeout=WAIT):
+        c.open_sample()
+    c.timer.start()
+    wanted = c._request_id + 1
+    with qtbot.waitSignal(c.worker.probe_ready, timeout=WAIT, check_params_cb=lambda s: s.request_id == wanted):
+        c.use_sample(5)
+
+
+def test_a_failed_save_during_training_leaves_it_running(qtbot, window, tmp_path):
+    start(qtbot, window)
+    window.controller.save(str(tmp_path / "no_such_folder" / "model.pt"))
+    qtbot.waitUntil(lambda: window.last_message is not None, timeout=WAIT)
+    assert window.last_message[0] == "error" and "model.pt" in window.last_message[1]
+    assert window.session.training_state == RUNNING
+    assert window.training_panel.state() == RUNNING
+    step0 = window.session.latest_training.step
+    qtbot.waitUntil(lambda: window.session.latest_training.step > step0 + 3, timeout=WAIT)  # it goes on
+    stop(qtbot, window)
+
+
+def test_a_killed_worker_process_is_reported_and_restarted(qtbot, settings):
+    import os
+    import signal
+
+    c = Controller(settings, sample_limit=LIMIT, process=True)
+    messages: list = []
+    c.message.connect(lambda level, text: messages.append((level, text)))
+    c.start()
+    try:
+        c.open_sample()
+        qtbot.waitUntil(lambda: c.session.model is not None and c.data is not None, timeout=60_000)
+        c.start_training(SHORT)
+        qtbot.waitUntil(lambda: c.session.latest_training is not None, timeout=WAIT)
+        with qtbot.waitSignal(c.session.model_changed, timeout=60_000):  # reopened in a fresh process
+            os.kill(c.worker._proc.pid, signal.SIGKILL)
+        assert any(level == "error" and "stopped unexpectedly" in text and "exit code -9" in text
+                   for level, text in messages), messages
+        assert c.session.training_state == STOPPED and c.worker.is_running()
+        assert c.session.model.arch == "lenet5"
+        qtbot.waitUntil(lambda: c.data is not None, timeout=WAIT)
+        c.start_training(SHORT)  # and it trains again
+        qtbot.waitUntil(lambda: c.session.latest_training is not None and c.session.latest_training.step > 2,
+                        timeout=WAIT)
+    finally:
+        assert c.shutdown()
+    assert not c.worker.is_running()
+
+
+def test_trust_without_a_hash_is_refused(qtbot, settings, monkeypatch):
+    from types import SimpleNamespace
+
+    from visualizer.gui.worker import TrustRequest
+
+    c = Controller(settings, sample_limit=LIMIT)
+    try:
+        loads: list = []
+        messages: list = []
+        monkeypatch.setattr(c.worker, "load_file", lambda path, **kw: loads.append((path, kw)))
+        c.message.connect(lambda level, text: messages.append((level, text)))
+        c.ask_trust = lambda req: True
+        c._on_trust_required(TrustRequest("/somewhere/whole.pt", None, "needs trust"))
+        assert loads == [] and messages and messages[0][0] == "error" and "whole.pt" in messages[0][1]
+        c._on_trust_required(TrustRequest("/somewhere/whole.pt", SimpleNamespace(sha256="ab" * 32), "needs trust"))
+        assert loads == [("/somewhere/whole.pt", {"trust": "ab" * 32})]  # the hash, never a bare True
+    finally:
+        assert c.shutdown()
+
+
+def test_a_drawn_image_is_copied_before_it_crosses_to_the_worker(qtbot, settings, monkeypatch):
+    c = Controller(settings, sample_limit=LIMIT)
+    try:
+        drawn = np.zeros((1, 32, 32), np.float32)
+        drawn[0, 4:8, 4:8] = 1.0
+        c.use_image(drawn)
+        request = c.capture_request()
+        drawn[:] = 0.5  # the pad keeps drawing into its own array
+        assert request.probe_input is not drawn and not request.probe_input.flags.writeable
+        assert request.probe_input.max() == 1.0 and request.probe_input[0, 0, 0] == 0.0
+        seeds: list = []
+        monkeypatch.setattr(c.worker, "reset_weights", lambda seed=None: seeds.append(seed))
+        c.config_provider = lambda: TrainConfig(seed=5)
+        c.reset_weights()
+        assert seeds == [5]  # the training panel's seed
+    finally:
+        assert c.shutdown()
