@@ -195,7 +195,7 @@ class Diverged:
 class Finished:
     step: int
     epoch: int
-    reason: str                       # "completed" or "stopped"
+    reason: str                       # "completed", "stopped", or "failed" (the worker caught an error)
 
 
 @dataclass(frozen=True)
