@@ -469,3 +469,95 @@ def test_views_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+# --- live-frame cost: what keeps a frame cheap (bench/gui_responsiveness.py) ---------
+def _feed(v, frames: int, start: int = 0, probe=None):
+    for i in range(frames):
+        step = start + 25 * (i + 1)
+        v.show_training(make_training(step=step, loss=2.0 / (1 + 0.01 * step) + 0.02 * math.sin(i),
+                                      acc=min(1.0, step / 3000), history_rows=25, probe=probe))
+        v.flush()
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_frames_update_items_in_place(qtbot, cls):
+    """A steady stream of snapshots changes data, not the scene: no items created per frame."""
+    v = build(qtbot, cls, (800, 500))
+    v.set_layer("S2" if cls is PoolingView else "C3")
+    probe = make_probe()
+    _feed(v, 10, probe=probe)
+    counts = [len(g.scene().items()) for g in v._graphics]
+    _feed(v, 20, start=250, probe=probe)
+    assert [len(g.scene().items()) for g in v._graphics] == counts
+
+
+def test_growing_curves_rerange_rarely_and_axes_are_cached(qtbot):
+    from PyQt6.QtWidgets import QGraphicsItem
+    from visualizer.gui.views.axes import LiveAxis
+    v = build(qtbot, CurvesView)
+    _feed(v, 80)   # 2000 steps, one frame per 25
+    # Auto-range re-fitted (and re-ticked every axis) on every frame; following with headroom
+    # re-ranges only when the data outgrows the view.
+    assert v.follower.refits <= 15
+    (x0, x1), _ = v.loss_plot.vb.viewRange()
+    assert x0 <= 25 and x1 >= 2000
+    for p in (v.loss_plot, v.acc_plot):
+        for name in ("left", "bottom"):
+            ax = p.getAxis(name)
+            assert isinstance(ax, LiveAxis)
+            assert ax.cacheMode() == QGraphicsItem.CacheMode.DeviceCoordinateCache
+
+
+def test_following_stops_when_the_user_pans_and_resumes_with_auto_range(qtbot):
+    v = build(qtbot, CurvesView)
+    _feed(v, 5)
+    v.loss_plot.vb.sigRangeChangedManually.emit([True, True])   # as a mouse drag does
+    v.loss_plot.vb.setRange(xRange=(0, 10), padding=0)
+    _feed(v, 20, start=125)
+    assert v.loss_plot.vb.viewRange()[0][1] == pytest.approx(10)   # the user's view is kept
+    v.loss_plot.autoBtnClicked()   # the plot's "A" button
+    _feed(v, 1, start=700)
+    assert v.loss_plot.vb.viewRange()[0][1] >= 725
+
+
+def test_gradient_and_activation_frames_do_not_rerange_every_frame(qtbot):
+    g = build(qtbot, GradientView)
+    a = build(qtbot, ActivationView)
+    probe = make_probe()
+    for view in (g, a):
+        _feed(view, 60, probe=probe)
+    assert g.history_follower.refits <= 12
+    assert a.function_follower.refits <= 2 and a.hist_follower.refits <= 2
+
+
+def test_per_frame_text_does_not_change_a_views_minimum_size(qtbot):
+    """Per-frame status text must not resize the view (the main window re-laid out every dock)."""
+    v = build(qtbot, CurvesView)
+    _feed(v, 2)
+    before = v.minimumSizeHint()
+    v.latest.setText("step 123456789 · " * 20)
+    assert v.minimumSizeHint() == before
+
+
+def test_frame_pacer_spreads_views_over_the_event_loop(qtbot):
+    """Throttles due together run in separate event-loop turns, GAP_MS apart; one that drew nothing uses no slot."""
+    import time
+    from visualizer.gui.views.throttle import FramePacer, Throttle
+    pacer = FramePacer(gap_ms=20)
+    fired = []
+    idle = Throttle(lambda: (fired.append(("idle", time.monotonic())), False)[1], pacer=pacer)
+    a = Throttle(lambda: fired.append(("a", time.monotonic())), pacer=pacer)
+    b = Throttle(lambda: fired.append(("b", time.monotonic())), pacer=pacer)
+    for t in (idle, a, b):
+        t.request()
+    assert fired == []   # nothing draws synchronously
+    qtbot.waitUntil(lambda: len(fired) == 3, timeout=2000)
+    names = [n for n, _ in fired]
+    times = dict(fired)
+    assert names == ["idle", "a", "b"]
+    assert times["a"] - times["idle"] < 0.015          # the idle view took no slot
+    assert times["b"] - times["a"] >= 0.018             # the next view waits a gap
+    a.request()
+    a.flush()   # export and tests still draw at once
+    assert [n for n, _ in fired].count("a") == 2 and not a.pending

@@ -38,8 +38,8 @@ class ActivationView(View):
 
         self.layers = QComboBox()
         self.layers.currentTextChanged.connect(lambda _: self._schedule())
-        self.dead = QLabel()
-        self.saturated = QLabel()
+        self.dead = self.live_label()
+        self.saturated = self.live_label()
         bar = QHBoxLayout()
         bar.addWidget(QLabel("activation layer:"))
         bar.addWidget(self.layers, 1)
@@ -81,7 +81,7 @@ class ActivationView(View):
         self.history_plot.addLegend(offset=(10, 5))
         self.dead_curve = self.history_plot.plot(name="dead")
         self.saturated_curve = self.history_plot.plot(name="saturated")
-        self.history_follower = RangeFollower(self.history_plot.vb, x=(0.0, 0.25), y=None)
+        self.history_follower = RangeFollower(self.history_plot.vb, x=(0.0, 0.5), y=None)
         self._history_sparse = None
         g.ci.layout.setRowStretchFactor(0, 3)
         g.ci.layout.setRowStretchFactor(1, 1)

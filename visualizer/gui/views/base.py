@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QEvent, QRect, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QGuiApplication, QPainter, QPalette, QPixmap
 from PyQt6.QtSvg import QSvgGenerator
-from PyQt6.QtWidgets import QGraphicsItem, QLabel, QWidget
+from PyQt6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy, QWidget
 
 from visualizer.core.snapshot import EpochEnd, ProbeSnapshot, TrainingSnapshot
 
@@ -156,13 +156,15 @@ class View(QWidget):
         self._dirty = True
         self._throttle.request()
 
-    def _repaint(self, force: bool = False) -> None:
+    def _repaint(self, force: bool = False) -> bool:
+        """Draw if there is something new and the view is visible (or forced); True if it drew."""
         if not self._dirty:
-            return
+            return False
         if not force and not self.isVisible():
-            return  # a hidden tab costs nothing; showEvent catches up
+            return False  # a hidden tab costs nothing; showEvent catches up
         self._dirty = False
         self._draw()
+        return True
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -225,6 +227,25 @@ class View(QWidget):
             badge.show()
         else:
             badge.hide()
+
+    @staticmethod
+    def live_label(label: QLabel | None = None) -> QLabel:
+        """A one-line label whose text changes every frame without re-laying out the window.
+
+        A QLabel's minimum width is its text's width: new text (a step count, a
+        percentage) changed the view's minimum size, the main window re-laid out
+        its docks and every view was repainted. Ignoring the text's width keeps
+        the layout still; a too-long text is clipped instead.
+        """
+        label = label if label is not None else QLabel()
+        label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        label.setMinimumWidth(0)
+        return label
+
+    @staticmethod
+    def clear_label(label: QLabel) -> None:
+        if label.text():   # QLabel.clear() re-lays out its parents even when already empty
+            label.clear()
 
     def make_note(self) -> QLabel:
         note = QLabel()

@@ -54,8 +54,9 @@ class CurvesView(View):
         self.smoothing.setRange(0, 99)
         self.smoothing.setValue(60)
         self.smoothing.valueChanged.connect(lambda _: self._schedule())
-        self.smoothing_label = QLabel()
-        self.latest = QLabel("No training yet.")
+        self.smoothing_label = QLabel("0.00")
+        self.smoothing_label.setFixedWidth(self.smoothing_label.sizeHint().width() + 6)
+        self.latest = self.live_label(QLabel("No training yet."))
         bar = QHBoxLayout()
         bar.addWidget(self.latest, 1)
         bar.addWidget(QLabel("smoothing"))
@@ -84,11 +85,16 @@ class CurvesView(View):
         self.acc_val = self.acc_plot.plot(name="validation", symbol="o", symbolSize=8)
         # Steps and loss re-range only when the data outgrows the view (see ranges.py);
         # accuracy keeps its fixed 0..1 and shares the step axis.
-        for c in (self.loss_raw, self.loss_smooth, self.acc_raw, self.acc_smooth):
+        for c in (self.loss_raw, self.acc_raw):
             # Peak downsampling to ~1 bin per pixel (pyqtgraph's default is 5): the same
             # envelope on screen, a fifth of the segments to stroke per paint.
             c.opts["autoDownsampleFactor"] = 1.0
-        self.follower = RangeFollower(self.loss_plot.vb, x=(0.0, 0.25), y=(0.05, 0.05))
+        for c in (self.loss_smooth, self.acc_smooth):
+            # The smoothed line is smooth: a point every 4 pixels draws the same line, and
+            # its thick pen (stroked, not a fast 1-pixel line) made it half of a frame's paint.
+            c.setDownsampling(auto=True, method="mean")
+            c.opts["autoDownsampleFactor"] = 0.25
+        self.follower = RangeFollower(self.loss_plot.vb, x=(0.0, 0.5), y=(0.15, 0.05))
         self.follower.watch(self.acc_plot.vb)
         self._loss_bounds = (np.inf, -np.inf)
         root = QVBoxLayout(self)

@@ -40,7 +40,7 @@ class FeatureMapView(View):
         self._shown: LayerCapture | None = None
         self._shown_levels = (0.0, 1.0)
 
-        self.layer_label = QLabel()
+        self.layer_label = self.live_label()
         self.normalisation = QComboBox()
         self.normalisation.addItems(NORMALISATIONS)
         self.normalisation.setToolTip("per layer: one scale for all channels; per channel: each tile "
@@ -143,7 +143,7 @@ class FeatureMapView(View):
     def _say(self, text: str) -> None:
         self.message.setText(text)
         self.stack.setCurrentWidget(self.message)
-        self.note.clear()
+        self.clear_label(self.note)
         self.badge.hide()
 
     def _draw(self) -> None:
@@ -225,7 +225,7 @@ class FeatureMapView(View):
         if cap.nonfinite or bad:
             self.note.setText(f"{cap.name} produced NaN or infinite values; they are drawn as 0.")
         else:
-            self.note.clear()
+            self.clear_label(self.note)
 
     def _channel_map(self, cap: LayerCapture, i: int) -> np.ndarray:
         if cap.maps is not None:

@@ -49,7 +49,7 @@ class FilterView(View):
         self.mode.currentTextChanged.connect(lambda _: self._schedule())
         self.average = QCheckBox("average over input channels")
         self.average.toggled.connect(lambda _: self._schedule())
-        self.layer_label = QLabel()
+        self.layer_label = self.live_label()
         bar = QHBoxLayout()
         bar.addWidget(self.layer_label)
         bar.addStretch(1)
@@ -96,7 +96,7 @@ class FilterView(View):
         if cap is None:
             self.item.clear()
             self.note.setText(why)
-            self.layer_label.clear()
+            self.clear_label(self.layer_label)
             return
         model = self.mode.model()
         for row, data in enumerate((cap.weight, cap.delta, cap.grad)):

@@ -51,7 +51,7 @@ class GradientView(View):
 
         self.ratio = QCheckBox("show update ratio ‖ΔW‖/‖W‖")
         self.ratio.toggled.connect(lambda _: self._schedule())
-        self.summary = QLabel()
+        self.summary = self.live_label()
         bar = QHBoxLayout()
         bar.addWidget(self.summary, 1)
         bar.addWidget(self.ratio)
@@ -76,7 +76,7 @@ class GradientView(View):
         self.history_plot.setClipToView(True)
         self.history_plot.setDownsampling(auto=True, mode="peak")
         self.history_legend = self.history_plot.addLegend(offset=(-10, 5), colCount=2)
-        self.history_follower = RangeFollower(self.history_plot.vb, x=(0.0, 0.25), y=(0.1, 0.1))
+        self.history_follower = RangeFollower(self.history_plot.vb, x=(0.0, 0.5), y=(0.1, 0.1))
         self._history_state = None  # (axis label, sparse) last applied to the history plot
         self.curves: list[pg.PlotDataItem] = []
         self.depth_note = g.addLabel("", row=2, col=0)

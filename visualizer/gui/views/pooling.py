@@ -47,7 +47,7 @@ class PoolingView(View):
         self.channel.valueChanged.connect(lambda _: self._schedule())
         self.grid = QCheckBox("show windows")
         self.grid.toggled.connect(lambda _: self._schedule())
-        self.geometry = QLabel()
+        self.geometry = self.live_label()
         bar = QHBoxLayout()
         bar.addWidget(self.geometry)
         bar.addStretch(1)
@@ -86,7 +86,7 @@ class PoolingView(View):
     def _prompt(self, text: str) -> None:
         self.message.setText(text)
         self.stack.setCurrentWidget(self.message)
-        self.geometry.clear()
+        self.clear_label(self.geometry)
 
     def _pooling_layers(self) -> list[LayerCapture]:
         return [c for c in self._probe.layers if c.pool is not None] if self._probe else []

@@ -87,14 +87,20 @@ class RangeFollower:
             lo, hi = float(bounds[0]), float(bounds[1])
             if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
                 continue
-            if self._force or needs_refit(lo, hi, current, self.keep):
-                kw[name] = padded(lo, hi, *room)
+            target = padded(lo, hi, *room)
+            if self._force or (needs_refit(lo, hi, current, self.keep) and not _same(target, current)):
+                kw[name] = target   # (a flat series fills none of its range: refit once, not per frame)
         self._force = False
         if not kw:
             return False
         vb.setRange(padding=0, disableAutoRange=False, **kw)
         self.refits += 1
         return True
+
+
+def _same(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    span = max(abs(a[1] - a[0]), abs(b[1] - b[0]), 1e-300)
+    return abs(a[0] - b[0]) <= 1e-6 * span and abs(a[1] - b[1]) <= 1e-6 * span
 
 
 def _axis(x: bool, y: bool):
