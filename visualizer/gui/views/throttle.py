@@ -23,8 +23,10 @@ from PyQt6 import sip
 from PyQt6.QtCore import QObject, Qt, QTimer
 
 # Qt paints a window about 5 ms after the first update() (its update-request
-# timer): one view's paint then happens before the next view draws.
-GAP_MS = 6
+# timer): with 10 ms between views, one view's paint is done before the next
+# view draws, with room for the event loop in between (6 ms measured worse:
+# a paint and the next draw ran back to back). 8 views take ~80 ms per round.
+GAP_MS = 10
 
 
 class FramePacer(QObject):
