@@ -119,14 +119,18 @@ class Controller(QObject):
                     v.show_epoch(ev)
         snap, self._pending_training = self._pending_training, None
         if snap is not None:
-            for v in self.views:
-                v.show_training(snap)
-            self.worker.snapshot_consumed()
+            try:
+                for v in self.views:
+                    v.show_training(snap)
+            finally:  # a view that raises must not stall the worker (nothing more would come)
+                self.worker.snapshot_consumed()
         probe, self._pending_probe = self._pending_probe, None
         if probe is not None:
-            for v in self.views:
-                v.show_probe(probe)
-            self.worker.probe_consumed()
+            try:
+                for v in self.views:
+                    v.show_probe(probe)
+            finally:
+                self.worker.probe_consumed()
 
     # ==== opening models ===========================================================
     def open_sample(self) -> None:
