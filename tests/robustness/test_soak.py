@@ -22,6 +22,6 @@ def test_two_minute_soak_keeps_memory_flat_and_the_gui_responsive(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["worker_errors"] == []
-    assert result["snapshots"] > 100 and result["runs_completed"] >= 1
+    assert result["snapshots"] > 100
     assert result["rss_range_after_warmup_mb"] <= 50, result
     assert result["timer_max_ms"] < 1000, result   # never frozen (the 20 ms target is bench/gui_responsiveness)

@@ -19,7 +19,7 @@ from .base import View
 from .finite import finite_float32
 from .probability_bars import ProbabilityBars
 from .ranges import RangeFollower, needs_refit
-from .series import GrowableTable
+from .series import GrowableTable, HISTORY_CAP
 
 POINTS = 400
 FUNCTION_COLOUR = "#1e88e5"
@@ -135,7 +135,7 @@ class ActivationView(View):
         if self._step is None:
             return  # not training: nothing to put on a step axis
         for a in snap.activations:
-            table = self.history.setdefault(a.name, GrowableTable(3, cap=100_000))
+            table = self.history.setdefault(a.name, GrowableTable(3, cap=HISTORY_CAP))
             row = (self._step, a.frac_dead, a.frac_saturated)
             if len(table) and table.data[-1, 0] == self._step:
                 table.replace_last(row)

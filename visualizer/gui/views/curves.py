@@ -46,7 +46,7 @@ class CurvesView(View):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.train = GrowableTable(3)     # step, loss, accuracy
+        self.train = GrowableTable(3, cap=200_000)  # step, loss, accuracy (older half decimated beyond)
         self.val = GrowableTable(3)
         self._smooth_loss, self._smooth_acc = SmoothedColumn(), SmoothedColumn()
 

@@ -23,7 +23,7 @@ from . import colormaps
 from .bars import set_category_ticks
 from .base import View
 from .ranges import RangeFollower
-from .series import GrowableTable
+from .series import GrowableTable, HISTORY_CAP
 
 FLOOR = 1e-12
 EXPLODE_COLOUR = QColor("#d32f2f")
@@ -45,7 +45,7 @@ class GradientView(View):
         self.vanish = 1e-7     # ||grad W|| below this: the layer effectively stops learning
         self.explode = 1e2     # above this: one step moves weights far; divergence follows
         self._names: tuple[str, ...] = ()
-        self.history = GrowableTable(1, cap=200_000)
+        self.history = GrowableTable(1, cap=HISTORY_CAP)
         self.marks: list[str] = []
         self.heights = np.zeros(0)
 
@@ -109,7 +109,7 @@ class GradientView(View):
         if names != self._names:
             # A new model (or a changed parameter set): old columns no longer line up.
             self._names = names
-            self.history = GrowableTable(1 + 3 * len(names), cap=200_000)
+            self.history = GrowableTable(1 + 3 * len(names), cap=HISTORY_CAP)
             self._rebuild_curves()
         nan = float("nan")
         row = [snap.step]
@@ -120,7 +120,7 @@ class GradientView(View):
 
     def _clear_data(self) -> None:
         self._names = ()
-        self.history = GrowableTable(1, cap=200_000)
+        self.history = GrowableTable(1, cap=HISTORY_CAP)
         self._rebuild_curves()
         self.history_follower.reset()
 

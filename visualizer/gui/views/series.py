@@ -13,6 +13,11 @@ from functools import lru_cache
 import numpy as np
 
 
+# Rows of per-snapshot history a view keeps per table (older half decimated beyond): at 10
+# snapshots/s that is over half an hour at full resolution, and a few MB even for ResNet-18.
+HISTORY_CAP = 20_000
+
+
 class GrowableTable:
     def __init__(self, columns: int, cap: int = 1_000_000, dtype=np.float64):
         self._data = np.empty((256, columns), dtype=dtype)
@@ -46,7 +51,8 @@ class GrowableTable:
                 rows = rows[-(self.cap // 2):]
         need = self._n + len(rows)
         if need > len(self._data):
-            grown = np.empty((max(need, 2 * len(self._data)), self._data.shape[1]), dtype=self._data.dtype)
+            grown = np.empty((min(self.cap, max(need, 2 * len(self._data))), self._data.shape[1]),
+                             dtype=self._data.dtype)  # never beyond the cap: memory stays bounded
             grown[: self._n] = self._data[: self._n]
             self._data = grown
         self._data[self._n: need] = rows
