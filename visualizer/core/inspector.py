@@ -66,6 +66,11 @@ class Inspector:
                           for m in [self._module(l.name)]
                           if m is not None and isinstance(getattr(m, "weight", None), torch.Tensor)]
 
+    @property
+    def weighted_layers(self) -> tuple[tuple[str, nn.Module], ...]:
+        """(name, module) of every layer with a weight tensor, in execution order."""
+        return tuple(self._weighted)
+
     def _module(self, name: str) -> nn.Module | None:
         try:
             return self.model.get_submodule(name)

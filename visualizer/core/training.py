@@ -416,13 +416,13 @@ class Trainer:
         if grads:
             total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
             if not torch.isfinite(total):
-                layer = next((n for n, m in self._weighted_modules()
+                layer = next((n for n, m in self.inspector.weighted_layers
                               if m.weight.grad is not None and not torch.isfinite(m.weight.grad).all()), None)
                 return self._diverged(x, "a gradient became non-finite", layer)
             if self.config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         t_measure = time.perf_counter()
-        prev = {n: m.weight.detach().clone() for n, m in self._weighted_modules()} if measure else None
+        prev = {n: m.weight.detach().clone() for n, m in self.inspector.weighted_layers} if measure else None
         t_measure = time.perf_counter() - t_measure
         self.optimizer.step()
         self.step += 1
@@ -440,12 +440,6 @@ class Trainer:
             self._grad_stats = self.inspector.gradient_stats(prev, None)
             self._measure_cost = t_measure + time.perf_counter() - t0
         return None
-
-    def _weighted_modules(self):
-        for name, m in self.model.named_modules():
-            w = getattr(m, "weight", None)
-            if isinstance(w, torch.Tensor) and w.requires_grad and not list(m.children()):
-                yield name, m
 
     def _diverged(self, x: torch.Tensor, what: str, layer: str | None = None) -> Diverged:
         if layer is None:
