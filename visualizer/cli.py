@@ -110,7 +110,7 @@ def resolve_model(spec: str, *, arch: str | None = None, input_size: int | None 
                   in_channels: int | None = None):
     """A ModelBundle from a zoo name, a checkpoint/state-dict file or ``file.py:Name``."""
     from .core.architectures import ARCHITECTURES, build_model
-    from .core.checkpoint import load_model, load_user_model
+    from .core.checkpoint import load_model
     from .core.model_bundle import ModelBundle
 
     if spec in ARCHITECTURES:
@@ -122,10 +122,9 @@ def resolve_model(spec: str, *, arch: str | None = None, input_size: int | None 
                            arch_options={"in_channels": ch, "input_size": size, "width": a.default_width})
     path, _, name = spec.rpartition(":")
     if path.endswith(".py") and name:
-        from .core.introspect import find_input_shape
-        model = load_user_model(spec)
-        shape = find_input_shape(model) if input_size is None else (in_channels or 1, input_size, input_size)
-        return ModelBundle(model, tuple(shape), (), arch=spec, source=path)
+        from .core.assemble import user_model_bundle
+        shape = None if input_size is None else (in_channels or 1, input_size, input_size)
+        return user_model_bundle(spec, input_shape=shape)
     if not Path(spec).exists():
         raise CliError(f"{spec}: no such file, and not a zoo architecture "
                        f"({', '.join(ARCHITECTURES)}) or path/to/file.py:Name")

@@ -436,3 +436,20 @@ def test_a_failed_run_ends_with_finished_failed(qtbot, worker):
     fin = seen[-1][1]
     assert fin.reason == "failed"
     assert [name for name, _ in seen] == ["failed", "finished"]  # the message first, then the run's end
+
+
+def test_user_model_file_opens_with_the_dataset_class_names(qtbot, worker, tmp_path):
+    built(qtbot, worker)
+    f = tmp_path / "net.py"
+    f.write_text("import torch.nn as nn, torch.nn.functional as F\n"
+                 "class Net(nn.Module):\n"
+                 "    def __init__(self):\n"
+                 "        super().__init__(); self.conv = nn.Conv2d(1, 4, 3); self.fc = nn.Linear(4, 10)\n"
+                 "    def forward(self, x):\n"
+                 "        return self.fc(F.relu(self.conv(x)).mean((2, 3)))\n")
+    with qtbot.waitSignal(worker.model_loaded, timeout=WAIT) as sig:
+        worker.load_user_model(f"{f}:Net")
+    model = sig.args[0]
+    assert model.arch == f"{f}:Net" and model.input_shape[0] == 1
+    assert len(model.class_names) == 10
+    assert any(layer.functional for layer in model.info.layers)   # F.relu inside forward is listed

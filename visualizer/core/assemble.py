@@ -60,3 +60,33 @@ def data_for(bundle: ModelBundle, ds: ImageDataset, *, val_fraction: float = 0.1
                                    val_fraction=val_fraction, augment=augment or Augment(), seed=seed))
     bundle.mean, bundle.std = tuple(data.mean), tuple(data.std)
     return data
+
+
+def user_model_bundle(spec: str, *, input_shape: tuple[int, int, int] | None = None,
+                      class_names: tuple[str, ...] = ()) -> ModelBundle:
+    """A bundle around the user's own ``path/to/file.py:Name`` (this runs their code, by their choice).
+
+    The input shape is probed unless given; the class count comes from one dummy forward,
+    and ``class_names`` are used when their count matches it (else "0".."K-1").
+    Normalisation starts as the identity (0, 1) per channel.
+    """
+    import torch
+
+    from .checkpoint import load_user_model
+    from .checkpoint.user_model import split_model_spec
+    from .introspect import find_input_shape
+
+    path, _name = split_model_spec(spec)
+    model = load_user_model(spec)
+    shape = tuple(input_shape) if input_shape is not None else tuple(find_input_shape(model))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros((1, *shape)))
+    finally:
+        model.train(was_training)
+    k = int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.dim() >= 2 else 0
+    names = tuple(class_names) if len(class_names) == k else tuple(str(i) for i in range(k))
+    return ModelBundle(model=model, input_shape=shape, class_names=names,
+                       mean=(0.0,) * shape[0], std=(1.0,) * shape[0], arch=spec, source=str(path))

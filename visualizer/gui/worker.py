@@ -420,21 +420,11 @@ class WorkerCore:
         self._install(bundle, fresh=False, trusted=False, source=self._source_or_sample())
 
     def _do_load_user(self, spec: str) -> None:
-        from visualizer.core.checkpoint import load_user_model
+        from visualizer.core.assemble import user_model_bundle
         from visualizer.core.checkpoint.user_model import split_model_spec
-        from visualizer.core.introspect import find_input_shape
         path, _name = split_model_spec(spec)
-        model = load_user_model(spec)
-        shape = tuple(find_input_shape(model))
-        model.eval()
-        with torch.no_grad():
-            out = model(torch.zeros((1, *shape)))
-        k = int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.dim() >= 2 else 0
         names = tuple(self._dataset.class_names) if self._dataset is not None else ()
-        if len(names) != k:
-            names = tuple(str(i) for i in range(k))
-        bundle = ModelBundle(model=model, input_shape=shape, class_names=names,
-                             mean=(0.0,) * shape[0], std=(1.0,) * shape[0], arch=spec, source=str(path))
+        bundle = user_model_bundle(spec, class_names=names)
         # Fresh user model: it learns the data's normalisation like a zoo model would.
         self._install(bundle, fresh=True, trusted=False, source=self._current_source(), origin=str(path))
 
