@@ -30,6 +30,9 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--warmup", type=float, default=None, help="seconds before the baseline (default 20%%, max 120)")
     ap.add_argument("--json", action="store_true", help="print one JSON summary line")
+    ap.add_argument("--close", action="append", default=[], metavar="VIEW",
+                    help="close this view's dock (class name, e.g. FilterView; 'all' for every view): "
+                         "to find which view's drawing grows memory")
     args = ap.parse_args()
 
     import numpy as np
@@ -53,6 +56,9 @@ def main() -> int:
     window = MainWindow(settings, controller=controller, restore=False)
     window.resize(1600, 1000)
     show_every_view(window)
+    for view in window.views:
+        if "all" in args.close or type(view).__name__ in args.close:
+            window.view_docks[view].close()
     window.show()
     window.start()
     wait(app, lambda: controller.session.model is not None and controller.data is not None, 120)

@@ -303,6 +303,32 @@ def test_layout_theme_and_choices_persist(qtbot, settings):
         again.close()
 
 
+def test_the_views_get_the_width_and_keep_it_when_the_window_grows(qtbot, settings):
+    # Side panels at their default widths, the views' column the widest; a bigger window
+    # (maximised on a projector) widens the views, the panels keep the width the user gave them.
+    w = MainWindow(settings, controller=Controller(settings))
+    qtbot.addWidget(w)
+    w.resize(1500, 900)
+    w.show()
+    views = w.view_docks[w.current_view]
+    qtbot.waitUntil(lambda: w._side_widths is not None, timeout=5000)
+    assert views.width() > max(w.layers_dock.width(), w.training_dock.width()) * 2
+    assert 260 <= w.layers_dock.width() <= 400 and 290 <= w.training_dock.width() <= 420
+    default, right = w.layers_dock.width(), w.training_dock.width()
+    w.resizeDocks([w.layers_dock, views, w.training_dock], [380, w.width() - 380 - right, right],
+                  Qt.Orientation.Horizontal)   # the user drags a panel wider
+    qtbot.waitUntil(lambda: w.layers_dock.width() > default + 30, timeout=5000)
+    qtbot.wait(50)
+    left, right, middle = w.layers_dock.width(), w.training_dock.width(), views.width()
+    w.resize(1900, 1000)
+    qtbot.waitUntil(lambda: views.width() > middle + 300, timeout=5000)
+    assert abs(w.layers_dock.width() - left) < 8 and abs(w.training_dock.width() - right) < 8
+    w.resize(1500, 900)
+    w.reset_layout()
+    qtbot.waitUntil(lambda: abs(w.layers_dock.width() - default) < 8, timeout=5000)
+    w.close()
+
+
 def test_open_image_as_input_shows_a_note(qtbot, window, tmp_path):
     from PIL import Image
 

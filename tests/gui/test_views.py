@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 from PyQt6.QtCore import QCoreApplication, QEvent, QPointF, Qt
+from PyQt6.QtGui import QFontMetrics
 
 from tests.gui.snapshot_factory import make_probe, make_training, mosaic_of
 from visualizer.core.snapshot import EpochEnd, LayerCapture, Levels, Mosaic, frozen_array
@@ -221,6 +222,26 @@ def test_overview_has_one_image_per_spatial_layer(qtbot):
     assert v.items["C1"].image.shape == (28 * 2 + 1, 28 * 2 + 1)   # 4 channels, 2x2
     assert v.items["S4"].image.shape == (11, 11)
     assert v._cols == len(spatial) + 1   # a wide strip is one row
+
+
+def test_overview_labels_fit_their_cells(qtbot):
+    # Wide cells: name and shape; narrow ones: the name (elided) only, never running into
+    # the next cell; the full text is always the cell's tooltip.
+    probe = make_probe()
+    v = build(qtbot, OverviewStripView, (1400, 300))
+    v.show_probe(probe)
+    v.flush()
+    assert v._labels["C1"].toPlainText() == "C1\n6×28×28"
+    v.set_presentation(True)   # projector fonts: cells narrower than a shape's text
+    v.resize(640, 110)
+    v.flush()
+    metrics = QFontMetrics(v._tick_font())
+    cell = v.graphics.width() / v._cols
+    assert cell < metrics.horizontalAdvance("16×10×10")
+    for name, label in v._labels.items():
+        lines = label.toPlainText().split("\n")
+        assert all(metrics.horizontalAdvance(line) <= cell for line in lines), (name, lines)
+    assert v._boxes["C1"].toolTip() == "C1: 6×28×28"
 
 
 # --- filters ------------------------------------------------------------------

@@ -492,6 +492,19 @@ def test_input_panel_open_and_drawing(inputs, qtbot):
     assert not inputs.preview.pixmap().isNull()
 
 
+def test_preview_is_redrawn_only_when_the_input_changes(qtbot):
+    # Training shows the same input in every snapshot: no new pixmap (and cache entry) for each.
+    inputs = InputPanel(seed=0)
+    qtbot.addWidget(inputs)
+    image = np.random.default_rng(1).random((28, 28)).astype(np.float32)
+    inputs.show_input(image)
+    first = inputs.preview.pixmap().cacheKey()
+    inputs.show_input(image.copy())
+    assert inputs.preview.pixmap().cacheKey() == first
+    inputs.show_input(1.0 - image)
+    assert inputs.preview.pixmap().cacheKey() != first
+
+
 def test_architecture_choice_sets_width_and_greys_out_unused_options(panel, qtbot):
     panel._arch_specs = {
         "lenet5": SimpleNamespace(default_width=1.0, options=("activation", "pooling", "dropout")),

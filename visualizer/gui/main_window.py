@@ -12,8 +12,8 @@ import logging
 import os
 from typing import Callable
 
-from PyQt6.QtCore import QByteArray, Qt, QTimer
-from PyQt6.QtGui import QAction, QActionGroup, QKeySequence
+from PyQt6.QtCore import QByteArray, QEvent, Qt, QTimer
+from PyQt6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
 from PyQt6.QtWidgets import (
     QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
     QScrollArea, QWidget,
@@ -79,7 +79,13 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._wire()
         self._install_dialog_hooks()
-        self.resize(1400, 900)
+        self._sized = False            # default dock sizes applied (on the first show)
+        self._restored_state = False   # a saved layout was restored: keep its sizes
+        self._side_widths: tuple[int, int] | None = None   # what a window resize keeps
+        self._laid_out_width = -1
+        self.layers_dock.installEventFilter(self)
+        self.training_dock.installEventFilter(self)
+        self._fit_to_screen()
         if restore:
             self._restore()
 
@@ -94,6 +100,15 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
+    def _fit_to_screen(self) -> None:
+        """Most of the screen (a projector's 1280x720 as much as a laptop's), never beyond it."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(1400, 900)
+            return
+        avail = screen.availableGeometry()
+        self.resize(int(avail.width() * 0.94), int(avail.height() * 0.92))
+
     def _build_docks(self) -> None:
         from .widgets.input_panel import InputPanel
         from .widgets.layer_tree import LayerTree
@@ -101,8 +116,10 @@ class MainWindow(QMainWindow):
 
         # The views share the centre as tabs; the centre widget itself stays empty
         # so that every view is a dock the user can move, float or close.
+        # Hidden, it takes no space: the docks around it share all of it (a visible one
+        # capped at size 0 made Qt give every spare pixel to the side panels instead).
         placeholder = QWidget()
-        placeholder.setMaximumSize(0, 0)
+        placeholder.hide()
         self.setCentralWidget(placeholder)
 
         self.layer_tree = LayerTree()
@@ -156,11 +173,68 @@ class MainWindow(QMainWindow):
         if first is not None:
             first.raise_()
             self.current_view = first.widget()
-        self.resizeDocks([self.layers_dock, self.training_dock], [330, 360], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.layers_dock, self.input_dock], [380, 420], Qt.Orientation.Vertical)
-        middle = [d for d in (overview_dock, first, curves_dock) if d is not None]
-        heights = {overview_dock: 140, first: 520, curves_dock: 230}
+        self._middle_docks = (overview_dock, first, curves_dock)
+
+    def _apply_default_sizes(self) -> None:
+        """Side panels as narrow as their controls allow, the views' column gets the rest.
+
+        Applied once the window has its real size (first show, or Reset layout): sizes
+        set while it is still unshown are scaled by Qt and left the side panels wider
+        than the views between them.
+        """
+        w, h = max(self.width(), 800), max(self.height(), 600)
+        overview, first, curves = self._middle_docks
+        self._set_side_widths(min(380, max(270, int(0.2 * w))), min(400, max(300, int(0.21 * w))))
+        self.resizeDocks([self.layers_dock, self.input_dock], [int(0.42 * h), int(0.58 * h)], Qt.Orientation.Vertical)
+        heights = {overview: int(0.16 * h), first: int(0.56 * h), curves: int(0.28 * h)}
+        middle = [d for d in (overview, first, curves) if d is not None]
         self.resizeDocks(middle, [heights[d] for d in middle], Qt.Orientation.Vertical)
+
+    def _set_side_widths(self, left: int, right: int) -> None:
+        """The side panels at these widths, the views' column gets the rest of the window."""
+        middle = next((d for d in self._middle_docks if d is not None and self._docked(d)), None)
+        row = [d for d in (self.layers_dock, middle, self.training_dock) if d is not None and self._docked(d)]
+        if middle is None or len(row) < 2:
+            return  # the user rearranged the window: leave it alone
+        # Qt shares out any space not given in the list by the listed sizes' weights:
+        # the views' column must be in the list, or the side panels take all of it.
+        widths = {self.layers_dock: left, self.training_dock: right}
+        rest = self.width() - sum(widths[d] for d in row if d is not middle)
+        self._laid_out_width = self.width()
+        self.resizeDocks(row, [widths.get(d, max(200, rest)) for d in row], Qt.Orientation.Horizontal)
+
+    def _docked(self, dock: QDockWidget) -> bool:
+        return dock.isVisible() and not dock.isFloating()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        # A bigger window (maximised on a projector) widens the views, not the panels.
+        # Qt has already spread the change over all docks by now: put the panels back to
+        # the widths they had (the user's, if they dragged them) once it is done.
+        if self._sized and self._side_widths and event.size().width() != event.oldSize().width():
+            cap = int(0.3 * self.width())
+            left, right = (min(cap, w) for w in self._side_widths)
+            QTimer.singleShot(0, lambda: self._set_side_widths(left, right))
+
+    def eventFilter(self, obj, event) -> bool:
+        # A side panel resized while the window kept its width: the user dragged it (or we
+        # set it). Those are the widths a window resize keeps.
+        if (event.type() == QEvent.Type.Resize and obj in (self.layers_dock, self.training_dock)
+                and self.width() == self._laid_out_width):
+            self._side_widths = (self.layers_dock.width(), self.training_dock.width())
+        return False
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._sized:
+            self._sized = True
+            if not self._restored_state:
+                self._apply_default_sizes()
+            QTimer.singleShot(0, self._note_laid_out)
+
+    def _note_laid_out(self) -> None:
+        self._laid_out_width = self.width()
+        self._side_widths = (self.layers_dock.width(), self.training_dock.width())
 
     def _add_view(self, view, dock: QDockWidget) -> None:
         self.views.append(view)
@@ -357,7 +431,7 @@ class MainWindow(QMainWindow):
         if geom is not None:
             self.restoreGeometry(geom)
         if state is not None:
-            self.restoreState(state)
+            self._restored_state = bool(self.restoreState(state))
         # First run: enough epochs on the built-in digits to watch it learn (3 take a second).
         values = s.last_options() or {"epochs": FIRST_RUN_EPOCHS}
         if values:
@@ -383,6 +457,7 @@ class MainWindow(QMainWindow):
     def reset_layout(self) -> None:
         if getattr(self, "_default_state", None) is not None:
             self.restoreState(self._default_state)
+            QTimer.singleShot(0, self._apply_default_sizes)   # once the restored docks are laid out
 
     # ==== training ===============================================================
     def device(self) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QFontMetrics
 from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from visualizer.core.snapshot import LayerCapture
@@ -64,7 +66,8 @@ class OverviewStripView(View):
         super().resizeEvent(event)
         if self._names and self._columns(len(self._names)) != self._cols:
             self._names = None   # re-flow on the next draw
-            self._schedule()
+        if self._names is None or self._probe is not None:
+            self._schedule()     # labels fit the new cell width
 
     def _rebuild(self, names: tuple[str, ...]) -> None:
         self._cols = self._columns(len(names))
@@ -89,6 +92,23 @@ class OverviewStripView(View):
             label.setColor(fg)
             label.setFont(font)
 
+    def _label(self, name: str, shape) -> None:
+        """Name (elided in the middle) and shape under a cell, as much as its width holds.
+
+        Cells of a deep model are narrow: full labels ran into each other. The full
+        text is always in the cell's tooltip.
+        """
+        dims = "×".join(map(str, shape))
+        metrics = QFontMetrics(self._tick_font())
+        room = max(12, int(self.graphics.width() / max(1, self._cols)) - 6)
+        text = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, room)
+        if metrics.horizontalAdvance(dims) <= room:
+            text += "\n" + dims
+        self.set_text(self._labels[name], text)
+        tip = f"{name}: {dims}"
+        if self._boxes[name].toolTip() != tip:
+            self._boxes[name].setToolTip(tip)
+
     def _place(self, name: str, shape) -> None:
         h, w = shape[:2]
         self._labels[name].setPos(w / 2, h + 0.5)
@@ -112,7 +132,7 @@ class OverviewStripView(View):
             self._rebuild(names)
         inp = finite_float32(display_input(snap.input_image))[0]
         self.items["input"].setImage(inp, autoLevels=False, levels=(0.0, 1.0))
-        self._labels["input"].setText("input")
+        self._label("input", inp.shape[-2:])
         bad_total = 0
         for cap in spatial:
             img, bad = finite_float32(strip_tiles(cap))
@@ -121,7 +141,7 @@ class OverviewStripView(View):
             lv = colormaps.display_levels(cap.levels.low, cap.levels.high, cap.levels.signed)
             item.setColorMap(colormaps.for_signed(cap.levels.signed))
             item.setImage(img, autoLevels=False, levels=lv)
-            self._labels[cap.name].setText(f"{cap.name}\n{'×'.join(map(str, cap.shape))}")
+            self._label(cap.name, cap.shape)
             if rebuilt:
                 self._place(cap.name, img.shape)
         if rebuilt:

@@ -27,7 +27,11 @@ def to_display_uint8(image01: np.ndarray) -> np.ndarray:
 
 def to_qimage(image01: np.ndarray) -> QImage:
     """A QImage that owns its pixels (safe after the array is gone)."""
-    a = to_display_uint8(image01)
+    return display_to_qimage(to_display_uint8(image01))
+
+
+def display_to_qimage(a: np.ndarray) -> QImage:
+    """to_display_uint8's (H, W) or (H, W, 3) uint8 → a QImage that owns its pixels."""
     h, w = a.shape[:2]
     if a.ndim == 2:
         img = QImage(a.data, w, h, a.strides[0], QImage.Format.Format_Grayscale8)

@@ -12,7 +12,7 @@ from PyQt6.QtWidgets import (
 )
 
 from .drawing_pad import DrawingPad
-from .image_convert import to_qimage
+from .image_convert import display_to_qimage, to_display_uint8
 
 PREVIEW_SIZE = 96
 ALL_CLASSES = -1
@@ -61,6 +61,7 @@ class InputPanel(QWidget):
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview.setFrameShape(QLabel.Shape.Box)
         self.preview.setAccessibleName("Current input")
+        self._shown: np.ndarray | None = None   # the pixels on the preview now
         self.note_label = QLabel("")
         self.note_label.setWordWrap(True)
         self.note_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -178,7 +179,13 @@ class InputPanel(QWidget):
 
     def show_input(self, image01) -> None:
         """Show what the model is looking at now (any (H, W) or (C, H, W) in [0, 1])."""
-        img = to_qimage(image01)
+        pixels = to_display_uint8(image01)
+        # Every probe of a training run shows the same input: a new pixmap for each
+        # (10 a second) only churned Qt's pixmap cache, which kept up to 10 MB of them.
+        if self._shown is not None and np.array_equal(pixels, self._shown):
+            return
+        self._shown = pixels
+        img = display_to_qimage(pixels)
         pm = QPixmap.fromImage(img).scaled(
             PREVIEW_SIZE - 4, PREVIEW_SIZE - 4, Qt.AspectRatioMode.KeepAspectRatio,
             Qt.TransformationMode.FastTransformation)  # nearest: pixels stay visible
