@@ -35,6 +35,9 @@ class TinyData:
         off = len(self.train) if split == "val" else 0
         return self._x01[off + i].numpy().copy(), int(self._y[off + i])
 
+    def probe_sample(self, index):
+        return self.sample(index % len(self.val))
+
 
 def tiny_model(activation=nn.ReLU, bn=False):
     layers = [nn.Conv2d(1, 4, 3, padding=1)]

@@ -392,7 +392,7 @@ def test_data_info_reads_labels_without_normalising_every_image(monkeypatch):
 
         monkeypatch.setattr(SplitDataset, "__getitem__", counted)
         info = core._data_info(core._data, core._current_source())
-        split = worker_module.probe_split(core._data)
+        split = core._data.probe_split
         assert info.gallery.shape[0] == 4 and info.labels.shape == (info.n_val,) and info.n_val > 4
         assert np.array_equal(info.labels, core._data.labels(split))
         assert calls[0] == 0, "labels were read by indexing the split (normalising, consuming the augmentation RNG)"

@@ -524,9 +524,8 @@ class Trainer:
     def probe_sample(self, request: CaptureRequest) -> tuple[np.ndarray, int | None]:
         if request.probe_input is not None:
             return request.probe_input, request.probe_label
-        split = "val" if self.data.val is not None and len(self.data.val) else "train"
-        n = len(self.data.val if split == "val" else self.data.train)
-        return self.data.sample(request.probe_index % max(n, 1), split=split)
+        found = self.data.probe_sample(request.probe_index)
+        return found if found is not None else (np.zeros(self.bundle.input_shape, np.float32), None)
 
     # --- resume ---------------------------------------------------------------------
     def state_dict(self) -> dict:

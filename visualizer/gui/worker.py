@@ -513,7 +513,7 @@ class WorkerCore:
                             "nothing was changed; the model and data shown before are kept") from exc
 
     def _data_info(self, data, source: _DataSource) -> DataInfo:
-        name = probe_split(data)
+        name = data.probe_split
         # Labels straight from the split: indexing it would normalise (and augment) every image.
         labels = np.asarray(data.labels(name), dtype=np.int64)
         n = len(labels)
@@ -565,7 +565,7 @@ class WorkerCore:
     def _data_size(self) -> int:
         if self._data is None:
             return 0
-        return len(self._data.split(probe_split(self._data)))
+        return len(self._data.split(self._data.probe_split))
 
     # ---- training -----------------------------------------------------------------
     def _do_train(self, config: TrainConfig, control: TrainingControl, augment=None) -> None:
@@ -967,21 +967,13 @@ def refreeze(obj, _depth: int = 0):
     return obj
 
 
-def probe_split(data) -> str:
-    """The split the views show samples of: validation when it has any, else training
-    (the same choice as ``Trainer.probe_sample``)."""
-    return "val" if data.val is not None and len(data.val) else "train"
-
-
 def probe_sample(data, bundle: ModelBundle, request: CaptureRequest) -> tuple[np.ndarray, int | None]:
     """The image a request asks for: its own input, else a probe-split sample of ``data``."""
     if request.probe_input is not None:
         return request.probe_input, request.probe_label
-    if data is not None:
-        split = probe_split(data)
-        n = len(data.split(split))
-        if n:
-            return data.sample(request.probe_index % n, split=split)
+    found = data.probe_sample(request.probe_index) if data is not None else None
+    if found is not None:
+        return found
     return np.zeros(bundle.input_shape, np.float32), None
 
 

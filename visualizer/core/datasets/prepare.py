@@ -103,6 +103,16 @@ class PreparedData:
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         return self.train if split == "train" else self.val
 
+    @property
+    def probe_split(self) -> str:
+        """The split the views show samples of: validation when it has any, else training."""
+        return "val" if self.val is not None and len(self.val) else "train"
+
+    def probe_sample(self, index: int) -> tuple[np.ndarray, int] | None:
+        """The ``index``-th sample (wrapping around) of the probe split; None when it is empty."""
+        n = len(self.split(self.probe_split))
+        return self.sample(index % n, split=self.probe_split) if n else None
+
     def sample(self, i: int, split: str = "val") -> tuple[np.ndarray, int]:
         """Item ``i`` of a split, un-normalised and un-augmented: ((C, H, W) float32 in [0, 1], label)."""
         ds = self.split(split)
