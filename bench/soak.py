@@ -42,12 +42,13 @@ def main() -> int:
 
     from gui_throughput import show_every_view, wait
     from visualizer.core.training import TrainConfig
-    from visualizer.gui.app import install_exception_hooks
+    from visualizer.gui.app import install_exception_hooks, settle, tune_interpreter
     from visualizer.gui.controller import Controller
     from visualizer.gui.main_window import MainWindow
     from visualizer.gui.settings import Settings
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    tune_interpreter()   # as run_gui does
     errors: list[str] = []
     install_exception_hooks(lambda: None)
     settings = Settings(Path(os.environ["CNN_VISUALIZER_CONFIG_DIR"]) / "soak.ini")
@@ -62,6 +63,7 @@ def main() -> int:
     window.show()
     window.start()
     wait(app, lambda: controller.session.model is not None and controller.data is not None, 120)
+    settle(trains_here=False)   # as run_gui does
     config = TrainConfig(epochs=1_000_000, batch_size=64, snapshot_hz=10)
 
     def train():

@@ -18,6 +18,8 @@ import threading
 import time
 import traceback
 
+from .allocator import fix_mmap_threshold
+
 log = logging.getLogger("visualizer")
 
 
@@ -86,6 +88,16 @@ def tune_interpreter() -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
 
+def settle(trains_here: bool) -> None:
+    """Once the window is built: tune memory for the long run ahead (the app, benches)."""
+    if not trains_here:
+        fix_mmap_threshold()   # this process only draws: see allocator.py
+    # Everything built so far (torch, Qt, pyqtgraph modules) lives for the whole run: move it out
+    # of the collector's sight, or each full collection scans it and stalls the GUI for 40-110 ms.
+    gc.collect()
+    gc.freeze()
+
+
 def install_exception_hooks(window_getter) -> _ErrorReporter:
     import pyqtgraph  # noqa: F401 - must come first: it installs its own sys.excepthook
     reporter = _ErrorReporter(window_getter)
@@ -137,10 +149,7 @@ def run_gui(path: str | None = None, argv: list[str] | None = None) -> int:
     window.raise_()
     window.activateWindow()
     window.start(args.file)
-    # Everything built so far (torch, Qt, pyqtgraph modules) lives for the whole run: move it out
-    # of the collector's sight, or each full collection scans it and stalls the GUI for 40-110 ms.
-    gc.collect()
-    gc.freeze()
+    settle(trains_here=args.thread_worker)
     if args.train:
         start_training_when_ready(window)
     if args.quit_after is not None:
