@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QComboBox, QLabel, QStackedWidget, QWidget
 
 from visualizer.core.snapshot import ActivationStats, ProbeSnapshot, TrainingSnapshot
 
@@ -40,11 +40,6 @@ class ActivationView(View):
         self.layers.currentTextChanged.connect(lambda _: self._schedule())
         self.dead = self.live_label()
         self.saturated = self.live_label()
-        bar = QHBoxLayout()
-        bar.addWidget(QLabel("activation layer:"))
-        bar.addWidget(self.layers, 1)
-        bar.addWidget(self.dead)
-        bar.addWidget(self.saturated)
 
         self.graphics = self.make_graphics()
         g = self.graphics
@@ -95,10 +90,7 @@ class ActivationView(View):
         self.stack = QStackedWidget()
         for w in (self.graphics, self.prob_graphics, self.message):
             self.stack.addWidget(w)
-        root = QVBoxLayout(self)
-        root.setContentsMargins(4, 4, 4, 4)
-        root.addLayout(bar)
-        root.addWidget(self.stack, 1)
+        self.compose(["activation layer:", (self.layers, 1), self.dead, self.saturated], self.stack)
         self._say("Activation layers appear here once a capture arrives.")
         self.finish_setup()
 

@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QEvent, QRect, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QGuiApplication, QPainter, QPalette, QPixmap
 from PyQt6.QtSvg import QSvgGenerator
-from PyQt6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy, QWidget
+from PyQt6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from visualizer.core.snapshot import EpochEnd, ProbeSnapshot, TrainingSnapshot
 
@@ -23,6 +23,7 @@ from .axes import live_axes
 from .throttle import Throttle
 
 MAX_HZ = 30.0
+STRETCH = object()   # in View.compose's bar: the space between the left and right controls
 
 
 class View(QWidget):
@@ -246,6 +247,29 @@ class View(QWidget):
     def clear_label(label: QLabel) -> None:
         if label.text():   # QLabel.clear() re-lays out its parents even when already empty
             label.clear()
+
+    def compose(self, bar: Sequence, body: QWidget, below: Sequence[QWidget] = ()) -> None:
+        """Every view's layout: a bar of controls over ``body`` (which takes the height), then ``below``.
+
+        In ``bar``: a widget; a str, a plain label; ``STRETCH``, the space that pushes the
+        rest to the right; ``(widget, 1)``, a widget that takes the spare width itself.
+        """
+        row = QHBoxLayout()
+        for item in bar:
+            if item is STRETCH:
+                row.addStretch(1)
+            elif isinstance(item, str):
+                row.addWidget(QLabel(item))
+            elif isinstance(item, tuple):
+                row.addWidget(*item)
+            else:
+                row.addWidget(item)
+        root = QVBoxLayout(self)
+        root.setContentsMargins(4, 4, 4, 4)
+        root.addLayout(row)
+        root.addWidget(body, 1)
+        for widget in below:
+            root.addWidget(widget)
 
     def make_note(self) -> QLabel:
         note = QLabel()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QLabel, QSlider, QWidget
 
 from visualizer.core.snapshot import EpochEnd, TrainingSnapshot
 
@@ -57,11 +57,6 @@ class CurvesView(View):
         self.smoothing_label = QLabel("0.00")
         self.smoothing_label.setFixedWidth(self.smoothing_label.sizeHint().width() + 6)
         self.latest = self.live_label(QLabel("No training yet."))
-        bar = QHBoxLayout()
-        bar.addWidget(self.latest, 1)
-        bar.addWidget(QLabel("smoothing"))
-        bar.addWidget(self.smoothing)
-        bar.addWidget(self.smoothing_label)
 
         self.graphics = self.make_graphics()
         g = self.graphics
@@ -97,10 +92,7 @@ class CurvesView(View):
         self.follower = RangeFollower(self.loss_plot.vb, x=(0.0, 0.5), y=(0.15, 0.05))
         self.follower.watch(self.acc_plot.vb)
         self._loss_bounds = (np.inf, -np.inf)
-        root = QVBoxLayout(self)
-        root.setContentsMargins(4, 4, 4, 4)
-        root.addLayout(bar)
-        root.addWidget(g, 1)
+        self.compose([(self.latest, 1), "smoothing", self.smoothing, self.smoothing_label], g)
         self.finish_setup()
 
     def _restyle(self) -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QComboBox, QLabel, QStackedWidget, QWidget
 
 from visualizer.core.snapshot import LayerCapture, ProbeSnapshot
 
 from . import colormaps
-from .base import View
+from .base import STRETCH, View
 from .finite import finite_float32
 from .images import display_input, fit, image_box
 from .tiling import per_channel_normalised, tile
@@ -47,12 +47,6 @@ class FeatureMapView(View):
                                       "stretched to its own range; fixed: the current scale frozen across steps")
         self.normalisation.currentTextChanged.connect(self.set_normalisation)
         self.badge = self.make_badge()
-        bar = QHBoxLayout()
-        bar.addWidget(self.layer_label)
-        bar.addStretch(1)
-        bar.addWidget(self.badge)
-        bar.addWidget(QLabel("normalise:"))
-        bar.addWidget(self.normalisation)
 
         self.graphics = self.make_graphics()
         g = self.graphics
@@ -89,11 +83,8 @@ class FeatureMapView(View):
         self.note = QLabel()
         self.note.setWordWrap(True)
 
-        root = QVBoxLayout(self)
-        root.setContentsMargins(4, 4, 4, 4)
-        root.addLayout(bar)
-        root.addWidget(self.stack, 1)
-        root.addWidget(self.note)
+        self.compose([self.layer_label, STRETCH, self.badge, "normalise:", self.normalisation], self.stack,
+                     [self.note])
         self._say("No feature maps yet: start training or choose an input sample.")
 
     # --- user controls ----------------------------------------------------

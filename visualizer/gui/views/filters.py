@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QCheckBox, QComboBox, QLabel, QWidget
 
 from visualizer.core.snapshot import FilterCapture
 
 from . import colormaps
-from .base import View
+from .base import STRETCH, View
 from .finite import finite_float32
 from .images import fit, image_box
 from .tiling import grid_for, tile
@@ -50,12 +50,6 @@ class FilterView(View):
         self.average = QCheckBox("average over input channels")
         self.average.toggled.connect(lambda _: self._schedule())
         self.layer_label = self.live_label()
-        bar = QHBoxLayout()
-        bar.addWidget(self.layer_label)
-        bar.addStretch(1)
-        bar.addWidget(self.average)
-        bar.addWidget(QLabel("show:"))
-        bar.addWidget(self.mode)
 
         self.graphics = self.make_graphics()
         self.box, self.item = image_box(self.graphics, 0, 0)
@@ -64,11 +58,7 @@ class FilterView(View):
         self.colorbar.setImageItem(self.item)
         self.note = QLabel()
         self.note.setWordWrap(True)
-        root = QVBoxLayout(self)
-        root.setContentsMargins(4, 4, 4, 4)
-        root.addLayout(bar)
-        root.addWidget(self.graphics, 1)
-        root.addWidget(self.note)
+        self.compose([self.layer_label, STRETCH, self.average, "show:", self.mode], self.graphics, [self.note])
         self._shape = None
         self.note.setText("Filters appear once a capture of a conv layer arrives.")
         self.finish_setup()

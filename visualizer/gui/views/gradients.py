@@ -15,7 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QColor
-from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QCheckBox, QLabel, QStackedWidget, QWidget
 
 from visualizer.core.snapshot import TrainingSnapshot
 
@@ -52,9 +52,6 @@ class GradientView(View):
         self.ratio = QCheckBox("show update ratio ‖ΔW‖/‖W‖")
         self.ratio.toggled.connect(lambda _: self._schedule())
         self.summary = self.live_label()
-        bar = QHBoxLayout()
-        bar.addWidget(self.summary, 1)
-        bar.addWidget(self.ratio)
 
         self.graphics = self.make_graphics()
         g = self.graphics
@@ -89,10 +86,7 @@ class GradientView(View):
         self.stack.addWidget(g)
         self.stack.addWidget(self.message)
         self.stack.setCurrentWidget(self.message)
-        root = QVBoxLayout(self)
-        root.setContentsMargins(4, 4, 4, 4)
-        root.addLayout(bar)
-        root.addWidget(self.stack, 1)
+        self.compose([(self.summary, 1), self.ratio], self.stack)
         self.finish_setup()
 
     def set_thresholds(self, vanish: float, explode: float) -> None:

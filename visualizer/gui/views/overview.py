@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QFontMetrics
-from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QLabel, QWidget
 
 from visualizer.core.snapshot import LayerCapture
 
@@ -39,11 +39,7 @@ class OverviewStripView(View):
         self.graphics = self.make_graphics()
         self.badge = self.make_badge()
         self.message = QLabel()
-        root = QVBoxLayout(self)
-        root.setContentsMargins(4, 4, 4, 4)
-        root.addWidget(self.message)
-        root.addWidget(self.badge)
-        root.addWidget(self.graphics, 1)
+        self.compose([(self.message, 1), self.badge], self.graphics)
         self._names: tuple[str, ...] | None = None
         self._cols = 1
         self.items: dict[str, pg.ImageItem] = {}

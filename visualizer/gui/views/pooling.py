@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QStackedWidget, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QCheckBox, QLabel, QSpinBox, QStackedWidget, QWidget
 
 from visualizer.core.snapshot import LayerCapture
 
 from . import colormaps
-from .base import View
+from .base import STRETCH, View
 from .finite import finite_float32
 from .images import fit, image_box
 
@@ -48,11 +48,6 @@ class PoolingView(View):
         self.grid = QCheckBox("show windows")
         self.grid.toggled.connect(lambda _: self._schedule())
         self.geometry = self.live_label()
-        bar = QHBoxLayout()
-        bar.addWidget(self.geometry)
-        bar.addStretch(1)
-        bar.addWidget(self.grid)
-        bar.addWidget(self.channel)
 
         self.graphics = self.make_graphics()
         g = self.graphics
@@ -74,11 +69,7 @@ class PoolingView(View):
         self.stack.addWidget(g)
         self.stack.addWidget(self.message)
         self.badge = self.make_badge()
-        root = QVBoxLayout(self)
-        root.setContentsMargins(4, 4, 4, 4)
-        root.addLayout(bar)
-        root.addWidget(self.badge)
-        root.addWidget(self.stack, 1)
+        self.compose([self.geometry, STRETCH, self.badge, self.grid, self.channel], self.stack)
         self._shape = None
         self._prompt("Select a pooling layer to see what it keeps.")
         self.finish_setup()

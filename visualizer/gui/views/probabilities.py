@@ -1,7 +1,7 @@
 """ProbabilityView: the probe sample's class probabilities."""
 from __future__ import annotations
 
-from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QLabel, QWidget
 
 from .base import View
 from .probability_bars import ProbabilityBars
@@ -17,10 +17,7 @@ class ProbabilityView(View):
         self.plot = self.add_plot(self.graphics)
         self.bars = ProbabilityBars(self.plot)
         self.plot.setLabel("bottom", "class (green: true label, red: wrong prediction, outlined: predicted)")
-        root = QVBoxLayout(self)
-        root.setContentsMargins(4, 4, 4, 4)
-        root.addWidget(self.headline)
-        root.addWidget(self.graphics, 1)
+        self.compose([(self.headline, 1)], self.graphics)
         self.finish_setup()
 
     def _clear_data(self) -> None:
