@@ -16,16 +16,12 @@ import argparse
 import collections
 import os
 import sys
-import time
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("CNN_VISUALIZER_CONFIG_DIR", str(Path("/tmp") / f"cnnvis-bench-{os.getpid()}"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
+from live_window import TimerLateness, make_app, open_window, wait  # noqa: E402
 
 PROCESS = [True]  # as the app runs it; --thread-worker measures the in-process thread
 
@@ -38,20 +34,12 @@ def main() -> int:
     args = ap.parse_args()
     PROCESS[0] = not args.thread_worker
 
-    from PyQt6.QtCore import Qt, QTimer
-    from PyQt6.QtWidgets import QApplication
+    from PyQt6.QtCore import QTimer
 
-    from gui_throughput import show_every_view, wait
     from visualizer.core.training import TrainConfig
-    from visualizer.gui.app import install_exception_hooks, tune_interpreter
-    from visualizer.gui.controller import Controller
-    from visualizer.gui.main_window import MainWindow
-    from visualizer.gui.settings import Settings
     from visualizer.gui.views.base import View
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    install_exception_hooks(lambda: None)
-    tune_interpreter()  # as run_gui does
+    app = make_app()
     draws: collections.Counter = collections.Counter()
     original_draw = View._repaint
 
@@ -64,14 +52,7 @@ def main() -> int:
 
     View._repaint = counting_repaint
 
-    settings = Settings(Path(os.environ["CNN_VISUALIZER_CONFIG_DIR"]) / "bench.ini")
-    controller = Controller(settings, process=PROCESS[0])
-    window = MainWindow(settings, controller=controller, restore=False)
-    window.resize(1600, 1000)
-    show_every_view(window)
-    window.show()
-    window.start()
-    wait(app, lambda: controller.session.model is not None, 60)
+    window, controller = open_window(app, process=PROCESS[0])
     controller.start_training(TrainConfig(epochs=10_000, batch_size=64, snapshot_hz=args.hz))
     wait(app, lambda: controller.session.latest_training is not None, 60)
     # Steady state only: each view's first draws of the run (creating its items, first
@@ -83,11 +64,7 @@ def main() -> int:
     snapshots = [0]
     controller.session.training_changed.connect(lambda _s: snapshots.__setitem__(0, snapshots[0] + 1))
 
-    stamps: list[float] = []
-    timer = QTimer()
-    timer.setTimerType(Qt.TimerType.PreciseTimer)
-    timer.setInterval(16)
-    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
+    timer = TimerLateness()
     stop = QTimer()
     stop.setSingleShot(True)
 
@@ -107,9 +84,9 @@ def main() -> int:
     controller.stop()
     window.close()
 
-    gaps = np.diff(np.asarray(stamps)) * 1000.0
-    p50, p99, worst = np.percentile(gaps, 50), np.percentile(gaps, 99), gaps.max()
-    print(f"16 ms timer over {args.seconds:.0f} s: {len(gaps)} intervals, p50 {p50:.1f} ms, "
+    lateness = timer.summary()
+    p50, p99, worst = lateness["p50_ms"], lateness["p99_ms"], lateness["max_ms"]
+    print(f"16 ms timer over {args.seconds:.0f} s: {lateness['intervals']} intervals, p50 {p50:.1f} ms, "
           f"p99 {p99:.1f} ms, max {worst:.1f} ms (targets: p99 <= 20, max <= 33)")
     print(f"training: {steps / args.seconds:.1f} steps/s, {snapshots[0] / args.seconds:.1f} snapshots/s shown")
     for name, n in sorted(draws.items()):

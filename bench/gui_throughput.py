@@ -19,14 +19,14 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Intra-op thread settings are per thread in OpenMP: fix them for every thread alike,
 # so the headless loop and the GUI's worker thread train under the same conditions.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("CNN_VISUALIZER_CONFIG_DIR", str(Path("/tmp") / f"cnnvis-bench-{os.getpid()}"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+
+from live_window import make_app, open_window, wait  # noqa: E402
 
 BATCH = 64
 PROCESS = [True]  # as the app runs it; --thread-worker measures the in-process thread
@@ -70,20 +70,8 @@ def with_window(app, steps: int, hz: float, all_views: bool = False) -> tuple[fl
     """Steps per second with the whole window open (default layout: the overview, one view
     tab and the curves on screen; ``all_views``: every view side by side); snapshots shown."""
     from visualizer.core.training import TrainConfig
-    from visualizer.gui.controller import Controller
-    from visualizer.gui.main_window import MainWindow
-    from visualizer.gui.settings import Settings
 
-    settings = Settings(Path(os.environ["CNN_VISUALIZER_CONFIG_DIR"]) / f"bench-{time.time_ns()}.ini")
-    controller = Controller(settings, process=PROCESS[0])
-    window = MainWindow(settings, controller=controller, restore=False)
-    window.resize(1600, 1000)
-    if all_views:
-        show_every_view(window)
-    window.show()
-    controller.start()
-    controller.worker.load_sample()
-    wait(app, lambda: controller.session.model is not None, 60)
+    window, controller = open_window(app, process=PROCESS[0], all_views=all_views)
     controller.rebuild("lenet5", {})  # the same fresh LeNet-5 as the headless run
     wait(app, lambda: controller.session.model is not None and controller.session.model.source is None, 60)
     marks: list[tuple[float, int]] = []
@@ -99,23 +87,6 @@ def with_window(app, steps: int, hz: float, all_views: bool = False) -> tuple[fl
     return (last[1] - first[1]) / (last[0] - first[0]), shown
 
 
-def show_every_view(window) -> None:
-    """Untabify: one dock per view, all on screen at once (the worst case for the GUI)."""
-    from PyQt6.QtCore import Qt
-    docks = [window.view_docks[v] for v in window.views if v is not window.overview and v is not window.curves]
-    for i, d in enumerate(docks[1:], 1):
-        window.splitDockWidget(docks[i - 1], d, Qt.Orientation.Horizontal if i % 2 else Qt.Orientation.Vertical)
-
-
-def wait(app, cond, timeout: float) -> None:
-    end = time.perf_counter() + timeout
-    while not cond():
-        if time.perf_counter() > end:
-            raise TimeoutError("the window did not get there in time")
-        app.processEvents()
-        time.sleep(0.002)  # a benchmark driver, not a test: yield the core between polls
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=300)
@@ -126,11 +97,7 @@ def main() -> int:
     args = ap.parse_args()
     PROCESS[0] = not args.thread_worker
 
-    from PyQt6.QtWidgets import QApplication
-    from visualizer.gui.app import install_exception_hooks, tune_interpreter
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    install_exception_hooks(lambda: None)
-    tune_interpreter()  # as run_gui does
+    app = make_app()
 
     heads, guis = [], []
     for r in range(args.rounds):

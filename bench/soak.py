@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("CNN_VISUALIZER_CONFIG_DIR", str(Path("/tmp") / f"cnnvis-soak-{os.getpid()}"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from live_window import TimerLateness, make_app, open_window  # noqa: E402
 
 
 def main() -> int:
@@ -30,39 +28,25 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--warmup", type=float, default=None, help="seconds before the baseline (default 20%%, max 120)")
     ap.add_argument("--json", action="store_true", help="print one JSON summary line")
+    ap.add_argument("--progress", action="store_true", help="print every memory sample to stderr as it is taken")
     ap.add_argument("--close", action="append", default=[], metavar="VIEW",
                     help="close this view's dock (class name, e.g. FilterView; 'all' for every view): "
                          "to find which view's drawing grows memory")
     args = ap.parse_args()
 
-    import numpy as np
     import psutil
-    from PyQt6.QtCore import Qt, QTimer
-    from PyQt6.QtWidgets import QApplication
+    from PyQt6.QtCore import QTimer
 
-    from gui_throughput import show_every_view, wait
     from visualizer.core.training import TrainConfig
-    from visualizer.gui.app import install_exception_hooks, settle, tune_interpreter
-    from visualizer.gui.controller import Controller
-    from visualizer.gui.main_window import MainWindow
-    from visualizer.gui.settings import Settings
+    from visualizer.gui.app import settle
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    tune_interpreter()   # as run_gui does
+    app = make_app()
     errors: list[str] = []
-    install_exception_hooks(lambda: None)
-    settings = Settings(Path(os.environ["CNN_VISUALIZER_CONFIG_DIR"]) / "soak.ini")
-    controller = Controller(settings, process=True)
+    window, controller = open_window(app, name="soak")
     controller.worker.failed.connect(lambda msg: errors.append(str(msg)))
-    window = MainWindow(settings, controller=controller, restore=False)
-    window.resize(1600, 1000)
-    show_every_view(window)
     for view in window.views:
         if "all" in args.close or type(view).__name__ in args.close:
             window.view_docks[view].close()
-    window.show()
-    window.start()
-    wait(app, lambda: controller.session.model is not None and controller.data is not None, 120)
     settle(trains_here=False)   # as run_gui does
     config = TrainConfig(epochs=1_000_000, batch_size=64, snapshot_hz=10)
 
@@ -90,12 +74,8 @@ def main() -> int:
                 pass
         return me.memory_info().rss / 2**20, kids / 2**20
 
-    stamps: list[float] = []
-    tick = QTimer()
-    tick.setTimerType(Qt.TimerType.PreciseTimer)
-    tick.setInterval(16)
-    tick.timeout.connect(lambda: stamps.append(time.perf_counter()))
-    tick.start()
+    lateness = TimerLateness()
+    lateness.start()
 
     duration = args.minutes * 60
     warmup = args.warmup if args.warmup is not None else min(120.0, 0.2 * duration)
@@ -104,26 +84,26 @@ def main() -> int:
     snapshots = [0]
     controller.session.training_changed.connect(lambda _s: snapshots.__setitem__(0, snapshots[0] + 1))
     t0 = time.perf_counter()
-    next_sample = t0
 
     def sample():
         now = time.perf_counter()
         gui, worker = rss_parts()
         samples.append((now - t0, gui + worker))
         parts.append((gui, worker))
+        if args.progress:
+            print(f"{(now - t0) / 60:6.2f} min  GUI {gui:7.1f} MB  worker {worker:7.1f} MB", file=sys.stderr, flush=True)
         if now - t0 >= duration:
             closing[0] = True
             app.quit()
     sampler = QTimer()
     sampler.timeout.connect(sample)
     sampler.start(5000 if duration > 300 else 2000)
-    del next_sample
     app.exec()
     window.close()
     controller.shutdown()
 
     base = [m for t, m in samples if t >= warmup]
-    intervals = np.diff(np.array(stamps)) * 1000 if len(stamps) > 2 else np.array([0.0])
+    timer = lateness.summary()
     result = {
         "minutes": args.minutes, "warmup_s": warmup, "runs_completed": runs[0], "snapshots": snapshots[0],
         "rss_start_mb": round(samples[0][1], 1) if samples else None,
@@ -133,8 +113,8 @@ def main() -> int:
         "rss_range_after_warmup_mb": round(max(base) - min(base), 1) if base else None,
         "gui_drift_mb": round(parts[-1][0] - parts[len(parts) - len(base)][0], 1) if base else None,
         "worker_drift_mb": round(parts[-1][1] - parts[len(parts) - len(base)][1], 1) if base else None,
-        "timer_p99_ms": round(float(np.percentile(intervals, 99)), 1),
-        "timer_max_ms": round(float(intervals.max()), 1),
+        "timer_p99_ms": timer["p99_ms"],
+        "timer_max_ms": timer["max_ms"],
         "worker_errors": errors,
     }
     if args.json:

@@ -329,6 +329,33 @@ def test_the_views_get_the_width_and_keep_it_when_the_window_grows(qtbot, settin
     w.close()
 
 
+def test_training_does_not_re_lay_out_the_window_every_frame(qtbot, window):
+    # Every re-layout of the main window moved the side panels' separators a few pixels and
+    # repainted whole panels: at 30 snapshots a second that was most of a frame.
+    from PyQt6.QtCore import QEvent, QObject
+
+    class Count(QObject):
+        n = 0
+
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.LayoutRequest:
+                Count.n += 1
+            return False
+
+    start(qtbot, window)
+    qtbot.wait(500)
+    widths = (window.layers_dock.width(), window.training_dock.width())
+    counter = Count()
+    window.installEventFilter(counter)
+    first = window.session.latest_training.step
+    qtbot.waitUntil(lambda: window.session.latest_training.step > first + 20, timeout=WAIT)
+    qtbot.wait(1000)
+    window.removeEventFilter(counter)
+    window.controller.stop()
+    assert Count.n <= 3, Count.n
+    assert (window.layers_dock.width(), window.training_dock.width()) == widths
+
+
 def test_open_image_as_input_shows_a_note(qtbot, window, tmp_path):
     from PIL import Image
 

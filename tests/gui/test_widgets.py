@@ -3,10 +3,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PyQt6.QtCore import QPoint, Qt
+from PyQt6.QtCore import QEvent, QObject, QPoint, Qt
+from PyQt6.QtWidgets import QApplication, QHBoxLayout, QLabel, QWidget
 from PyQt6.QtTest import QTest
 
 from visualizer.gui.widgets import DrawingPad, InputPanel, LayerTree, ProbeInput, TrainingPanel
+from visualizer.gui.widgets.live_text import LiveText
 from visualizer.gui.widgets.layer_tree import COL_DETAIL, COL_KIND, COL_NAME, COL_PARAMS, COL_SHAPE
 from visualizer.gui.widgets.log_spin_box import ladder_step
 from visualizer.gui.widgets.mnist_preprocess import area_resize, mnist_center
@@ -547,3 +549,43 @@ def test_speed_choice_reaches_the_config_live_and_persists(qtbot):
     qtbot.addWidget(other)
     other.set_values(saved)
     assert other.config().max_steps_per_sec == 10.0
+
+
+class _LayoutRequests(QObject):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Type.LayoutRequest:
+            self.count += 1
+        return False
+
+
+@pytest.mark.parametrize("cls", [QLabel, LiveText])
+def test_live_text_changes_never_re_lay_out_its_parents(qtbot, cls):
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    lay = QHBoxLayout(parent)
+    label = cls("Step 1")
+    lay.addWidget(label)
+    parent.show()
+    qtbot.waitExposed(parent)
+    QApplication.processEvents()
+    counter = _LayoutRequests()
+    parent.installEventFilter(counter)
+    for step in range(2, 40, 3):
+        label.setText(f"Step {step ** 3}")
+        QApplication.processEvents()
+    assert label.text() == f"Step {38 ** 3}"
+    if cls is QLabel:
+        assert counter.count > 0      # what LiveText is for: a QLabel asks every time
+    else:
+        assert counter.count == 0
+
+
+def test_live_text_status_field_is_as_wide_as_its_sample():
+    field = LiveText("Step 1", width_for="Step 9,999,999")
+    assert field.sizeHint().width() >= field.fontMetrics().horizontalAdvance("Step 9,999,999")
+    assert field.sizeHint() == LiveText("Step 123456", width_for="Step 9,999,999").sizeHint()
+

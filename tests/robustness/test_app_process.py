@@ -30,3 +30,43 @@ def test_the_window_is_visible_within_3_seconds(tmp_path):
     line = next(ln for ln in r.stderr.splitlines() if "window shown" in ln)
     seconds = float(line.split("window shown")[1].split()[0])
     assert seconds < 3.0, line
+
+
+def test_a_worker_whose_gui_was_killed_stops(tmp_path):
+    # SIGKILL (or a crash) gives the GUI no chance to stop its worker process: the worker must
+    # notice on its own, not train on, orphaned, at full speed.
+    import psutil
+    script = r"""
+import os, signal, sys, time
+from PyQt6.QtCore import QCoreApplication
+from visualizer.core.training import TrainConfig
+from visualizer.gui.worker import Worker
+app = QCoreApplication([])
+w = Worker(process=True, sample_limit=256)
+started = []
+w.started_training.connect(lambda: started.append(1))
+w.start()
+w.load_sample()
+w.start_training(TrainConfig(epochs=10_000, batch_size=32))
+end = time.time() + 90
+while not started and time.time() < end:
+    app.processEvents()
+    time.sleep(0.01)
+print(w._proc.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CNN_VISUALIZER_CONFIG_DIR=str(tmp_path))
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with open(out, "w") as o, open(err, "w") as e:   # files, not pipes: an orphan would hold a pipe open
+        gui = subprocess.Popen([sys.executable, "-c", script], stdout=o, stderr=e, env=env, cwd=REPO)
+        assert gui.wait(timeout=180) == -9, err.read_text()[-2000:]
+    child = int(out.read_text().split()[0])
+    try:
+        proc = psutil.Process(child)
+    except psutil.NoSuchProcess:
+        return   # already gone
+    try:
+        proc.wait(timeout=20)
+    except psutil.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the worker process kept running after its GUI was killed")

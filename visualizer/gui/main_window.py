@@ -23,6 +23,7 @@ from visualizer.core.errors import LoadError
 from visualizer.core.snapshot import TrainingSnapshot
 
 from .controller import Controller
+from .widgets.live_text import LiveText
 from .session import PAUSED, RUNNING, STOPPED, LoadedModel
 from .settings import Settings
 
@@ -118,6 +119,8 @@ class MainWindow(QMainWindow):
         # so that every view is a dock the user can move, float or close.
         # Hidden, it takes no space: the docks around it share all of it (a visible one
         # capped at size 0 made Qt give every spare pixel to the side panels instead).
+        # Qt then moves the side panels' separators a few pixels at every re-layout of the
+        # window: texts that change every frame are LiveText, which never asks for one.
         placeholder = QWidget()
         placeholder.hide()
         self.setCentralWidget(placeholder)
@@ -248,13 +251,15 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
+        # Fields that change every frame are LiveText, each as wide as its longest value:
+        # a QLabel would re-lay out the whole window on every change.
         self.status_model = QLabel("No model")
-        self.status_epoch = QLabel("Epoch –")
-        self.status_step = QLabel("Step –")
-        self.status_loss = QLabel("Loss –")
-        self.status_lr = QLabel("LR –")
-        self.status_rate = QLabel("– samples/s")
-        self.status_prediction = QLabel("")
+        self.status_epoch = LiveText("Epoch –", width_for="Epoch 9999")
+        self.status_step = LiveText("Step –", width_for="Step 9,999,999")
+        self.status_loss = LiveText("Loss –", width_for="Loss 0.00000")
+        self.status_lr = LiveText("LR –", width_for="LR 0.000001")
+        self.status_rate = LiveText("– samples/s", width_for="99,999 samples/s")
+        self.status_prediction = LiveText("", width_for="Prediction: automobile (100%)")
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.setRange(0, 1)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -93,6 +95,7 @@ class _DataSource:
 _REPLACING = {"load", "load_user", "bundle", "sample", "build", "dataset"}
 
 
+ORPHAN_GRACE_S = 5.0               # a worker whose GUI died stops within this, cleanly or not
 SIDE_PROBE_MIN_PARAMS = 1_000_000  # below this a training step is quick: the trainer answers itself
 SIDE_PROBE_AFTER_S = 0.15          # a step running longer than this is "slow"
 SIDE_PROBE_REFRESH_S = 1.0         # copy the trained weights into the viewing copy at most this often
@@ -943,7 +946,20 @@ def child_main(inbox, outbox, sample_limit) -> None:
             except Exception as exc:  # noqa: BLE001 - a bad call is reported, not fatal
                 outbox.put(("failed", describe_error(exc)))
 
+    def watch_parent() -> None:
+        # A GUI that was killed (SIGKILL, a crash) never sends __quit__, and a daemon child is
+        # only stopped by a parent that exits normally: the worker trained on, orphaned, at
+        # full speed. When the parent is gone, stop; if stopping hangs, go anyway.
+        parent = multiprocessing.parent_process()
+        if parent is None:
+            return
+        parent.join()
+        core.request_quit()
+        time.sleep(ORPHAN_GRACE_S)
+        os._exit(0)
+
     threading.Thread(target=listen, name="worker-listener", daemon=True).start()
+    threading.Thread(target=watch_parent, name="worker-parent-watch", daemon=True).start()
     try:
         core._loop()
     except BaseException:  # noqa: BLE001

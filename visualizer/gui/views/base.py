@@ -19,6 +19,8 @@ from PyQt6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QSizePolicy, QVB
 
 from visualizer.core.snapshot import EpochEnd, ProbeSnapshot, TrainingSnapshot
 
+from visualizer.gui.widgets.live_text import LiveText
+
 from .axes import live_axes
 from .throttle import Throttle
 
@@ -230,18 +232,9 @@ class View(QWidget):
             badge.hide()
 
     @staticmethod
-    def live_label(label: QLabel | None = None) -> QLabel:
-        """A one-line label whose text changes every frame without re-laying out the window.
-
-        A QLabel's minimum width is its text's width: new text (a step count, a
-        percentage) changed the view's minimum size, the main window re-laid out
-        its docks and every view was repainted. Ignoring the text's width keeps
-        the layout still; a too-long text is clipped instead.
-        """
-        label = label if label is not None else QLabel()
-        label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        label.setMinimumWidth(0)
-        return label
+    def live_label(text: str = "") -> LiveText:
+        """A one-line label for text that changes every frame (see widgets/live_text.py)."""
+        return LiveText(text)
 
     @staticmethod
     def clear_label(label: QLabel) -> None:

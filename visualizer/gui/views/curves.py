@@ -56,7 +56,7 @@ class CurvesView(View):
         self.smoothing.valueChanged.connect(lambda _: self._schedule())
         self.smoothing_label = QLabel("0.00")
         self.smoothing_label.setFixedWidth(self.smoothing_label.sizeHint().width() + 6)
-        self.latest = self.live_label(QLabel("No training yet."))
+        self.latest = self.live_label("No training yet.")
 
         self.graphics = self.make_graphics()
         g = self.graphics

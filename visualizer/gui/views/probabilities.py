@@ -12,7 +12,7 @@ class ProbabilityView(View):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.headline = self.live_label(QLabel("No prediction yet."))
+        self.headline = self.live_label("No prediction yet.")
         self.graphics = self.make_graphics()
         self.plot = self.add_plot(self.graphics)
         self.bars = ProbabilityBars(self.plot)

@@ -1,0 +1,95 @@
+"""The app's window as the GUI benches open it: real MainWindow, real worker, offscreen.
+
+Shared by gui_throughput.py, gui_responsiveness.py and soak.py, so that each sets up
+the window the same way the app does (run_gui) and measures GUI timing the same way.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("CNN_VISUALIZER_CONFIG_DIR", str(Path("/tmp") / f"cnnvis-bench-{os.getpid()}"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+
+def make_app():
+    """The QApplication with the app's exception hooks and interpreter settings."""
+    from PyQt6.QtWidgets import QApplication
+
+    from visualizer.gui.app import install_exception_hooks, tune_interpreter
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    install_exception_hooks(lambda: None)
+    tune_interpreter()  # as run_gui does
+    return app
+
+
+def open_window(app, *, process: bool = True, all_views: bool = True, name: str = "bench"):
+    """A 1600x1000 main window, shown and started, with the sample model and data open.
+
+    ``all_views``: every view docked side by side (no hidden tabs: the worst case).
+    Returns (window, controller).
+    """
+    from visualizer.gui.controller import Controller
+    from visualizer.gui.main_window import MainWindow
+    from visualizer.gui.settings import Settings
+
+    settings = Settings(Path(os.environ["CNN_VISUALIZER_CONFIG_DIR"]) / f"{name}-{time.time_ns()}.ini")
+    controller = Controller(settings, process=process)
+    window = MainWindow(settings, controller=controller, restore=False)
+    window.resize(int(os.environ.get("BENCH_W", 1600)), 1000)
+    if all_views:
+        show_every_view(window)
+    window.show()
+    window.start()
+    wait(app, lambda: controller.session.model is not None and controller.data is not None, 120)
+    return window, controller
+
+
+def show_every_view(window) -> None:
+    """Untabify: one dock per view, all on screen at once (the worst case for the GUI)."""
+    from PyQt6.QtCore import Qt
+    docks = [window.view_docks[v] for v in window.views if v is not window.overview and v is not window.curves]
+    for i, d in enumerate(docks[1:], 1):
+        window.splitDockWidget(docks[i - 1], d, Qt.Orientation.Horizontal if i % 2 else Qt.Orientation.Vertical)
+
+
+def wait(app, cond, timeout: float) -> None:
+    end = time.perf_counter() + timeout
+    while not cond():
+        if time.perf_counter() > end:
+            raise TimeoutError("the window did not get there in time")
+        app.processEvents()
+        time.sleep(0.002)  # a benchmark driver, not a test: yield the core between polls
+
+
+class TimerLateness:
+    """A precise 16 ms GUI timer; how late it fires says how busy the GUI thread was."""
+
+    INTERVAL_MS = 16
+
+    def __init__(self):
+        from PyQt6.QtCore import Qt, QTimer
+        self.stamps: list[float] = []
+        self._timer = QTimer()
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(self.INTERVAL_MS)
+        self._timer.timeout.connect(lambda: self.stamps.append(time.perf_counter()))
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def intervals_ms(self) -> np.ndarray:
+        return np.diff(np.asarray(self.stamps)) * 1000.0 if len(self.stamps) > 2 else np.array([0.0])
+
+    def summary(self) -> dict:
+        gaps = self.intervals_ms()
+        return {"intervals": len(gaps), "p50_ms": round(float(np.percentile(gaps, 50)), 1),
+                "p99_ms": round(float(np.percentile(gaps, 99)), 1), "max_ms": round(float(gaps.max()), 1)}
