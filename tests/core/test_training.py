@@ -251,6 +251,21 @@ def test_pacer_keeps_instrumentation_within_its_budget():
     assert t._snapshot_due()
 
 
+def test_one_slow_snapshot_does_not_freeze_the_pacer():
+    # A snapshot slowed 200x by a busy machine must not space the next ones 200x apart.
+    import time as _time
+    control = TrainingControl()
+    t = make(TrainConfig(epochs=1, batch_size=8, snapshot_hz=100.0, instrumentation_budget=0.02), control)
+    t._seen_request_version = control.request_version
+    for cost in (0.01, 0.012, 2.0):
+        t._record_cost(cost)
+    t._last_snapshot_time = _time.perf_counter() - 0.6
+    assert t._snapshot_due()                      # paced by 10 ms (0.5 s apart), not by 2 s (100 s apart)
+    for _ in range(5):
+        t._record_cost(0.05)                      # slow every time: that is the real cost now
+    assert not t._snapshot_due()
+
+
 def test_paused_trainer_answers_a_new_request():
     control = TrainingControl(start_paused=True)
     t = make(TrainConfig(epochs=1, batch_size=16, snapshot_hz=10), control)

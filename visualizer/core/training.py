@@ -13,6 +13,7 @@ times a second, only when the GUI has consumed the previous one.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import threading
@@ -41,6 +42,7 @@ from .snapshot import (
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine")
+PACER_WINDOW = 5      # snapshots whose cheapest cost paces the next ones (Trainer._record_cost)
 HISTORY_CAP = 20_000  # rows of (step, loss, acc) kept between two consumed snapshots
 
 
@@ -260,7 +262,8 @@ class Trainer:
         self._initial_filters = self._filter_weights()
         self._history: list[tuple[float, float, float]] = []
         self._last_snapshot_time = 0.0
-        self._instrument_cost = 0.0   # seconds the last snapshot (and its gradient statistics) took
+        self._instrument_cost = 0.0   # seconds a snapshot (and its gradient statistics) takes: see _record_cost
+        self._recent_costs: collections.deque[float] = collections.deque(maxlen=PACER_WINDOW)
         self._measure_cost = 0.0      # seconds of gradient statistics at the current step
         self._seen_request_version = -1
         self._last_snapshot_step = -1
@@ -496,6 +499,16 @@ class Trainer:
         interval = max(1.0 / hz, self._instrument_cost / max(self.config.instrumentation_budget, 1e-6))
         return time.perf_counter() - self._last_snapshot_time >= interval
 
+    def _record_cost(self, seconds: float) -> None:
+        """The pacer's cost is the cheapest of the last few snapshots, not the last one.
+
+        A snapshot taken while the machine (or, with a thread worker, the GUI holding the
+        GIL) was busy can take a hundred times its real cost; paced by that one, the views
+        froze for minutes. Lasting slowness still shows: it is in every recent snapshot.
+        """
+        self._recent_costs.append(seconds)
+        self._instrument_cost = min(self._recent_costs)
+
     def _make_snapshot(self) -> TrainingSnapshot:
         t0 = time.perf_counter()
         request = self.control.request
@@ -505,7 +518,7 @@ class Trainer:
         history = frozen_array(np.asarray(self._history, dtype=np.float32).reshape(-1, 3))
         self._history = []
         self._last_snapshot_time = time.perf_counter()
-        self._instrument_cost = self._measure_cost + self._last_snapshot_time - t0
+        self._record_cost(self._measure_cost + self._last_snapshot_time - t0)
         self._measure_cost = 0.0
         self.control._mark_in_flight()
         return TrainingSnapshot(
