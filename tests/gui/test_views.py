@@ -232,6 +232,10 @@ def test_overview_labels_fit_their_cells(qtbot):
     v.show_probe(probe)
     v.flush()
     assert v._labels["C1"].toPlainText() == "C1\n6×28×28"
+    v.resize(1400, 110)     # a short strip: no room under the images for a second line
+    v.flush()
+    assert v._labels["C1"].toPlainText() == "C1"
+    v.resize(1400, 300)
     v.set_presentation(True)   # projector fonts: cells narrower than a shape's text
     v.resize(640, 110)
     v.flush()

@@ -71,7 +71,7 @@ class CurvesView(View):
             p.showGrid(x=True, y=True, alpha=0.2)
             p.setClipToView(True)
             p.setDownsampling(auto=True, mode="peak")
-            p.addLegend(offset=(-10, 5))
+            p.addLegend(offset=(-10, 5), colCount=2)   # one row: the plots are short
         self.loss_raw = self.loss_plot.plot()
         self.loss_smooth = self.loss_plot.plot(name="train")
         self.loss_val = self.loss_plot.plot(name="validation", symbol="o", symbolSize=8)

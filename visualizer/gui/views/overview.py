@@ -21,6 +21,7 @@ from .images import display_input, image_box
 from .tiling import grid_for, tile
 
 CHANNELS_PER_LAYER = 4
+LABEL_SHARE = 1.35   # a cell's height over its image's: the rest holds the label
 
 
 def strip_tiles(cap: LayerCapture, n: int = CHANNELS_PER_LAYER) -> np.ndarray:
@@ -55,7 +56,7 @@ class OverviewStripView(View):
         """Columns that make the tiles largest in the current widget (one row when it is a strip)."""
         # The view's own size: the graphics widget is not laid out yet before the first show.
         w, h = max(1, self.width()), max(1, self.height() - 40)
-        label = 1.35   # each cell is image plus label, a bit taller than wide
+        label = LABEL_SHARE   # each cell is image plus label, a bit taller than wide
         return max(range(1, n + 1), key=lambda c: min(w / c, h / (label * -(-n // c)))) if n else 1
 
     def resizeEvent(self, event) -> None:
@@ -98,7 +99,9 @@ class OverviewStripView(View):
         metrics = QFontMetrics(self._tick_font())
         room = max(12, int(self.graphics.width() / max(1, self._cols)) - 6)
         text = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, room)
-        if metrics.horizontalAdvance(dims) <= room:
+        rows = -(-len(self._labels) // max(1, self._cols))
+        below = self.graphics.height() / rows * (LABEL_SHARE - 1) / LABEL_SHARE   # pixels under the image
+        if metrics.horizontalAdvance(dims) <= room and below >= 2.2 * metrics.height():
             text += "\n" + dims
         self.set_text(self._labels[name], text)
         tip = f"{name}: {dims}"
@@ -109,7 +112,7 @@ class OverviewStripView(View):
         h, w = shape[:2]
         self._labels[name].setPos(w / 2, h + 0.5)
         # Room below the image for two lines of label text.
-        self._boxes[name].setRange(xRange=(0, w), yRange=(0, h * 1.35 + 2), padding=0.02)
+        self._boxes[name].setRange(xRange=(0, w), yRange=(0, h * LABEL_SHARE + 2), padding=0.02)
 
     def _draw(self) -> None:
         snap = self._probe
