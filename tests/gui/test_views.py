@@ -233,6 +233,7 @@ def test_overview_labels_fit_their_cells(qtbot):
     v.flush()
     assert v._labels["C1"].toPlainText() == "C1\n6×28×28"
     v.resize(1400, 110)     # a short strip: no room under the images for a second line
+    qtbot.wait(20)          # the graphics widget takes its new size
     v.flush()
     assert v._labels["C1"].toPlainText() == "C1"
     v.resize(1400, 300)
