@@ -229,11 +229,12 @@ def test_overview_labels_fit_their_cells(qtbot):
     # the next cell; the full text is always the cell's tooltip.
     probe = make_probe()
     v = build(qtbot, OverviewStripView, (1400, 300))
+    v.show()                # resized while shown, as a docked view is
+    qtbot.waitExposed(v)
     v.show_probe(probe)
     v.flush()
     assert v._labels["C1"].toPlainText() == "C1\n6×28×28"
     v.resize(1400, 110)     # a short strip: no room under the images for a second line
-    qtbot.wait(20)          # the graphics widget takes its new size
     v.flush()
     assert v._labels["C1"].toPlainText() == "C1"
     v.resize(1400, 300)

@@ -52,10 +52,14 @@ class OverviewStripView(View):
     def _clear_data(self) -> None:
         self._rebuild(())
 
+    def _area(self) -> tuple[int, int]:
+        """The cells' area in pixels: from the view's own size, because the graphics
+        widget is not laid out before the first show (less the message bar above it)."""
+        return max(1, self.width()), max(1, self.height() - 40)
+
     def _columns(self, n: int) -> int:
         """Columns that make the tiles largest in the current widget (one row when it is a strip)."""
-        # The view's own size: the graphics widget is not laid out yet before the first show.
-        w, h = max(1, self.width()), max(1, self.height() - 40)
+        w, h = self._area()
         label = LABEL_SHARE   # each cell is image plus label, a bit taller than wide
         return max(range(1, n + 1), key=lambda c: min(w / c, h / (label * -(-n // c)))) if n else 1
 
@@ -97,10 +101,11 @@ class OverviewStripView(View):
         """
         dims = "×".join(map(str, shape))
         metrics = QFontMetrics(self._tick_font())
-        room = max(12, int(self.graphics.width() / max(1, self._cols)) - 6)
+        w, h = self._area()
+        room = max(12, int(w / max(1, self._cols)) - 6)
         text = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, room)
         rows = -(-len(self._labels) // max(1, self._cols))
-        below = self.graphics.height() / rows * (LABEL_SHARE - 1) / LABEL_SHARE   # pixels under the image
+        below = h / rows * (LABEL_SHARE - 1) / LABEL_SHARE   # pixels under the image
         if metrics.horizontalAdvance(dims) <= room and below >= 2.2 * metrics.height():
             text += "\n" + dims
         self.set_text(self._labels[name], text)
