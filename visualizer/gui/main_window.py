@@ -23,9 +23,9 @@ from visualizer.core.errors import LoadError
 from visualizer.core.snapshot import TrainingSnapshot
 
 from .controller import Controller
-from .widgets.live_text import LiveText
 from .session import PAUSED, RUNNING, STOPPED, LoadedModel
 from .settings import Settings
+from .widgets.live_text import LiveText
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class MainWindow(QMainWindow):
         self._middle_docks = (overview_dock, first, curves_dock)
 
     def _apply_default_sizes(self) -> None:
-        """Side panels as narrow as their controls allow, the views' column gets the rest.
+        """Side panels about a fifth of the window each, the views' column the rest.
 
         Applied once the window has its real size (first show, or Reset layout): sizes
         set while it is still unshown are scaled by Qt and left the side panels wider
