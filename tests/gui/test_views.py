@@ -443,6 +443,22 @@ def test_growable_table_is_bounded_and_ema_is_incremental():
     assert np.allclose(whole, parts)
 
 
+def test_view_histories_stop_growing_at_their_caps(qtbot):
+    # What keeps a long run's memory flat: every history table of a view has a cap,
+    # and the step curve's is reached within minutes of LeNet-5 training.
+    from visualizer.gui.views.series import HISTORY_CAP, STEP_HISTORY_CAP
+    curves, grads = build(qtbot, CurvesView), build(qtbot, GradientView)
+    rows = 20_000
+    for i in range(1, 4):
+        snap = make_training(step=i * rows, history_rows=rows)
+        curves.show_training(snap)
+    assert len(curves.train) <= STEP_HISTORY_CAP and curves.train.data[-1, 0] == 3 * rows
+    for step in range(1, HISTORY_CAP + 50):
+        grads.show_training(make_training(step=step, history_rows=1))
+    assert len(grads.history) <= HISTORY_CAP and grads.history.data[-1, 0] == HISTORY_CAP + 49
+    assert STEP_HISTORY_CAP <= 50_000 and HISTORY_CAP <= 5_000
+
+
 # --- contract: export, throttle, presentation -------------------------------
 ALL = (FeatureMapView, OverviewStripView, FilterView, PoolingView, ActivationView, GradientView, ProbabilityView,
        CurvesView)

@@ -16,7 +16,7 @@ from visualizer.core.snapshot import EpochEnd, TrainingSnapshot
 
 from .base import View
 from .ranges import RangeFollower
-from .series import GrowableTable, ema
+from .series import STEP_HISTORY_CAP, GrowableTable, ema
 
 TRAIN_COLOUR = "#1e88e5"
 VAL_COLOUR = "#e53935"
@@ -46,7 +46,7 @@ class CurvesView(View):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.train = GrowableTable(3, cap=200_000)  # step, loss, accuracy (older half decimated beyond)
+        self.train = GrowableTable(3, cap=STEP_HISTORY_CAP)  # step, loss, accuracy (older half decimated beyond)
         self.val = GrowableTable(3)
         self._smooth_loss, self._smooth_acc = SmoothedColumn(), SmoothedColumn()
 

@@ -14,8 +14,12 @@ import numpy as np
 
 
 # Rows of per-snapshot history a view keeps per table (older half decimated beyond): at 10
-# snapshots/s that is over half an hour at full resolution, and a few MB even for ResNet-18.
-HISTORY_CAP = 20_000
+# snapshots/s that is 8 minutes at full resolution, then the whole run at a coarser one;
+# still more points than a plot has pixels. Reached early, memory then stays flat.
+HISTORY_CAP = 5_000
+# Rows of per-step loss/accuracy the curves keep (same rule): LeNet-5 on the digits makes
+# about 200 steps a second, so the cap is reached in minutes, at a few MB.
+STEP_HISTORY_CAP = 50_000
 
 
 class GrowableTable:
