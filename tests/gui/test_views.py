@@ -459,6 +459,24 @@ def test_view_histories_stop_growing_at_their_caps(qtbot):
     assert STEP_HISTORY_CAP <= 50_000 and HISTORY_CAP <= 5_000
 
 
+def test_many_validation_points_are_drawn_as_a_line(qtbot):
+    # A dot per validation point while they are few; thousands of dots (a long run on the
+    # digits) are a line: pyqtgraph kept memory for every dot on every redraw.
+    from visualizer.core.snapshot import EpochEnd
+    from visualizer.gui.views.curves import VAL_DOTS_MAX
+    v = build(qtbot, CurvesView)
+    v.show_training(make_training(step=5))
+    for e in range(3):
+        v.show_epoch(EpochEnd(e, 10 * e + 10, 0.5, 0.8, 0.4, 0.85))
+    v.flush()
+    assert v.loss_val.opts["symbol"] == "o" and v.acc_val.opts["symbol"] == "o"
+    for e in range(3, VAL_DOTS_MAX + 5):
+        v.show_epoch(EpochEnd(e, 10 * e + 10, 0.5, 0.8, 0.4, 0.85))
+    v.flush()
+    assert v.loss_val.opts["symbol"] is None and v.acc_val.opts["symbol"] is None
+    assert len(v.loss_val.getData()[0]) == VAL_DOTS_MAX + 5
+
+
 # --- contract: export, throttle, presentation -------------------------------
 ALL = (FeatureMapView, OverviewStripView, FilterView, PoolingView, ActivationView, GradientView, ProbabilityView,
        CurvesView)

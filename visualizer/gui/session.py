@@ -7,12 +7,15 @@ learn about changes through its signals; the main window's refresh timer reads
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from visualizer.core.snapshot import EpochEnd, ProbeSnapshot, TrainingSnapshot
+
+EPOCHS_KEPT = 5_000   # epoch results the session remembers (a long run on a small set has many)
 
 STOPPED, RUNNING, PAUSED = "stopped", "running", "paused"
 
@@ -43,7 +46,7 @@ class SessionState:
     training_state: str = STOPPED
     probe: ProbeSnapshot | None = None
     training: TrainingSnapshot | None = None
-    epochs: list[EpochEnd] = field(default_factory=list)
+    epochs: deque[EpochEnd] = field(default_factory=lambda: deque(maxlen=EPOCHS_KEPT))  # the latest ones
 
 
 class Session(QObject):

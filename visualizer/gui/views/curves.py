@@ -16,10 +16,11 @@ from visualizer.core.snapshot import EpochEnd, TrainingSnapshot
 
 from .base import View
 from .ranges import RangeFollower
-from .series import STEP_HISTORY_CAP, GrowableTable, ema
+from .series import HISTORY_CAP, STEP_HISTORY_CAP, GrowableTable, ema
 
 TRAIN_COLOUR = "#1e88e5"
 VAL_COLOUR = "#e53935"
+VAL_DOTS_MAX = 60   # validation points drawn as dots up to this many (then as a line)
 
 
 class SmoothedColumn:
@@ -47,7 +48,7 @@ class CurvesView(View):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.train = GrowableTable(3, cap=STEP_HISTORY_CAP)  # step, loss, accuracy (older half decimated beyond)
-        self.val = GrowableTable(3)
+        self.val = GrowableTable(3, cap=HISTORY_CAP)  # step, val loss, val accuracy per epoch
         self._smooth_loss, self._smooth_acc = SmoothedColumn(), SmoothedColumn()
 
         self.smoothing = QSlider(Qt.Orientation.Horizontal)
@@ -171,8 +172,14 @@ class CurvesView(View):
             for c in (self.loss_raw, self.acc_raw, self.loss_smooth, self.acc_smooth):
                 c.setData([], [])
         v = self.val.data
-        self.loss_val.setData(v[:, 0], v[:, 1]) if len(v) else self.loss_val.setData([], [])
-        self.acc_val.setData(v[:, 0], v[:, 2]) if len(v) else self.acc_val.setData([], [])
+        # A dot per validation while they are few; past that, the line alone. pyqtgraph
+        # rebuilds every dot on each setData, and kept memory for each: with the digits'
+        # many short epochs, a 30-minute run grew by ~2 MB a minute for the dots alone.
+        symbol = "o" if len(v) <= VAL_DOTS_MAX else None
+        for curve, col in ((self.loss_val, 1), (self.acc_val, 2)):
+            if curve.opts["symbol"] != symbol:
+                curve.setSymbol(symbol)
+            curve.setData(v[:, 0], v[:, col]) if len(v) else curve.setData([], [])
         self._follow(d, v)
         t = self._training
         if t is not None:
