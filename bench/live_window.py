@@ -41,7 +41,7 @@ def open_window(app, *, process: bool = True, all_views: bool = True, name: str 
     settings = Settings(Path(os.environ["CNN_VISUALIZER_CONFIG_DIR"]) / f"{name}-{time.time_ns()}.ini")
     controller = Controller(settings, process=process)
     window = MainWindow(settings, controller=controller, restore=False)
-    window.resize(int(os.environ.get("BENCH_W", 1600)), 1000)
+    window.resize(1600, 1000)
     if all_views:
         show_every_view(window)
     window.show()
