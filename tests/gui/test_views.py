@@ -9,7 +9,7 @@ from PyQt6.QtCore import QCoreApplication, QEvent, QPointF, Qt
 from PyQt6.QtGui import QFontMetrics
 
 from tests.gui.snapshot_factory import make_probe, make_training, mosaic_of
-from visualizer.core.snapshot import EpochEnd, LayerCapture, Levels, Mosaic, frozen_array
+from visualizer.core.snapshot import EpochEnd, LayerCapture, Levels, Mosaic
 from visualizer.gui.views import (ActivationView, CurvesView, FeatureMapView, FilterView, GradientView,
                                   OverviewStripView, PoolingView, ProbabilityView)
 from visualizer.gui.views.activation_functions import evaluate

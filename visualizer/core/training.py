@@ -92,6 +92,15 @@ def reinitialise(model: nn.Module, seed: int = 0) -> None:
                 m.reset_running_stats()
 
 
+def probe_input(request: CaptureRequest, data, input_shape) -> tuple[np.ndarray, int | None]:
+    """The image a capture request asks for: its own input, else the ``probe_index``-th sample
+    of ``data``'s probe split (PreparedData or None), else a blank one of ``input_shape``."""
+    if request.probe_input is not None:
+        return request.probe_input, request.probe_label
+    found = data.probe_sample(request.probe_index) if data is not None else None
+    return found if found is not None else (np.zeros(input_shape, np.float32), None)
+
+
 class TrainingControl:
     """Thread-safe steering of a running :class:`Trainer`.
 
@@ -535,10 +544,7 @@ class Trainer:
         return self.inspector.probe(request, image01, label, initial=initial, grads=True)
 
     def probe_sample(self, request: CaptureRequest) -> tuple[np.ndarray, int | None]:
-        if request.probe_input is not None:
-            return request.probe_input, request.probe_label
-        found = self.data.probe_sample(request.probe_index)
-        return found if found is not None else (np.zeros(self.bundle.input_shape, np.float32), None)
+        return probe_input(request, self.data, self.bundle.input_shape)
 
     # --- resume ---------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -172,7 +172,7 @@ class Controller(QObject):
             self.message.emit("error", f"Not opened: {req.path} needs trust, but its SHA-256 hash is unknown, "
                                        "so it cannot be verified.")
             return
-        known = store is not None and bool(sha) and store.is_trusted(sha)
+        known = store is not None and store.is_trusted(sha)
         if dict(req.load_kwargs).get("trust"):
             known = False  # already retried with trust: the file changed; ask again
         remember = False
@@ -183,7 +183,7 @@ class Controller(QObject):
             if not accepted:
                 self.notice.emit(f"Not opened: {os.path.basename(req.path)} was not trusted.")
                 return
-        if store is not None and sha and remember:
+        if store is not None and remember:
             store.trust(sha)
         kwargs = dict(req.load_kwargs)
         # The hash, not True: the loader then refuses a file swapped since the dialog.

@@ -36,7 +36,7 @@ from PyQt6.QtCore import QObject, QThread, pyqtSignal
 from visualizer.core.errors import LoadError, ModelError, TrustRequired
 from visualizer.core.model_bundle import ModelBundle
 from visualizer.core.snapshot import CaptureRequest, Diverged, EpochEnd, Finished, TrainingSnapshot, frozen_array
-from visualizer.core.training import TrainConfig, Trainer, TrainingControl, reinitialise
+from visualizer.core.training import TrainConfig, Trainer, TrainingControl, probe_input, reinitialise
 
 from .session import LoadedModel
 
@@ -159,7 +159,7 @@ class _SideProbe:
                     if self._inspector is None:
                         from visualizer.core.inspector import Inspector
                         self._inspector = Inspector(self._bundle)
-                    image01, label = probe_sample(self._data, self._bundle, request)
+                    image01, label = probe_input(request, self._data, self._bundle.input_shape)
                     snap = self._inspector.probe(request, image01, label)
             except Exception as exc:  # noqa: BLE001 - a failed look must not end training
                 w.probe_consumed()
@@ -358,15 +358,12 @@ class WorkerCore:
             if not self._bundle.probeable:
                 self.probe_consumed()
                 return
-            image01, label = self._probe_sample(request)
+            image01, label = probe_input(request, self._data, self._bundle.input_shape)
             snap = self._idle_inspector().probe(request, image01, label)
         except BaseException:
             self.probe_consumed()  # nothing in flight after a failed probe
             raise
         self.emit("probe_ready", snap)
-
-    def _probe_sample(self, request: CaptureRequest) -> tuple[np.ndarray, int | None]:
-        return probe_sample(self._data, self._bundle, request)
 
     def _idle_inspector(self):
         if self._inspector is None:
@@ -764,8 +761,7 @@ class Worker(QObject):
 
     def _make(self) -> None:
         if self.process:
-            import multiprocessing as mp
-            ctx = mp.get_context("spawn")  # fork would copy Qt's and torch's threads' state
+            ctx = multiprocessing.get_context("spawn")  # fork would copy Qt's and torch's threads' state
             self._to_child = ctx.Queue()
             self._from_child = ctx.Queue()
             self._proc = ctx.Process(target=child_main, args=(self._to_child, self._from_child, self.sample_limit),
@@ -983,25 +979,9 @@ def refreeze(obj, _depth: int = 0):
     return obj
 
 
-def probe_sample(data, bundle: ModelBundle, request: CaptureRequest) -> tuple[np.ndarray, int | None]:
-    """The image a request asks for: its own input, else a probe-split sample of ``data``."""
-    if request.probe_input is not None:
-        return request.probe_input, request.probe_label
-    found = data.probe_sample(request.probe_index) if data is not None else None
-    if found is not None:
-        return found
-    return np.zeros(bundle.input_shape, np.float32), None
-
-
-class TrainingFailed(Exception):
-    """A training run raised; the message is already written for the user."""
-
-
 def describe_error(exc: BaseException, batch_size: int | None = None) -> str:
     """One readable message for the user; out-of-memory gets a concrete way out."""
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, TrainingFailed):
-        return text
     if isinstance(exc, MemoryError) or "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
         smaller = f" (for example {max(1, batch_size // 2)})" if batch_size else ""
         now = f" at batch size {batch_size}" if batch_size else ""

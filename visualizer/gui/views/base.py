@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QEvent, QRect, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QGuiApplication, QPainter, QPalette, QPixmap
 from PyQt6.QtSvg import QSvgGenerator
-from PyQt6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from visualizer.core.snapshot import EpochEnd, ProbeSnapshot, TrainingSnapshot
 
@@ -237,7 +237,7 @@ class View(QWidget):
         return LiveText(text)
 
     @staticmethod
-    def clear_label(label: QLabel) -> None:
+    def clear_label(label: QLabel | LiveText) -> None:
         if label.text():   # QLabel.clear() re-lays out its parents even when already empty
             label.clear()
 

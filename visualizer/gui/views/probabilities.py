@@ -1,7 +1,7 @@
 """ProbabilityView: the probe sample's class probabilities."""
 from __future__ import annotations
 
-from PyQt6.QtWidgets import QLabel, QWidget
+from PyQt6.QtWidgets import QWidget
 
 from .base import View
 from .probability_bars import ProbabilityBars
