@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -93,3 +95,45 @@ class TimerLateness:
         gaps = self.intervals_ms()
         return {"intervals": len(gaps), "p50_ms": round(float(np.percentile(gaps, 50)), 1),
                 "p99_ms": round(float(np.percentile(gaps, 99)), 1), "max_ms": round(float(gaps.max()), 1)}
+
+
+class StallWatch(threading.Thread):
+    """Catches the GUI thread in the act: when the timer is late by ``threshold_s``, its stack.
+
+    A daemon thread polls the TimerLateness stamps; when the last one is older than the
+    threshold it records, once per stall, where the GUI thread is (sys._current_frames),
+    and when the timer fires again, how long the stall lasted. Python frames only: a
+    stall inside Qt shows the Python call that entered it (often app.exec).
+    """
+
+    def __init__(self, lateness: TimerLateness, threshold_s: float = 0.3, on_stall=None):
+        super().__init__(name="stall-watch", daemon=True)
+        self.lateness = lateness
+        self.threshold_s = threshold_s
+        self.on_stall = on_stall
+        self.stalls: list[dict] = []      # {"at_s", "ms", "stack"}
+        self._gui = threading.main_thread().ident
+        self._t0 = time.perf_counter()
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        caught = None   # the stamp count when the current stall was caught
+        while not self._stop.wait(0.05):
+            stamps = self.lateness.stamps
+            if not stamps:
+                continue
+            n, last = len(stamps), stamps[-1]
+            if caught is not None and n > caught:
+                stall = self.stalls[-1]
+                stall["ms"] = round((stamps[caught] - last_before) * 1000.0, 1)
+                if self.on_stall:
+                    self.on_stall(stall)
+                caught = None
+            if caught is None and time.perf_counter() - last > self.threshold_s:
+                frame = sys._current_frames().get(self._gui)
+                stack = "".join(traceback.format_stack(frame)[-12:]) if frame else "(no frame)"
+                self.stalls.append({"at_s": round(last - self._t0, 1), "ms": None, "stack": stack})
+                caught, last_before = n, last
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -5,7 +5,8 @@ responsive. The window is the real app's (worker in a child process, offscreen p
 LeNet-5 trains on the digits with snapshots at 10/s, every view refreshing, in one run
 long enough to last the whole soak (restarted only if it ends early). Resident memory of the GUI process
 and of the worker process is sampled every few seconds, and a 16 ms GUI timer records how
-late it fires.
+late it fires; with --progress, each stall over 300 ms is printed with where the GUI
+thread was.
 
     ./dev bench soak --minutes 30          # the documented local run
     ./dev bench soak --minutes 2 --json    # what CI runs (tests/robustness/test_soak.py)
@@ -20,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from live_window import TimerLateness, make_app, open_window  # noqa: E402
+from live_window import StallWatch, TimerLateness, make_app, open_window  # noqa: E402
 
 
 def main() -> int:
@@ -77,6 +78,13 @@ def main() -> int:
     lateness = TimerLateness()
     lateness.start()
 
+    def report_stall(stall: dict) -> None:
+        if args.progress:
+            print(f"stall of {stall['ms']} ms at {stall['at_s'] / 60:.2f} min; the GUI thread was in:\n"
+                  f"{stall['stack']}", file=sys.stderr, flush=True)
+    watch = StallWatch(lateness, on_stall=report_stall)
+    watch.start()
+
     duration = args.minutes * 60
     warmup = args.warmup if args.warmup is not None else min(120.0, 0.2 * duration)
     samples: list[tuple[float, float]] = []
@@ -94,6 +102,7 @@ def main() -> int:
             print(f"{(now - t0) / 60:6.2f} min  GUI {gui:7.1f} MB  worker {worker:7.1f} MB", file=sys.stderr, flush=True)
         if now - t0 >= duration:
             closing[0] = True
+            watch.stop()    # the timer stops with the event loop: not a stall
             app.quit()
     sampler = QTimer()
     sampler.timeout.connect(sample)
@@ -115,6 +124,7 @@ def main() -> int:
         "worker_drift_mb": round(parts[-1][1] - parts[len(parts) - len(base)][1], 1) if base else None,
         "timer_p99_ms": timer["p99_ms"],
         "timer_max_ms": timer["max_ms"],
+        "stalls": [(s["at_s"], s["ms"]) for s in watch.stalls if s["ms"]],   # (seconds in, ms) of each over 300 ms
         "worker_errors": errors,
     }
     if args.json:
