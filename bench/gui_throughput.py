@@ -24,8 +24,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-
 from live_window import make_app, open_window, wait  # noqa: E402
 
 BATCH = 64

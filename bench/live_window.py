@@ -117,7 +117,7 @@ class StallWatch(threading.Thread):
         self._stop = threading.Event()
 
     def run(self) -> None:
-        caught = None   # the stamp count when the current stall was caught
+        caught, last_before = None, 0.0   # the stamp count when the current stall was caught, and the stamp before it
         while not self._stop.wait(0.05):
             stamps = self.lateness.stamps
             if not stamps:

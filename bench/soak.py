@@ -33,7 +33,13 @@ def main() -> int:
     ap.add_argument("--close", action="append", default=[], metavar="VIEW",
                     help="close this view's dock (class name, e.g. FilterView; 'all' for every view): "
                          "to find which view's drawing grows memory")
+    ap.add_argument("--tracemalloc", type=int, default=0, metavar="N",
+                    help="trace Python allocations (slow): print the N places whose memory grew most "
+                         "between the end of the warm-up and the end")
     args = ap.parse_args()
+    if args.tracemalloc:
+        import tracemalloc
+        tracemalloc.start(12)
 
     import psutil
     from PyQt6.QtCore import QTimer
@@ -93,8 +99,12 @@ def main() -> int:
     controller.session.training_changed.connect(lambda _s: snapshots.__setitem__(0, snapshots[0] + 1))
     t0 = time.perf_counter()
 
+    traced = []   # the tracemalloc snapshot at the end of the warm-up
+
     def sample():
         now = time.perf_counter()
+        if args.tracemalloc and not traced and now - t0 >= warmup:
+            traced.append(tracemalloc.take_snapshot())
         gui, worker = rss_parts()
         samples.append((now - t0, gui + worker))
         parts.append((gui, worker))
@@ -127,6 +137,13 @@ def main() -> int:
         "stalls": [(s["at_s"], s["ms"]) for s in watch.stalls if s["ms"]],   # (seconds in, ms) of each over 300 ms
         "worker_errors": errors,
     }
+    if traced:
+        grown = tracemalloc.take_snapshot().compare_to(traced[0], "traceback")
+        print(f"Python allocations after the warm-up: {sum(g.size_diff for g in grown) / 2**20:+.1f} MB; "
+              f"the {args.tracemalloc} places that grew most:", file=sys.stderr)
+        for g in grown[:args.tracemalloc]:
+            print(f"{g.size_diff / 2**10:+9.1f} KiB {g.count_diff:+7d} blocks", file=sys.stderr)
+            print("\n".join("    " + line for line in g.traceback.format()[-8:]), file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     else:

@@ -220,6 +220,18 @@ def test_find_input_shape_explains_failure():
         find_input_shape(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
 
 
+def test_a_model_without_conv_layers_is_tried_gray_then_colour_and_the_hint_first():
+    assert find_input_shape(nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))) == (1, 28, 28)
+    assert find_input_shape(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))) == (3, 32, 32)
+    # 8x8 is not a size the search tries by itself: the open data's shape is.
+    eight = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    assert find_input_shape(eight, hint=(1, 8, 8)) == (1, 8, 8)
+    with pytest.raises(ModelError, match="no Conv2d"):
+        find_input_shape(eight)
+    # A conv model's channels come from its Conv2d; the hint does not override its size search.
+    assert find_input_shape(_fixed_size_net(32), hint=(1, 8, 8)) == (1, 32, 32)
+
+
 def test_forward_failure_with_given_shape_is_model_error():
     with pytest.raises(ModelError, match="forward failed"):
         introspect(_fixed_size_net(28), (1, 32, 32))

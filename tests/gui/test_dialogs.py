@@ -5,7 +5,7 @@ import pytest
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtTest import QTest
-from PyQt6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QLabel
+from PyQt6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QGroupBox, QLabel
 
 from visualizer.gui.dialogs import ArchitectureDialog, ShortcutsDialog, TrustDialog, human_size
 
@@ -32,6 +32,16 @@ def test_trust_dialog_shows_facts(qtbot):
     assert "pickled nn.Module" in text and "runs Python code" in text
     items = [dlg.globals_list.item(i).text() for i in range(dlg.globals_list.count())]
     assert items == ["mymodels.Net", "builtins.eval"]
+
+
+def test_trust_dialog_lists_what_is_outside_pytorch_first(qtbot):
+    dlg = TrustDialog(_info(unsafe_globals=(
+        "torch.nn.modules.container.Sequential", "mymodels.Net", "torch.nn.modules.conv.Conv2d")))
+    qtbot.addWidget(dlg)
+    items = [dlg.globals_list.item(i).text() for i in range(dlg.globals_list.count())]
+    assert items == ["mymodels.Net", "torch.nn.modules.container.Sequential  (PyTorch)",
+                     "torch.nn.modules.conv.Conv2d  (PyTorch)"]
+    assert any("1 outside PyTorch, 2 in PyTorch" in g.title() for g in dlg.findChildren(QGroupBox))
 
 
 def test_trust_dialog_cancel_is_default_and_enter_rejects(qtbot):

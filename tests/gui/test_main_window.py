@@ -311,7 +311,7 @@ def test_the_views_get_the_width_and_keep_it_when_the_window_grows(qtbot, settin
     w.resize(1500, 900)
     w.show()
     views = w.view_docks[w.current_view]
-    qtbot.waitUntil(lambda: w._side_widths is not None, timeout=5000)
+    qtbot.waitUntil(lambda: w.dock_sizes.side_widths is not None, timeout=5000)
     assert views.width() > max(w.layers_dock.width(), w.training_dock.width()) * 2
     assert 260 <= w.layers_dock.width() <= 400 and 290 <= w.training_dock.width() <= 420
     default, right = w.layers_dock.width(), w.training_dock.width()

@@ -584,7 +584,14 @@ def test_live_text_changes_never_re_lay_out_its_parents(qtbot, cls):
         assert counter.count == 0
 
 
-def test_live_text_status_field_is_as_wide_as_its_sample():
+def test_live_text_plain_text_is_its_accessible_name_and_tooltip(qapp):
+    field = LiveText("<b>C1</b> &middot; 6 channels")
+    assert field.accessibleName() == field.toolTip() == "C1 \u00b7 6 channels"
+    field.setText("Loss 0.25")
+    assert field.accessibleName() == "Loss 0.25"
+
+
+def test_live_text_status_field_is_as_wide_as_its_sample(qapp):
     field = LiveText("Step 1", width_for="Step 9,999,999")
     assert field.sizeHint().width() >= field.fontMetrics().horizontalAdvance("Step 9,999,999")
     assert field.sizeHint() == LiveText("Step 123456", width_for="Step 9,999,999").sizeHint()

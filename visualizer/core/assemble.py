@@ -63,10 +63,12 @@ def data_for(bundle: ModelBundle, ds: ImageDataset, *, val_fraction: float = 0.1
 
 
 def user_model_bundle(spec: str, *, input_shape: tuple[int, int, int] | None = None,
-                      class_names: tuple[str, ...] = ()) -> ModelBundle:
+                      class_names: tuple[str, ...] = (),
+                      shape_hint: tuple[int, int, int] | None = None) -> ModelBundle:
     """A bundle around the user's own ``path/to/file.py:Name`` (this runs their code, by their choice).
 
-    The input shape is probed unless given; the class count comes from one dummy forward,
+    The input shape is probed unless given (for a model without a Conv2d, ``shape_hint``,
+    the open data's own shape, is tried first); the class count comes from one dummy forward,
     and ``class_names`` are used when their count matches it (else "0".."K-1").
     Normalisation starts as the identity (0, 1) per channel.
     """
@@ -78,7 +80,7 @@ def user_model_bundle(spec: str, *, input_shape: tuple[int, int, int] | None = N
 
     path, _name = split_model_spec(spec)
     model = load_user_model(spec)
-    shape = tuple(input_shape) if input_shape is not None else tuple(find_input_shape(model))
+    shape = tuple(input_shape) if input_shape is not None else tuple(find_input_shape(model, hint=shape_hint))
     was_training = model.training
     model.eval()
     try:

@@ -413,31 +413,43 @@ def first_conv2d(model: nn.Module) -> nn.Conv2d | None:
     return next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
 
 
-def find_input_shape(model: nn.Module, sizes=CANDIDATE_SIZES) -> tuple[int, int, int]:
-    """(C, H, W) the model accepts: C from its first Conv2d, H = W from the first size whose forward runs."""
+NO_CONV_CHANNELS = (1, 3)   # gray or colour: what a model without a Conv2d is tried with
+
+
+def find_input_shape(model: nn.Module, sizes=CANDIDATE_SIZES,
+                     hint: tuple[int, int, int] | None = None) -> tuple[int, int, int]:
+    """(C, H, W) the model accepts: the first candidate whose forward runs.
+
+    C comes from the first Conv2d, H = W from the first of ``sizes`` that runs. A model
+    without a Conv2d (an MLP that flattens the image) has no C to read: ``hint`` (the open
+    data's own shape) is tried first, then 1 and 3 channels at each size.
+    """
     check_forward_signature(model)
     conv = first_conv2d(model)
-    if conv is None:
-        raise ModelError("the model has no Conv2d layer, so the number of image channels it takes "
-                         "is unknown; give the input shape (C, H, W) explicitly")
-    c = int(conv.in_channels)
-    if c <= 0:
-        raise ModelError("the first Conv2d has no in_channels yet (lazy module); "
-                         "give the input shape (C, H, W) explicitly")
+    if conv is not None:
+        c = int(conv.in_channels)
+        if c <= 0:
+            raise ModelError("the first Conv2d has no in_channels yet (lazy module); "
+                             "give the input shape (C, H, W) explicitly")
+        candidates = [(c, s, s) for s in sizes]
+    else:
+        hinted = [tuple(int(v) for v in hint)] if hint is not None else []
+        candidates = hinted + [(c, s, s) for c in NO_CONV_CHANNELS for s in sizes if (c, s, s) not in hinted]
     last_err = None
     with eval_mode(model), torch.no_grad():
-        for s in sizes:
+        for shape in candidates:
             try:
-                out = model(_dummy_input(model, (c, s, s)))
+                out = model(_dummy_input(model, shape))
             except Exception as e:  # any user-model failure means "not this size"
                 last_err = e
                 continue
             if first_tensor(out) is not None:
-                return (c, s, s)
+                return shape
             last_err = TypeError(f"forward returned {type(out).__name__}, not a tensor")
-    tried = ", ".join(f"{c}x{s}x{s}" for s in sizes)
-    raise ModelError(f"no input size worked: tried {tried}; last error: "
-                     f"{type(last_err).__name__}: {last_err}")
+    tried = ", ".join(f"{c}x{h}x{w}" for c, h, w in candidates[:6]) + (", ..." if len(candidates) > 6 else "")
+    what = "" if conv is not None else "the model has no Conv2d layer to tell its image channels, and "
+    raise ModelError(f"{what}no input size worked: tried {tried}; last error: "
+                     f"{type(last_err).__name__}: {last_err}; give the input shape (C, H, W) explicitly")
 
 
 # --------------------------------------------------------------------------- introspection

@@ -191,11 +191,15 @@ class Diverged:
     message: str                      # what happened and what to try
 
 
+OUT_OF_MEMORY = "out of memory"
+
+
 @dataclass(frozen=True)
 class Finished:
     step: int
     epoch: int
-    reason: str                       # "completed", "stopped", or "failed" (the worker caught an error)
+    reason: str                       # "completed", "stopped", "failed" (the worker caught an error) or OUT_OF_MEMORY
+    batch_size: int = 0               # with OUT_OF_MEMORY: the batch size that did not fit
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
-from visualizer.core.snapshot import (CaptureRequest, Diverged, EpochEnd, Finished, ProbeSnapshot, TrainingSnapshot,
+from visualizer.core.snapshot import (OUT_OF_MEMORY, CaptureRequest, Diverged, EpochEnd, Finished, ProbeSnapshot, TrainingSnapshot,
                                       frozen_array)
 from visualizer.core.training import TrainConfig
 
@@ -292,7 +292,8 @@ class Controller(QObject):
         self._flush_pending()
         self.session.set_training_state(STOPPED)
         self.run_ended.emit(ev)
-        self.notice.emit(f"Training {ev.reason} at step {ev.step}.")
+        what = "ran out of memory" if ev.reason == OUT_OF_MEMORY else ev.reason
+        self.notice.emit(f"Training {what} at step {ev.step}.")
 
     def _on_diverged(self, ev: Diverged) -> None:
         self._flush_pending()

@@ -4,11 +4,11 @@ from __future__ import annotations
 import os
 
 from PyQt6.QtCore import Qt
-from PyQt6.QtGui import QAction, QFont, QFontDatabase
+from PyQt6.QtGui import QAction, QFont, QFontDatabase, QPalette
 from PyQt6.QtWidgets import (
     QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox,
     QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-    QListWidget, QPushButton, QRadioButton, QSizePolicy, QSpinBox, QStyle, QTableWidget, QTableWidgetItem,
+    QListWidget, QListWidgetItem, QPushButton, QRadioButton, QSizePolicy, QSpinBox, QStyle, QTableWidget, QTableWidgetItem,
     QVBoxLayout, QWidget,
 )
 
@@ -59,6 +59,10 @@ def fit_height(dialog: QDialog) -> None:
             dialog.resize(dialog.width(), need)
 
 
+def _is_torch(global_name: str) -> bool:
+    return global_name == "torch" or global_name.startswith("torch.")
+
+
 class TrustDialog(QDialog):
     """Asks before opening a file that can only be loaded by running code from it.
 
@@ -93,13 +97,24 @@ class TrustDialog(QDialog):
         form.addRow("SHA-256:", self.sha_label)
         form.addRow("Format:", _selectable(str(getattr(info, "format", "") or "unknown")))
 
+        # Every global outside torch's weights-only allow-list: what is outside PyTorch
+        # (the user's classes, builtins) first; PyTorch's own classes (nn layers) after it.
         self.globals_list = QListWidget()
         self.globals_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         names = [str(g) for g in (getattr(info, "unsafe_globals", None) or ())]
-        self.globals_list.addItems(names or ["(none listed)"])
+        outside = [n for n in names if not _is_torch(n)]
+        inside = [n for n in names if _is_torch(n)]
+        self.globals_list.addItems(outside)
+        for n in inside:
+            item = QListWidgetItem(f"{n}  (PyTorch)")
+            item.setForeground(self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text))
+            self.globals_list.addItem(item)
+        if not names:
+            self.globals_list.addItem("(none listed)")
         line = self.globals_list.fontMetrics().lineSpacing() + 2
         self.globals_list.setMaximumHeight(max(2, min(len(names), 8)) * line + 12)
-        globals_box = QGroupBox("Code the file refers to (outside PyTorch)")
+        globals_box = QGroupBox(f"Code the file refers to: {len(outside)} outside PyTorch, "
+                                f"{len(inside)} in PyTorch")
         globals_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         QVBoxLayout(globals_box).addWidget(self.globals_list)
 

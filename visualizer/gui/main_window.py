@@ -12,7 +12,7 @@ import logging
 import os
 from typing import Callable
 
-from PyQt6.QtCore import QEvent, Qt, QTimer
+from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
 from PyQt6.QtWidgets import (
     QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
@@ -20,9 +20,10 @@ from PyQt6.QtWidgets import (
 )
 
 from visualizer.core.errors import LoadError
-from visualizer.core.snapshot import TrainingSnapshot
+from visualizer.core.snapshot import OUT_OF_MEMORY, TrainingSnapshot
 
 from .controller import Controller
+from .dock_sizes import DockSizes
 from .session import PAUSED, RUNNING, STOPPED, LoadedModel
 from .settings import Settings
 from .widgets.live_text import LiveText
@@ -80,12 +81,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._wire()
         self._install_dialog_hooks()
-        self._sized = False            # default dock sizes applied (on the first show)
-        self._restored_state = False   # a saved layout was restored: keep its sizes
-        self._side_widths: tuple[int, int] | None = None   # what a window resize keeps
-        self._laid_out_width = -1
-        self.layers_dock.installEventFilter(self)
-        self.training_dock.installEventFilter(self)
+        self.dock_sizes = DockSizes(self, self.layers_dock, self.input_dock, self.training_dock,
+                                    self._middle_docks)
         self._fit_to_screen()
         if restore:
             self._restore()
@@ -178,66 +175,13 @@ class MainWindow(QMainWindow):
             self.current_view = first.widget()
         self._middle_docks = (overview_dock, first, curves_dock)
 
-    def _apply_default_sizes(self) -> None:
-        """Side panels about a fifth of the window each, the views' column the rest.
-
-        Applied once the window has its real size (first show, or Reset layout): sizes
-        set while it is still unshown are scaled by Qt and left the side panels wider
-        than the views between them.
-        """
-        w, h = max(self.width(), 800), max(self.height(), 600)
-        overview, first, curves = self._middle_docks
-        self._set_side_widths(min(380, max(270, int(0.2 * w))), min(400, max(300, int(0.21 * w))))
-        self.resizeDocks([self.layers_dock, self.input_dock], [int(0.42 * h), int(0.58 * h)], Qt.Orientation.Vertical)
-        heights = {overview: int(0.16 * h), first: int(0.56 * h), curves: int(0.28 * h)}
-        middle = [d for d in (overview, first, curves) if d is not None]
-        self.resizeDocks(middle, [heights[d] for d in middle], Qt.Orientation.Vertical)
-
-    def _set_side_widths(self, left: int, right: int) -> None:
-        """The side panels at these widths, the views' column gets the rest of the window."""
-        middle = next((d for d in self._middle_docks if d is not None and self._docked(d)), None)
-        row = [d for d in (self.layers_dock, middle, self.training_dock) if d is not None and self._docked(d)]
-        if middle is None or len(row) < 2:
-            return  # the user rearranged the window: leave it alone
-        # Qt shares out any space not given in the list by the listed sizes' weights:
-        # the views' column must be in the list, or the side panels take all of it.
-        widths = {self.layers_dock: left, self.training_dock: right}
-        rest = self.width() - sum(widths[d] for d in row if d is not middle)
-        self._laid_out_width = self.width()
-        self.resizeDocks(row, [widths.get(d, max(200, rest)) for d in row], Qt.Orientation.Horizontal)
-
-    def _docked(self, dock: QDockWidget) -> bool:
-        return dock.isVisible() and not dock.isFloating()
-
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        # A bigger window (maximised on a projector) widens the views, not the panels.
-        # Qt has already spread the change over all docks by now: put the panels back to
-        # the widths they had (the user's, if they dragged them) once it is done.
-        if self._sized and self._side_widths and event.size().width() != event.oldSize().width():
-            cap = int(0.3 * self.width())
-            left, right = (min(cap, w) for w in self._side_widths)
-            QTimer.singleShot(0, lambda: self._set_side_widths(left, right))
-
-    def eventFilter(self, obj, event) -> bool:
-        # A side panel resized while the window kept its width: the user dragged it (or we
-        # set it). Those are the widths a window resize keeps.
-        if (event.type() == QEvent.Type.Resize and obj in (self.layers_dock, self.training_dock)
-                and self.width() == self._laid_out_width):
-            self._side_widths = (self.layers_dock.width(), self.training_dock.width())
-        return False
+        self.dock_sizes.window_resized(event)   # a bigger window widens the views, not the panels
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if not self._sized:
-            self._sized = True
-            if not self._restored_state:
-                self._apply_default_sizes()
-            QTimer.singleShot(0, self._note_laid_out)
-
-    def _note_laid_out(self) -> None:
-        self._laid_out_width = self.width()
-        self._side_widths = (self.layers_dock.width(), self.training_dock.width())
+        self.dock_sizes.window_shown()
 
     def _add_view(self, view, dock: QDockWidget) -> None:
         self.views.append(view)
@@ -436,7 +380,7 @@ class MainWindow(QMainWindow):
         if geom is not None:
             self.restoreGeometry(geom)
         if state is not None:
-            self._restored_state = bool(self.restoreState(state))
+            self.dock_sizes.restored = bool(self.restoreState(state))
         # First run: enough epochs on the built-in digits to watch it learn (3 take a second).
         values = s.last_options() or {"epochs": FIRST_RUN_EPOCHS}
         if values:
@@ -462,7 +406,7 @@ class MainWindow(QMainWindow):
     def reset_layout(self) -> None:
         if getattr(self, "_default_state", None) is not None:
             self.restoreState(self._default_state)
-            QTimer.singleShot(0, self._apply_default_sizes)   # once the restored docks are laid out
+            self.dock_sizes.apply_defaults_later()
 
     # ==== training ===============================================================
     def device(self) -> str:
@@ -582,6 +526,27 @@ class MainWindow(QMainWindow):
         self.status_epoch.setText(f"Epoch {ev.epoch if completed else ev.epoch + 1}")
         if completed:
             self.progress.setValue(self.progress.maximum())
+        if getattr(ev, "reason", "") == OUT_OF_MEMORY:
+            self._offer_smaller_batch(ev.batch_size)
+
+    def _offer_smaller_batch(self, batch: int) -> None:
+        """A step ran out of memory: say so, and offer to train again at half the batch size."""
+        smaller = batch // 2
+        text = f"Training ran out of memory at batch size {batch}."
+        if smaller < 1:
+            self.show_message("error", text + " Try a smaller model or a smaller input size.")
+            return
+        box = self._message_box("error", text + f"\n\nTrain again with batch size {smaller}? "
+                                              "(A smaller model or input size also needs less memory.)",
+                                QMessageBox.StandardButton.Cancel)
+        retry = box.addButton(f"Train with batch size {smaller}", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(retry)
+
+        def retry_smaller():
+            self.training_panel.batch_size.setValue(smaller)
+            self.controller.start_training()
+        retry.clicked.connect(retry_smaller)
+        box.open()
 
     def move_layer(self, delta: int) -> None:
         names = self.session.layer_names()
@@ -594,15 +559,20 @@ class MainWindow(QMainWindow):
     # ==== messages ================================================================
     def show_message(self, level: str, text: str) -> None:
         """Non-modal, so a worker failure never blocks the event loop (or a test)."""
+        self._message_box(level, text).open()
+
+    def _message_box(self, level: str, text: str,
+                     buttons=QMessageBox.StandardButton.Ok) -> QMessageBox:
+        """A message box (not yet open) that closes itself; the text also goes to the status bar."""
         self.last_message = (level, text)
         self.statusBar().showMessage(text.splitlines()[0] if text else "", 10000)
         icon = {"error": QMessageBox.Icon.Critical, "warning": QMessageBox.Icon.Warning}.get(
             level, QMessageBox.Icon.Information)
-        box = QMessageBox(icon, "CNN Visualizer", text, QMessageBox.StandardButton.Ok, self)
+        box = QMessageBox(icon, "CNN Visualizer", text, buttons, self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.finished.connect(lambda _r, b=box: self._messages.remove(b) if b in self._messages else None)
         self._messages.append(box)
-        box.open()
+        return box
 
     # ==== files ===================================================================
     def open_dialog(self) -> None:

@@ -35,7 +35,9 @@ from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
 from visualizer.core.errors import LoadError, ModelError, TrustRequired
 from visualizer.core.model_bundle import ModelBundle
-from visualizer.core.snapshot import CaptureRequest, Diverged, EpochEnd, Finished, TrainingSnapshot, frozen_array
+from visualizer.core.snapshot import (
+    OUT_OF_MEMORY, CaptureRequest, Diverged, EpochEnd, Finished, TrainingSnapshot, frozen_array,
+)
 from visualizer.core.training import TrainConfig, Trainer, TrainingControl, probe_input, reinitialise
 
 from .session import LoadedModel
@@ -424,7 +426,12 @@ class WorkerCore:
         from visualizer.core.checkpoint.user_model import split_model_spec
         path, _name = split_model_spec(spec)
         names = tuple(self._dataset.class_names) if self._dataset is not None else ()
-        bundle = user_model_bundle(spec, class_names=names)
+        hint = tuple(self._dataset.native_shape) if self._dataset is not None else None
+        try:
+            bundle = user_model_bundle(spec, class_names=names, shape_hint=hint)
+        except ModelError as exc:   # it loaded but cannot be fed an image: say which file
+            raise LoadError(spec, f"cannot be used: {exc}", "nothing was changed; the model shown before is kept") \
+                from exc
         # Fresh user model: it learns the data's normalisation like a zoo model would.
         self._install(bundle, fresh=True, trusted=False, source=self._current_source(), origin=str(path))
 
@@ -570,8 +577,9 @@ class WorkerCore:
     # ---- training -----------------------------------------------------------------
     def _do_train(self, config: TrainConfig, control: TrainingControl, augment=None) -> None:
         """Every run ends with exactly one Finished or Diverged, a failed one too (reason
-        "failed", after the ``failed`` message): that, not ``failed``, returns the GUI to Stopped,
-        so a failed save or probe during a run does not."""
+        "failed", after the ``failed`` message; or OUT_OF_MEMORY with the batch size, and no
+        message: the window offers a smaller batch): that, not ``failed``, returns the GUI to
+        Stopped, so a failed save or probe during a run does not."""
         if control.stopping:
             # Stopped (or replaced) before it began: still say so, or the GUI waits forever.
             if self._control is control:
@@ -581,10 +589,14 @@ class WorkerCore:
         self._seed = config.seed
         deferred: list[_Command] = []
         ended = False
+        reason = "failed"
         try:
             ended = self._run_training(config, control, augment, deferred)
         except Exception as exc:  # noqa: BLE001 - the run is over; the worker goes on
-            self.emit("failed", describe_error(exc, config.batch_size))
+            if is_out_of_memory(exc):
+                reason = OUT_OF_MEMORY   # the window offers a smaller batch: no separate failure message
+            else:
+                self.emit("failed", describe_error(exc, config.batch_size))
         finally:
             if self._control is control:
                 self._control = None
@@ -592,7 +604,8 @@ class WorkerCore:
             step, epoch = (self._trainer.step, self._trainer.epoch) if self._trainer is not None else (0, 0)
             self._guarded(self._close_trainer)
         if not ended:
-            self.emit("finished", Finished(step, epoch, "failed"))
+            self.emit("finished", Finished(step, epoch, reason,
+                                           batch_size=config.batch_size if reason == OUT_OF_MEMORY else 0))
         for cmd in deferred:
             self._guarded(self._dispatch, cmd)
         self._requeue_probe()
@@ -979,10 +992,16 @@ def refreeze(obj, _depth: int = 0):
     return obj
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Python's MemoryError, torch's OutOfMemoryError, or a backend's "out of memory" RuntimeError."""
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or "out of memory" in str(exc).lower())
+
+
 def describe_error(exc: BaseException, batch_size: int | None = None) -> str:
     """One readable message for the user; out-of-memory gets a concrete way out."""
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
+    if is_out_of_memory(exc):
         smaller = f" (for example {max(1, batch_size // 2)})" if batch_size else ""
         now = f" at batch size {batch_size}" if batch_size else ""
         return f"Out of memory{now}. Try a smaller batch size{smaller} or a smaller model."

@@ -117,7 +117,10 @@ def _load_trusted_kind(p, s, arch, arch_options, model_spec, trust) -> ModelBund
     if module is None and isinstance(obj, dict):
         module = next((v for v in obj.values() if isinstance(v, nn.Module)), None)
     if module is not None:
-        return _bundle_from_module(p, module, probeable=True)
+        bundle = _bundle_from_module(p, module, probeable=True)
+        # Kept in a safe copy's metadata: reopening those weights needs this class again.
+        bundle.meta["model_class"] = f"{type(module).__module__}.{type(module).__qualname__}"
+        return bundle
     bundle = _from_object(p, obj, arch, arch_options, model_spec)
     bundle.meta["trusted_load"] = True
     bundle.warnings = bundle.warnings + (TRUSTED_NOTE,)
@@ -174,8 +177,11 @@ def _from_object(p: Path, obj, arch, arch_options, model_spec) -> ModelBundle:
     return _from_state_dict(p, sd, arch, arch_options, model_spec, class_names=names)
 
 
-def _build_named(p: Path, sd, arch, arch_options, model_spec, recorded_arch=None):
-    """(model, arch label, options, options_inferred) for the model the caller or file names."""
+def _build_named(p: Path, sd, arch, arch_options, model_spec, recorded_arch=None, recorded_class=None):
+    """(model, arch label, options, options_inferred) for the model the caller or file names.
+
+    ``recorded_class``: the class of the pickled model these weights were saved from (a safe copy).
+    """
     if model_spec:
         return load_user_model(model_spec), str(model_spec), {}, False
     if arch:
@@ -185,6 +191,11 @@ def _build_named(p: Path, sd, arch, arch_options, model_spec, recorded_arch=None
         # A checkpoint never makes us run a .py file on its own say-so.
         raise ArchitectureRequired(p, f"the model was saved from your file {recorded_arch}; "
                                    "loading it runs that file", f"open it with the model given as {recorded_arch}")
+    if isinstance(recorded_class, str) and recorded_class:
+        module, _, name = recorded_class.rpartition(".")
+        raise ArchitectureRequired(p, f"the weights were saved from a pickled {recorded_class}, and the file "
+                                   "holds only weights", f"give that class as path/to/{module.rpartition('.')[2]}"
+                                   f".py:{name}, or choose the zoo architecture it is")
     raise ArchitectureRequired(p, "the file holds only weights and does not say which model they belong to",
                                "choose a zoo architecture, or give your model as path/to/file.py:Name")
 
@@ -258,7 +269,8 @@ def _from_checkpoint(p: Path, ck: dict, arch, arch_options, model_spec) -> Model
     recorded = info["arch"]
     if not (arch or model_spec) and recorded and ":" not in recorded:
         arch, arch_options = recorded, (arch_options or info["arch_options"])
-    model, label, opts, inferred = _build_named(p, sd, arch, arch_options, model_spec, recorded)
+    model, label, opts, inferred = _build_named(p, sd, arch, arch_options, model_spec, recorded,
+                                                info["meta"].get("model_class"))
     apply_state_dict(model, sd, p, label)
     warnings = tuple(w for w in (nonfinite_warning(sd),) if w)
     if inferred:

@@ -93,14 +93,13 @@ class OverviewStripView(View):
             label.setColor(fg)
             label.setFont(font)
 
-    def _label(self, name: str, shape) -> None:
+    def _label(self, name: str, shape, metrics: QFontMetrics) -> None:
         """Name (elided in the middle) and shape under a cell, as much as its width holds.
 
         Cells of a deep model are narrow: full labels ran into each other. The full
         text is always in the cell's tooltip.
         """
         dims = "×".join(map(str, shape))
-        metrics = QFontMetrics(self._tick_font())
         w, h = self._area()
         room = max(12, int(w / max(1, self._cols)) - 6)
         text = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, room)
@@ -136,7 +135,8 @@ class OverviewStripView(View):
             self._rebuild(names)
         inp = finite_float32(display_input(snap.input_image))[0]
         self.items["input"].setImage(inp, autoLevels=False, levels=(0.0, 1.0))
-        self._label("input", inp.shape[-2:])
+        metrics = QFontMetrics(self._tick_font())   # the labels' font: measured once a draw
+        self._label("input", inp.shape[-2:], metrics)
         bad_total = 0
         for cap in spatial:
             img, bad = finite_float32(strip_tiles(cap))
@@ -145,7 +145,7 @@ class OverviewStripView(View):
             lv = colormaps.display_levels(cap.levels.low, cap.levels.high, cap.levels.signed)
             item.setColorMap(colormaps.for_signed(cap.levels.signed))
             item.setImage(img, autoLevels=False, levels=lv)
-            self._label(cap.name, cap.shape)
+            self._label(cap.name, cap.shape, metrics)
             if rebuilt:
                 self._place(cap.name, img.shape)
         if rebuilt:

@@ -5,13 +5,20 @@ main window is invalidated and redone. With a step counter that is 30 times a se
 and each pass let QMainWindow shift its dock separators and repaint whole panels.
 This widget only repaints itself; its size depends on its font (and, for a status-bar
 field, a sample text given once), never on the text shown. Rich text (``<b>``) is
-drawn; a text too long for the widget is clipped.
+drawn; a text too long for the widget is clipped. The plain text is the widget's
+accessible name, so a screen reader reads what a QLabel would have given it.
 """
 from __future__ import annotations
+
+import html
+import re
 
 from PyQt6.QtCore import QEvent, QPointF, QSize, Qt
 from PyQt6.QtGui import QPainter, QPalette, QStaticText
 from PyQt6.QtWidgets import QSizePolicy, QWidget
+
+
+_TAG = re.compile(r"<[^>]*>")
 
 
 class LiveText(QWidget):
@@ -36,7 +43,9 @@ class LiveText(QWidget):
             return
         self._text = text
         self._static.setText(text)
-        self.setToolTip(text if "<" not in text else "")
+        plain = html.unescape(_TAG.sub("", text)) if "<" in text or "&" in text else text
+        self.setAccessibleName(plain)
+        self.setToolTip(plain)
         self.update()
 
     def clear(self) -> None:

@@ -1,0 +1,96 @@
+"""How wide the main window's side panels are, and what a window resize keeps.
+
+The window is three columns: the Layers/Input panels on the left, the Training panel
+on the right, the views between them. Qt spreads any change of the window's width
+over all docks, and sizes set before the window is shown are scaled by Qt; left to
+itself it gave the side panels more room than the views. This keeps:
+- on the first show (unless a saved layout was restored) and on Reset layout: side
+  panels about a fifth of the window each, the views' column the rest;
+- on a window resize: the side panels at the widths they had (the user's, if they
+  dragged them), so a maximised window on a projector widens the views.
+"""
+from __future__ import annotations
+
+from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
+from PyQt6.QtWidgets import QDockWidget, QMainWindow
+
+SIDE_CAP_SHARE = 0.3   # after a window resize, no side panel keeps more than this share of it
+
+
+class DockSizes(QObject):
+    def __init__(self, window: QMainWindow, left: QDockWidget, left_lower: QDockWidget,
+                 right: QDockWidget, middle: tuple[QDockWidget | None, ...]):
+        """``left`` over ``left_lower`` on the left, ``right`` on the right, ``middle``:
+        the views' column from top to bottom (overview, view tabs, curves; None if absent)."""
+        super().__init__(window)
+        self.window, self.left, self.left_lower, self.right, self.middle = window, left, left_lower, right, middle
+        self.sized = False            # default sizes applied (on the first show)
+        self.restored = False         # a saved layout was restored: keep its sizes
+        self.side_widths: tuple[int, int] | None = None   # what a window resize keeps
+        self._laid_out_width = -1
+        for dock in (left, right):
+            dock.installEventFilter(self)
+
+    def apply_defaults(self) -> None:
+        """Side panels about a fifth of the window each, the views' column the rest.
+
+        Applied once the window has its real size (first show, or Reset layout).
+        """
+        win = self.window
+        w, h = max(win.width(), 800), max(win.height(), 600)
+        overview, tabs, curves = self.middle
+        self.set_side_widths(min(380, max(270, int(0.2 * w))), min(400, max(300, int(0.21 * w))))
+        win.resizeDocks([self.left, self.left_lower], [int(0.42 * h), int(0.58 * h)], Qt.Orientation.Vertical)
+        heights = {overview: int(0.16 * h), tabs: int(0.56 * h), curves: int(0.28 * h)}
+        column = [d for d in self.middle if d is not None]
+        win.resizeDocks(column, [heights[d] for d in column], Qt.Orientation.Vertical)
+
+    def apply_defaults_later(self) -> None:
+        """After Reset layout: once the restored docks are laid out."""
+        QTimer.singleShot(0, self.apply_defaults)
+
+    def set_side_widths(self, left: int, right: int) -> None:
+        """The side panels at these widths, the views' column gets the rest of the window."""
+        win = self.window
+        middle = next((d for d in self.middle if d is not None and _docked(d)), None)
+        row = [d for d in (self.left, middle, self.right) if d is not None and _docked(d)]
+        if middle is None or len(row) < 2:
+            return  # the user rearranged the window: leave it alone
+        # Qt shares out any space not given in the list by the listed sizes' weights:
+        # the views' column must be in the list, or the side panels take all of it.
+        widths = {self.left: left, self.right: right}
+        rest = win.width() - sum(widths[d] for d in row if d is not middle)
+        self._laid_out_width = win.width()
+        win.resizeDocks(row, [widths.get(d, max(200, rest)) for d in row], Qt.Orientation.Horizontal)
+
+    def window_shown(self) -> None:
+        """The window's showEvent: the first time, default sizes (unless a saved layout was restored)."""
+        if self.sized:
+            return
+        self.sized = True
+        if not self.restored:
+            self.apply_defaults()
+        QTimer.singleShot(0, self._note_laid_out)
+
+    def window_resized(self, event) -> None:
+        """The window's resizeEvent, after Qt has spread the change over all docks: put the
+        side panels back to their widths once it is done."""
+        if self.sized and self.side_widths and event.size().width() != event.oldSize().width():
+            cap = int(SIDE_CAP_SHARE * self.window.width())
+            left, right = (min(cap, w) for w in self.side_widths)
+            QTimer.singleShot(0, lambda: self.set_side_widths(left, right))
+
+    def eventFilter(self, obj, event) -> bool:
+        # A side panel resized while the window kept its width: the user dragged it (or we
+        # set it). Those are the widths a window resize keeps.
+        if event.type() == QEvent.Type.Resize and self.window.width() == self._laid_out_width:
+            self.side_widths = (self.left.width(), self.right.width())
+        return False
+
+    def _note_laid_out(self) -> None:
+        self._laid_out_width = self.window.width()
+        self.side_widths = (self.left.width(), self.right.width())
+
+
+def _docked(dock: QDockWidget) -> bool:
+    return dock.isVisible() and not dock.isFloating()
