@@ -88,6 +88,16 @@ def test_errors_are_one_line_and_nonzero(argv, fragment, capsys, tmp_path, monke
     assert len(err.splitlines()) == 1, err
 
 
+def test_a_file_needing_trust_is_refused_and_points_to_the_app(tmp_path, capsys):
+    from visualizer.core.architectures import build_model
+
+    whole = tmp_path / "whole.pt"
+    torch.save(build_model("lenet5", in_channels=1, num_classes=10, input_size=32), whole)
+    assert main(["info", str(whole)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "never runs code from a file" in err and f"cnn-visualizer {whole}" in err
+
+
 def test_bad_checkpoint_via_real_entry_point(tmp_path):
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"\x00garbage" * 10)

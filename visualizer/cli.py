@@ -93,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
             msg = f"{type(e).__name__}: {e}"
         else:
             msg = str(e)
+        from .core.errors import TrustRequired
+        if isinstance(e, TrustRequired):
+            # The command line has no confirmation to give: say where one is.
+            msg += ("; the command line never runs code from a file: open it in the app "
+                    f"(cnn-visualizer {e.path}), which shows what it holds and asks first")
         print(f"cnn-visualizer {args.command}: error: {msg}", file=sys.stderr)
         return 2
 
