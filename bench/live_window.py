@@ -70,17 +70,40 @@ def wait(app, cond, timeout: float) -> None:
 
 
 class TimerLateness:
-    """A precise 16 ms GUI timer; how late it fires says how busy the GUI thread was."""
+    """A precise 16 ms GUI timer; how late it fires says how busy the GUI thread was.
+
+    The intervals go into a histogram allocated up front (0.1 ms bins up to 10 s), not a
+    list: over a 30-minute soak a list of time stamps alone grew the measured process by
+    3.6 MB.
+    """
 
     INTERVAL_MS = 16
+    LONG_GAP_MS = 200
+    BIN_MS = 0.1
+    BINS = 100_000
 
     def __init__(self):
         from PyQt6.QtCore import Qt, QTimer
-        self.stamps: list[float] = []
+        self.counts = np.zeros(self.BINS, np.int64)
+        self.count = 0              # timer firings so far
+        self.last: float | None = None   # perf_counter() of the latest firing
+        self.max_ms = 0.0
+        self.long_gaps: list[tuple[float, float]] = []   # (end, ms) of each interval over LONG_GAP_MS
         self._timer = QTimer()
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.setInterval(self.INTERVAL_MS)
-        self._timer.timeout.connect(lambda: self.stamps.append(time.perf_counter()))
+        self._timer.timeout.connect(self._fired)
+
+    def _fired(self) -> None:
+        now = time.perf_counter()
+        if self.last is not None:
+            ms = (now - self.last) * 1000.0
+            self.counts[min(int(ms / self.BIN_MS), self.BINS - 1)] += 1
+            self.max_ms = max(self.max_ms, ms)
+            if ms > self.LONG_GAP_MS:
+                self.long_gaps.append((now, ms))
+        self.last = now
+        self.count += 1
 
     def start(self) -> None:
         self._timer.start()
@@ -88,19 +111,22 @@ class TimerLateness:
     def stop(self) -> None:
         self._timer.stop()
 
-    def intervals_ms(self) -> np.ndarray:
-        return np.diff(np.asarray(self.stamps)) * 1000.0 if len(self.stamps) > 2 else np.array([0.0])
+    def percentile_ms(self, q: float) -> float:
+        total = int(self.counts.sum())
+        if not total:
+            return 0.0
+        rank = int(np.searchsorted(np.cumsum(self.counts), q / 100.0 * total))
+        return (rank + 0.5) * self.BIN_MS   # the middle of the bin the q-th interval falls in
 
     def summary(self) -> dict:
-        gaps = self.intervals_ms()
-        return {"intervals": len(gaps), "p50_ms": round(float(np.percentile(gaps, 50)), 1),
-                "p99_ms": round(float(np.percentile(gaps, 99)), 1), "max_ms": round(float(gaps.max()), 1)}
+        return {"intervals": int(self.counts.sum()), "p50_ms": round(self.percentile_ms(50), 1),
+                "p99_ms": round(self.percentile_ms(99), 1), "max_ms": round(self.max_ms, 1)}
 
 
 class StallWatch(threading.Thread):
     """Catches the GUI thread in the act: when the timer is late by ``threshold_s``, its stack.
 
-    A daemon thread polls the TimerLateness stamps; when the last one is older than the
+    A daemon thread polls the TimerLateness firings; when the last one is older than the
     threshold it records, once per stall, where the GUI thread is (sys._current_frames),
     and when the timer fires again, how long the stall lasted. Python frames only: a
     stall inside Qt shows the Python call that entered it (often app.exec).
@@ -117,15 +143,15 @@ class StallWatch(threading.Thread):
         self._stop = threading.Event()
 
     def run(self) -> None:
-        caught, last_before = None, 0.0   # the stamp count when the current stall was caught, and the stamp before it
+        caught, last_before = None, 0.0   # the firing count when the current stall was caught, and its time
         while not self._stop.wait(0.05):
-            stamps = self.lateness.stamps
-            if not stamps:
+            n, last = self.lateness.count, self.lateness.last
+            if last is None:
                 continue
-            n, last = len(stamps), stamps[-1]
             if caught is not None and n > caught:
                 stall = self.stalls[-1]
-                stall["ms"] = round((stamps[caught] - last_before) * 1000.0, 1)
+                gaps = [ms for end, ms in self.lateness.long_gaps if end > last_before]
+                stall["ms"] = round(gaps[0], 1) if gaps else None
                 if self.on_stall:
                     self.on_stall(stall)
                 caught = None
