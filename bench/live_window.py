@@ -144,38 +144,35 @@ class StallWatch(threading.Thread):
 
     def run(self) -> None:
         caught, last_before = None, 0.0   # the firing count when the current stall was caught, and its time
-        seen = 0                          # long gaps already looked at
+        seen = 0                          # long gaps already accounted for
         while not self._stop.wait(0.05):
             n, last = self.lateness.count, self.lateness.last
             if last is None:
                 continue
+            gaps = self.lateness.long_gaps
             if caught is not None and n > caught:
                 stall = self.stalls[-1]
-                gaps = [ms for end, ms in self.lateness.long_gaps if end > last_before]
-                stall["ms"] = round(gaps[0], 1) if gaps else None
+                ended = [ms for end, ms in gaps[seen:] if end > last_before]
+                stall["ms"] = round(ended[0], 1) if ended else None
+                seen = len(gaps)
                 if self.on_stall:
                     self.on_stall(stall)
                 caught = None
             if caught is None:
-                # A gap this thread never saw: the GUI thread held the GIL all along (Python
-                # code or a garbage collection), so no stack could be taken.
-                for end, ms in self.lateness.long_gaps[seen:]:
-                    if ms > self.threshold_s * 1000.0 and end > last_before + 1e-9 and not self._covered(end):
+                # A gap this thread never saw: the GUI thread held the GIL throughout (a C call
+                # or a garbage collection), so no stack could be taken.
+                for end, ms in gaps[seen:]:
+                    if ms > self.threshold_s * 1000.0:
                         self.stalls.append({"at_s": round(end - ms / 1000.0 - self._t0, 1), "ms": round(ms, 1),
                                             "stack": "(the GUI thread held the GIL: no stack taken)"})
                         if self.on_stall:
                             self.on_stall(self.stalls[-1])
-                seen = len(self.lateness.long_gaps)
+                seen = len(gaps)
             if caught is None and time.perf_counter() - last > self.threshold_s:
                 frame = sys._current_frames().get(self._gui)
                 stack = "".join(traceback.format_stack(frame)[-12:]) if frame else "(no frame)"
                 self.stalls.append({"at_s": round(last - self._t0, 1), "ms": None, "stack": stack})
                 caught, last_before = n, last
-
-    def _covered(self, end: float) -> bool:
-        """A stall caught in the act already accounts for the gap that ended at ``end``."""
-        return any(s["stack"] != "(the GUI thread held the GIL: no stack taken)" and s["ms"] is not None
-                   and abs(self._t0 + s["at_s"] + s["ms"] / 1000.0 - end) < 0.2 for s in self.stalls)
 
     def stop(self) -> None:
         self._stop.set()
