@@ -20,7 +20,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 C, H, W = 256, 56, 56
 
@@ -31,7 +31,7 @@ def make_snapshots(n: int):
     rng = np.random.default_rng(0)
     base = make_probe()
     snaps, raw = [], []
-    for i in range(n):
+    for _ in range(n):
         maps = rng.normal(0, 1, (C, H, W)).astype(np.float32)
         cap = spatial_capture("conv", "conv", maps)
         snaps.append(type(base)(**{**base.__dict__, "layers": (cap,)}))

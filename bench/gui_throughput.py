@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from live_window import make_app, open_window, wait  # noqa: E402
+from live_window import make_app, open_window, wait
 
 BATCH = 64
 PROCESS = [True]  # as the app runs it; --thread-worker measures the in-process thread

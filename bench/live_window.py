@@ -16,7 +16,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("CNN_VISUALIZER_CONFIG_DIR", str(Path("/tmp") / f"cnnvis-bench-{os.getpid()}"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def make_app():

@@ -27,14 +27,14 @@ import tracemalloc
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
+import numpy as np
+import psutil
+import torch
+import torch.nn as nn
 
-from visualizer.core.inspector import Inspector  # noqa: E402
-from visualizer.core.model_bundle import ModelBundle  # noqa: E402
-from visualizer.core.snapshot import CaptureRequest  # noqa: E402
+from visualizer.core.inspector import Inspector
+from visualizer.core.model_bundle import ModelBundle
+from visualizer.core.snapshot import CaptureRequest
 
 
 def resnet18_like(num_classes: int = 1000) -> nn.Module:
@@ -70,7 +70,7 @@ def build(size: int) -> tuple[nn.Module, str]:
     try:
         from visualizer.core.architectures import build_model
         return build_model("resnet18", in_channels=3, num_classes=1000, input_size=size), "zoo resnet18"
-    except Exception as e:  # the zoo may not have it (yet)
+    except Exception as e:  # noqa: BLE001 - the zoo may not have it (yet)
         return resnet18_like(), f"local ResNet-18 ({type(e).__name__})"
 
 

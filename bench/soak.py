@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from live_window import StallWatch, TimerLateness, make_app, open_window  # noqa: E402
+from live_window import StallWatch, TimerLateness, make_app, open_window
 
 
 def main() -> int:

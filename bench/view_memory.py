@@ -36,6 +36,7 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from snapshot_factory import make_probe, make_training
+
     from visualizer.core.snapshot import EpochEnd
     from visualizer.gui.allocator import fix_mmap_threshold
     from visualizer.gui.main_window import CURVES_CLASS, OVERVIEW_CLASS, VIEW_CLASSES, _load_class

@@ -283,6 +283,6 @@ def _default_probe_image(bundle):
             ds = load_dataset(name, limit=200)
             data = data_for(bundle, ds, val_fraction=0.5, reuse_normalisation=True)
             return data.sample(0, split="val")
-        except Exception as e:  # fall through to a blank image, but say why
+        except Exception as e:  # noqa: BLE001 - fall through to a blank image, but say why
             print(f"note: could not load dataset {name!r} for a sample ({e}); using a blank image", file=sys.stderr)
     return np.zeros(bundle.input_shape, dtype=np.float32), None

@@ -12,9 +12,19 @@ import pytest
 import torch
 import torch.nn as nn
 
-from visualizer.core.checkpoint import (ArchitectureRequired, TrustStore, atomic_write, capture_rng_state,
-                                        inspect_model_file, load_model, load_user_model, restore_rng_state,
-                                        save_checkpoint, save_safetensors, sweep_stale_temp)
+from visualizer.core.checkpoint import (
+    ArchitectureRequired,
+    TrustStore,
+    atomic_write,
+    capture_rng_state,
+    inspect_model_file,
+    load_model,
+    load_user_model,
+    restore_rng_state,
+    save_checkpoint,
+    save_safetensors,
+    sweep_stale_temp,
+)
 from visualizer.core.model_bundle import ModelBundle
 
 

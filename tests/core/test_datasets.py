@@ -9,8 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from visualizer.core.datasets import (BUILTIN_DATASETS, Augment, DataOptions, ImageDataset, load_dataset,
-                                      prepare, shared_mnist_dir)
+from visualizer.core.datasets import (
+    BUILTIN_DATASETS,
+    Augment,
+    DataOptions,
+    ImageDataset,
+    load_dataset,
+    prepare,
+    shared_mnist_dir,
+)
 from visualizer.core.errors import LoadError
 
 # ---------------------------------------------------------------- writers of the real formats
@@ -71,7 +78,7 @@ def write_cifar_binary(folder, n=15, seed=0, name="data_batch_1.bin"):
 
 def write_image_folder(root, per_class=4, classes=("cat", "dog"), size=(12, 10)):
     rng = np.random.default_rng(0)
-    for ci, c in enumerate(classes):
+    for c in classes:
         (root / c).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             a = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)

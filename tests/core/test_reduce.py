@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from visualizer.core.reduce import (channel_levels, grid_shape, histogram, levels_of,
-                                    make_mosaic, sanitize, subsample)
+from visualizer.core.reduce import channel_levels, grid_shape, histogram, levels_of, make_mosaic, sanitize, subsample
 
 
 def test_sanitize_replaces_and_counts_nonfinite():

@@ -118,7 +118,7 @@ def test_gradient_clipping_bounds_the_update():
     it = t.run()
     t.control.step(1)
     t.control.pause()
-    for e in it:
+    for _ in it:
         if t.step == 1:
             break
     # plain SGD, lr 1: the update equals the clipped gradient, whose norm is at most 1e-3

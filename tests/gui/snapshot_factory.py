@@ -13,8 +13,17 @@ import math
 import numpy as np
 
 from visualizer.core.snapshot import (
-    ActivationStats, FilterCapture, GradientStats, Histogram, LayerCapture, Levels, Mosaic,
-    PoolCapture, ProbeSnapshot, TrainingSnapshot, frozen_array,
+    ActivationStats,
+    FilterCapture,
+    GradientStats,
+    Histogram,
+    LayerCapture,
+    Levels,
+    Mosaic,
+    PoolCapture,
+    ProbeSnapshot,
+    TrainingSnapshot,
+    frozen_array,
 )
 
 CLASSES = tuple(str(i) for i in range(10))

@@ -227,8 +227,8 @@ def test_snapshots_with_nan_and_inf_render_without_hanging(qtbot, window):
 
 
 def test_pickled_model_asks_for_trust_and_remembers_it(qtbot, window, tmp_path):
-    from visualizer.core.checkpoint import TrustStore
     from visualizer.core.architectures import build_model
+    from visualizer.core.checkpoint import TrustStore
 
     path = tmp_path / "whole_model.pt"
     torch.save(build_model("lenet5", in_channels=1, num_classes=10, input_size=32), path)

@@ -10,12 +10,19 @@ from PyQt6.QtGui import QFontMetrics
 
 from tests.gui.snapshot_factory import make_probe, make_training, mosaic_of
 from visualizer.core.snapshot import EpochEnd, LayerCapture, Levels, Mosaic
-from visualizer.gui.views import (ActivationView, CurvesView, FeatureMapView, FilterView, GradientView,
-                                  OverviewStripView, PoolingView, ProbabilityView)
+from visualizer.gui.views import (
+    ActivationView,
+    CurvesView,
+    FeatureMapView,
+    FilterView,
+    GradientView,
+    OverviewStripView,
+    PoolingView,
+    ProbabilityView,
+)
 from visualizer.gui.views.activation_functions import evaluate
 from visualizer.gui.views.series import GrowableTable, ema
 from visualizer.gui.views.tiling import tile
-
 
 _ALIVE: list = []
 
@@ -555,6 +562,7 @@ def test_frames_update_items_in_place(qtbot, cls):
 
 def test_growing_curves_rerange_rarely_and_axes_are_cached(qtbot):
     from PyQt6.QtWidgets import QGraphicsItem
+
     from visualizer.gui.views.axes import LiveAxis
     v = build(qtbot, CurvesView)
     _feed(v, 80)   # 2000 steps, one frame per 25
@@ -604,6 +612,7 @@ def test_per_frame_text_does_not_change_a_views_minimum_size(qtbot):
 def test_frame_pacer_spreads_views_over_the_event_loop(qtbot):
     """Throttles due together run in separate event-loop turns, GAP_MS apart; one that drew nothing uses no slot."""
     import time
+
     from visualizer.gui.views.throttle import FramePacer, Throttle
     pacer = FramePacer(gap_ms=20)
     fired = []

@@ -4,12 +4,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PyQt6.QtCore import QEvent, QObject, QPoint, Qt
-from PyQt6.QtWidgets import QApplication, QHBoxLayout, QLabel, QWidget
 from PyQt6.QtTest import QTest
+from PyQt6.QtWidgets import QApplication, QHBoxLayout, QLabel, QWidget
 
 from visualizer.gui.widgets import DrawingPad, InputPanel, LayerTree, ProbeInput, TrainingPanel
-from visualizer.gui.widgets.live_text import LiveText
 from visualizer.gui.widgets.layer_tree import COL_DETAIL, COL_KIND, COL_NAME, COL_PARAMS, COL_SHAPE
+from visualizer.gui.widgets.live_text import LiveText
 from visualizer.gui.widgets.log_spin_box import ladder_step
 from visualizer.gui.widgets.mnist_preprocess import area_resize, mnist_center
 

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.core.test_datasets import (cifar_batch_dict, idx_bytes, random_digits, write_cifar_binary,
-                                      write_cifar_python, write_idx_pair)
+from tests.core.test_datasets import (
+    cifar_batch_dict,
+    idx_bytes,
+    random_digits,
+    write_cifar_binary,
+    write_cifar_python,
+    write_idx_pair,
+)
 from visualizer.core.datasets import load_dataset
 from visualizer.core.errors import LoadError
 
@@ -92,9 +98,10 @@ def test_class_with_no_readable_image_is_left_out_and_reported(tmp_path):
 
 
 def test_bomb_in_a_folder_is_skipped(tmp_path):
-    from tests.robustness.test_bad_images import png_chunk
     import struct
     import zlib
+
+    from tests.robustness.test_bad_images import png_chunk
     for c, side in (("a", 8), ("b", 16)):  # sizes tie, and the bomb sorts first in a/
         (tmp_path / c).mkdir()
         Image.new("L", (side, side), 9).save(tmp_path / c / "ok.png")

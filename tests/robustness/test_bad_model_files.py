@@ -18,8 +18,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-from visualizer.core.checkpoint import (ArchitectureRequired, SaveError, inspect_model_file, load_model,
-                                        load_user_model, save_checkpoint, sweep_stale_temp)
+from visualizer.core.checkpoint import (
+    ArchitectureRequired,
+    SaveError,
+    inspect_model_file,
+    load_model,
+    load_user_model,
+    save_checkpoint,
+    sweep_stale_temp,
+)
 from visualizer.core.errors import LoadError, TrustRequired
 from visualizer.core.model_bundle import ModelBundle
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from visualizer.core.checkpoint import load_model, save_checkpoint
 from visualizer.core.architectures import build_model
+from visualizer.core.checkpoint import load_model, save_checkpoint
 from visualizer.core.model_bundle import ModelBundle
 from visualizer.gui.app import sweep_interrupted_saves
 from visualizer.gui.settings import Settings

@@ -85,7 +85,7 @@ def load_image(path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
 def _exif_orientation(im) -> int | None:
     try:
         return im.getexif().get(0x0112)
-    except Exception:  # a broken EXIF block is no reason to refuse the pixels
+    except Exception:  # noqa: BLE001 - a broken EXIF block is no reason to refuse the pixels
         return None
 
 

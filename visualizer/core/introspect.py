@@ -440,7 +440,7 @@ def find_input_shape(model: nn.Module, sizes=CANDIDATE_SIZES,
         for shape in candidates:
             try:
                 out = model(_dummy_input(model, shape))
-            except Exception as e:  # any user-model failure means "not this size"
+            except Exception as e:  # noqa: BLE001 - any user-model failure means "not this size"
                 last_err = e
                 continue
             if first_tensor(out) is not None:

@@ -457,7 +457,7 @@ class Trainer:
         if layer is None:
             try:
                 layer = self.inspector.first_nonfinite_layer(x)
-            except Exception:  # diagnosis is best effort; the stop itself must happen
+            except Exception:  # noqa: BLE001 - diagnosis is best effort; the stop itself must happen
                 layer = None
         where = f"; the first non-finite output was in layer {layer}" if layer else ""
         msg = (f"Training stopped at step {self.step + 1} (epoch {self.epoch + 1}): {what}{where}. "

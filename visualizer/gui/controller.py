@@ -18,8 +18,16 @@ from typing import Callable
 import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
-from visualizer.core.snapshot import (OUT_OF_MEMORY, CaptureRequest, Diverged, EpochEnd, Finished, ProbeSnapshot,
-                                      TrainingSnapshot, frozen_array)
+from visualizer.core.snapshot import (
+    OUT_OF_MEMORY,
+    CaptureRequest,
+    Diverged,
+    EpochEnd,
+    Finished,
+    ProbeSnapshot,
+    TrainingSnapshot,
+    frozen_array,
+)
 from visualizer.core.training import TrainConfig
 
 from .session import PAUSED, RUNNING, STOPPED, LoadedModel, Session

@@ -15,8 +15,15 @@ from typing import Callable
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
 from PyQt6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-    QScrollArea, QWidget,
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QScrollArea,
+    QWidget,
 )
 
 from visualizer.core.errors import LoadError
@@ -730,7 +737,7 @@ class MainWindow(QMainWindow):
             self._closing = True
             try:
                 self.save_settings()
-            except Exception:  # noqa: BLE001 - never let settings prevent closing
+            except Exception:
                 log.exception("could not save settings")
             self.controller.shutdown()
             for box in list(self._messages):

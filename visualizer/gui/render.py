@@ -46,8 +46,16 @@ def render_views(probe: ProbeSnapshot, training: TrainingSnapshot | None, out_di
     app = _application()
     from PyQt6.QtCore import Qt
 
-    from .views import (ActivationView, CurvesView, FeatureMapView, FilterView, GradientView,
-                        OverviewStripView, PoolingView, ProbabilityView)
+    from .views import (
+        ActivationView,
+        CurvesView,
+        FeatureMapView,
+        FilterView,
+        GradientView,
+        OverviewStripView,
+        PoolingView,
+        ProbabilityView,
+    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,13 @@ from PyQt6.QtCore import QObject, QThread, pyqtSignal
 from visualizer.core.errors import LoadError, ModelError, TrustRequired
 from visualizer.core.model_bundle import ModelBundle
 from visualizer.core.snapshot import (
-    OUT_OF_MEMORY, CaptureRequest, Diverged, EpochEnd, Finished, TrainingSnapshot, frozen_array,
+    OUT_OF_MEMORY,
+    CaptureRequest,
+    Diverged,
+    EpochEnd,
+    Finished,
+    TrainingSnapshot,
+    frozen_array,
 )
 from visualizer.core.training import TrainConfig, Trainer, TrainingControl, probe_input, reinitialise
 
@@ -475,7 +481,7 @@ class WorkerCore:
             dataset = load_dataset(spec, limit=limit)
         except LoadError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any reader failure is this folder's problem
+        except Exception as exc:
             raise LoadError(spec, f"could not be read as a data set ({describe_error(exc)})",
                             "the data set shown before is kept") from exc
         return _DataSource(dataset, spec, limit, augment)
@@ -515,7 +521,7 @@ class WorkerCore:
             return data, self._data_info(data, source)
         except LoadError:
             raise
-        except Exception as exc:  # noqa: BLE001 - reported naming the file; nothing was replaced
+        except Exception as exc:
             raise LoadError(origin, f"does not fit the data set {source.spec}: {describe_error(exc)}",
                             "nothing was changed; the model and data shown before are kept") from exc
 
@@ -922,7 +928,7 @@ class _Relay(QThread):
     def _deliver(self, name, payload) -> None:
         try:
             self._emit(name, refreeze(payload))
-        except Exception:  # noqa: BLE001 - never let the relay die
+        except Exception:
             log.exception("could not deliver %s from the worker", name)
 
     def _child_died(self) -> bool:

@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from .common import (SMALL_INPUT_LIMIT, classic_layout, conv_unit, dropout_items, make_activation,
-                     make_pool, named_sequential, scaled)
+from .common import (
+    SMALL_INPUT_LIMIT,
+    classic_layout,
+    conv_unit,
+    dropout_items,
+    make_activation,
+    make_pool,
+    named_sequential,
+    scaled,
+)
 
 
 class AlexNet(nn.Sequential):

@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .common import (SMALL_INPUT_LIMIT, conv_unit, dropout_items, make_pool, named_sequential,
-                     scaled)
+from .common import SMALL_INPUT_LIMIT, conv_unit, dropout_items, make_pool, named_sequential, scaled
 
 # name: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), the paper's table 1.
 MODULES = {

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .common import (SMALL_INPUT_LIMIT, conv_unit, dropout_items, make_divisible, named_sequential)
+from .common import SMALL_INPUT_LIMIT, conv_unit, dropout_items, make_divisible, named_sequential
 
 # (expansion t, output channels c, repeats n, first stride s): the paper's table 2.
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),

@@ -11,8 +11,17 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from .common import (SMALL_INPUT_LIMIT, classic_layout, conv_out, conv_unit, dropout_items,
-                     make_activation, make_pool, named_sequential, scaled)
+from .common import (
+    SMALL_INPUT_LIMIT,
+    classic_layout,
+    conv_out,
+    conv_unit,
+    dropout_items,
+    make_activation,
+    make_pool,
+    named_sequential,
+    scaled,
+)
 
 # Output channels of each conv, one tuple per stage; every stage ends with a pool.
 STAGES = {

@@ -72,6 +72,6 @@ def globals_in_pickle(data: bytes | io.BufferedIOBase) -> tuple[set[str], bool]:
                 continue
             if len(stack_strings) > 64:
                 del stack_strings[:-8]
-    except Exception:  # damaged stream: whatever was found so far, flagged incomplete
+    except Exception:  # noqa: BLE001 - damaged stream: whatever was found so far, flagged incomplete
         complete = False
     return found, complete

@@ -132,7 +132,7 @@ def _jit_load(p: Path, src) -> nn.Module:
 
     try:
         return torch.jit.load(io.BytesIO(src) if isinstance(src, bytes) else str(src), map_location="cpu")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise LoadError(p, f"the TorchScript file could not be loaded ({type(e).__name__}: {e})",
                         "it may be damaged or from a newer PyTorch") from e
 
@@ -143,7 +143,7 @@ def _export_load(p: Path, src):
     try:
         program = torch.export.load(io.BytesIO(src) if isinstance(src, bytes) else str(src))
         module = program.module()
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise LoadError(p, f"the .pt2 program could not be loaded ({type(e).__name__}: {e})",
                         "export it again with this PyTorch version, or save a state_dict instead") from e
     shape = None
@@ -290,7 +290,7 @@ def _from_safetensors(p: Path, arch, arch_options, model_spec) -> ModelBundle:
         with safe_open(str(p), framework="pt", device="cpu") as f:
             header = dict(f.metadata() or {})
             sd = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # noqa: BLE001 - SafetensorError, OSError, ValueError...
+    except Exception as e:
         raise LoadError(p, f"the safetensors file is damaged ({type(e).__name__}: {e})",
                         "it may be truncated; use an undamaged copy") from e
     if not sd:

@@ -41,7 +41,7 @@ def load_weights_only(source: Path | bytes, path: Path | None = None, *, mmap: b
                         "use an undamaged copy") from e
     except MemoryError as e:
         raise LoadError(name, "not enough memory to load the file") from e
-    except Exception as e:  # noqa: BLE001 - see module docstring: many types, one meaning
+    except Exception as e:
         raise LoadError(name, f"the file is damaged or not a PyTorch file ({type(e).__name__}: {_short(e)})",
                         "it may be truncated; use an undamaged copy") from e
 
@@ -58,7 +58,7 @@ def load_trusted(source: Path | bytes, path: Path | None = None):
         raise LoadError(name, f"the pickled model refers to code that is not available here ({_short(e)})",
                         "its class must be importable; or save its state_dict and load that with "
                         "the model given as file.py:ClassName") from e
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise LoadError(name, f"loading the pickled object failed ({type(e).__name__}: {_short(e)})") from e
 
 

@@ -118,7 +118,7 @@ def _build(module: ModuleType, path: Path, name: str, kwargs: dict) -> nn.Module
                         "arguments and returns the model")
     try:
         model = target(**kwargs)
-    except Exception as e:  # noqa: BLE001 - user code: any failure is reported, not raised through
+    except Exception as e:
         line = _line_in(path, e)
         raise LoadError(path, f"building {name} raised {type(e).__name__}: {e}"
                         + (f" (line {line})" if line else "")) from e

@@ -15,8 +15,13 @@ import torch
 import torch.nn as nn
 
 from ..errors import LoadError
-from .state_dict import (describe_differences, differences, first_conv_in_channels,
-                         first_conv_out_channels, last_linear_out_features)
+from .state_dict import (
+    describe_differences,
+    differences,
+    first_conv_in_channels,
+    first_conv_out_channels,
+    last_linear_out_features,
+)
 
 _INPUT_SIZES = (28, 32, 64, 224)
 

@@ -72,7 +72,7 @@ def load_image_folder(root: Path, *, seed: int = 0, limit: int | None = None) ->
                 skipped.append(f"{f.relative_to(root)}: image claims {w} x {h} pixels, over the limit")
                 continue
             headers.append((f, ci, (h, w), mode not in GRAY_MODES))
-        except Exception as e:  # not an image at all: pass 2 would fail the same way
+        except Exception as e:  # noqa: BLE001 - not an image at all: pass 2 would fail the same way
             skipped.append(f"{f.relative_to(root)}: cannot read image ({type(e).__name__})")
     if not headers:
         raise LoadError(root, f"none of the {len(items)} files is a readable image", "put images into the class subfolders")

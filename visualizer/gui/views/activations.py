@@ -19,7 +19,7 @@ from .base import View
 from .finite import finite_float32
 from .probability_bars import ProbabilityBars
 from .ranges import RangeFollower, needs_refit
-from .series import GrowableTable, HISTORY_CAP
+from .series import HISTORY_CAP, GrowableTable
 
 POINTS = 400
 FUNCTION_COLOUR = "#1e88e5"

@@ -18,7 +18,6 @@ from PyQt6.QtSvg import QSvgGenerator
 from PyQt6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from visualizer.core.snapshot import EpochEnd, ProbeSnapshot, TrainingSnapshot
-
 from visualizer.gui.widgets.live_text import LiveText
 
 from .axes import live_axes

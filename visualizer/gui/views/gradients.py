@@ -23,7 +23,7 @@ from . import colormaps
 from .bars import set_category_ticks
 from .base import View
 from .ranges import RangeFollower
-from .series import GrowableTable, HISTORY_CAP
+from .series import HISTORY_CAP, GrowableTable
 
 FLOOR = 1e-12
 EXPLODE_COLOUR = QColor("#d32f2f")

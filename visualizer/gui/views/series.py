@@ -12,7 +12,6 @@ from functools import lru_cache
 
 import numpy as np
 
-
 # Rows of per-snapshot history a view keeps per table (older half decimated beyond): at 10
 # snapshots/s that is 8 minutes at full resolution, then the whole run at a coarser one;
 # still more points than a plot has pixels. Reached early, memory then stays flat.

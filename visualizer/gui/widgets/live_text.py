@@ -17,7 +17,6 @@ from PyQt6.QtCore import QEvent, QPointF, QSize, Qt
 from PyQt6.QtGui import QPainter, QPalette, QStaticText
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
-
 _TAG = re.compile(r"<[^>]*>")
 
 

@@ -11,14 +11,32 @@ import dataclasses
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QPushButton,
-    QScrollArea, QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
 from .choices import (
-    BROWSE, DISPLAY_NAMES, FALLBACK_ACTIVATIONS, FALLBACK_ARCHITECTURES, FALLBACK_DATASETS,
-    FALLBACK_POOLINGS, OPTIMIZERS, SCHEDULES, combo as _combo, describe_items as _describe_items,
-    names as _names, registry as _registry,
+    BROWSE,
+    DISPLAY_NAMES,
+    FALLBACK_ACTIVATIONS,
+    FALLBACK_ARCHITECTURES,
+    FALLBACK_DATASETS,
+    FALLBACK_POOLINGS,
+    OPTIMIZERS,
+    SCHEDULES,
+    combo as _combo,
+    describe_items as _describe_items,
+    names as _names,
+    registry as _registry,
 )
 from .log_spin_box import LogSpinBox
 
