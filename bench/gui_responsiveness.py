@@ -36,7 +36,7 @@ def main() -> int:
 
     from PyQt6.QtCore import QTimer
 
-    from visualizer.core.training import TrainConfig
+    from visualizer.core.config import TrainConfig
     from visualizer.gui.views.base import View
 
     app = make_app()

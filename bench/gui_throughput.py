@@ -43,8 +43,9 @@ def headless(steps: int) -> float:
 
 def _headless(steps: int) -> float:
     from visualizer.core.assemble import data_for, new_model_bundle
+    from visualizer.core.config import TrainConfig
     from visualizer.core.datasets import load_dataset
-    from visualizer.core.training import TrainConfig, Trainer
+    from visualizer.core.training import Trainer
 
     ds = load_dataset(DATASET, seed=0)
     bundle = new_model_bundle("lenet5", ds, seed=0)
@@ -67,7 +68,7 @@ def _headless(steps: int) -> float:
 def with_window(app, steps: int, hz: float, all_views: bool = False) -> tuple[float, int]:
     """Steps per second with the whole window open (default layout: the overview, one view
     tab and the curves on screen; ``all_views``: every view side by side); snapshots shown."""
-    from visualizer.core.training import TrainConfig
+    from visualizer.core.config import TrainConfig
 
     window, controller = open_window(app, process=PROCESS[0], all_views=all_views)
     controller.rebuild("lenet5", {})  # the same fresh LeNet-5 as the headless run

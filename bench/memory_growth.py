@@ -15,9 +15,10 @@ import psutil
 import torch
 
 from visualizer.core.assemble import data_for, new_model_bundle
+from visualizer.core.config import TrainConfig
 from visualizer.core.datasets import load_dataset
 from visualizer.core.snapshot import CaptureRequest, TrainingSnapshot
-from visualizer.core.training import TrainConfig, Trainer, TrainingControl
+from visualizer.core.training import Trainer, TrainingControl
 
 
 def main() -> None:

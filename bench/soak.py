@@ -44,7 +44,7 @@ def main() -> int:
     import psutil
     from PyQt6.QtCore import QTimer
 
-    from visualizer.core.training import TrainConfig
+    from visualizer.core.config import TrainConfig
     from visualizer.gui.app import settle
 
     app = make_app()

@@ -7,8 +7,9 @@ import pytest
 
 from visualizer.core.assemble import data_for
 from visualizer.core.checkpoint import inspect_model_file, load_model
+from visualizer.core.config import TrainConfig
 from visualizer.core.datasets import load_dataset
-from visualizer.core.training import TrainConfig, Trainer
+from visualizer.core.training import Trainer
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 

@@ -169,9 +169,10 @@ def cmd_train(args) -> int:
 
     from .core.assemble import data_for, new_model_bundle
     from .core.checkpoint import load_model, save_checkpoint
+    from .core.config import TrainConfig
     from .core.datasets import Augment, load_dataset
     from .core.snapshot import Diverged, EpochEnd
-    from .core.training import TrainConfig, Trainer
+    from .core.training import Trainer
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     lr = args.lr if args.lr is not None else (0.01 if args.optimizer == "sgd" else 0.001)

@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 
 from visualizer.core.assemble import data_for, new_model_bundle
+from visualizer.core.config import TrainConfig
 from visualizer.core.datasets import load_dataset
 from visualizer.core.snapshot import CaptureRequest, TrainingSnapshot
-from visualizer.core.training import TrainConfig, Trainer, TrainingControl
+from visualizer.core.training import Trainer, TrainingControl
 
 
 def first_snapshot_gradients(arch, ds, **options):

@@ -4,7 +4,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visualizer.core.errors import ModelError
-from visualizer.core.introspect import LAYER_KINDS, find_input_shape, introspect
+from visualizer.core.introspect import find_input_shape, introspect
+from visualizer.core.model_info import LAYER_KINDS
 
 
 class Residual(nn.Module):

@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn as nn
 
+from visualizer.core.config import TrainConfig
 from visualizer.core.model_bundle import ModelBundle
 from visualizer.core.snapshot import CaptureRequest, Diverged, EpochEnd, Finished, Paused, TrainingSnapshot
-from visualizer.core.training import TrainConfig, Trainer, TrainingControl
+from visualizer.core.training import Trainer, TrainingControl
 
 
 class TinyData:

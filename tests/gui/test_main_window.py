@@ -11,7 +11,8 @@ import torch
 from PyQt6.QtCore import QPoint, Qt
 
 from tests.gui.snapshot_factory import make_probe, make_training
-from visualizer.core.training import TrainConfig, Trainer
+from visualizer.core.config import TrainConfig
+from visualizer.core.training import Trainer
 from visualizer.gui.controller import Controller
 from visualizer.gui.main_window import MainWindow
 from visualizer.gui.session import PAUSED, RUNNING, STOPPED

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from visualizer.core.config import TrainConfig
 from visualizer.core.snapshot import OUT_OF_MEMORY, CaptureRequest, Finished, ProbeSnapshot, TrainingSnapshot
-from visualizer.core.training import TrainConfig, Trainer
+from visualizer.core.training import Trainer
 from visualizer.gui.session import LoadedModel
 from visualizer.gui.worker import DataInfo, Worker, describe_error
 

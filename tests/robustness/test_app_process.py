@@ -39,7 +39,7 @@ def test_a_worker_whose_gui_was_killed_stops(tmp_path):
     script = r"""
 import os, signal, sys, time
 from PyQt6.QtCore import QCoreApplication
-from visualizer.core.training import TrainConfig
+from visualizer.core.config import TrainConfig
 from visualizer.gui.worker import Worker
 app = QCoreApplication([])
 w = Worker(process=True, sample_limit=256)

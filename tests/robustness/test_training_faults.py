@@ -6,9 +6,10 @@ import torch
 
 from visualizer.core.assemble import data_for, new_model_bundle
 from visualizer.core.checkpoint import load_model, save_checkpoint
+from visualizer.core.config import TrainConfig
 from visualizer.core.datasets import load_dataset
 from visualizer.core.snapshot import Diverged, EpochEnd, Finished
-from visualizer.core.training import TrainConfig, Trainer
+from visualizer.core.training import Trainer
 
 
 @pytest.fixture(scope="module")

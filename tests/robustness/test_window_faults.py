@@ -12,7 +12,8 @@ import torch
 from PyQt6.QtWidgets import QMessageBox
 
 from tests.gui.test_main_window import SHORT, WAIT, open_window, stop
-from visualizer.core.training import TrainConfig, Trainer
+from visualizer.core.config import TrainConfig
+from visualizer.core.training import Trainer
 from visualizer.gui.session import STOPPED
 from visualizer.gui.settings import Settings
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -34,78 +34,11 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from .errors import ModelError
-
-LAYER_KINDS = ("conv", "depthwise_conv", "pool", "activation", "norm", "linear", "dropout", "block", "other")
+from .model_info import LayerInfo, ModelInfo
 
 # Sizes tried, in order, when the input size is unknown: the common datasets
 # first (CIFAR 32, MNIST 28), then the common ImageNet-style crops.
 CANDIDATE_SIZES = (32, 28, 64, 224, 96, 299, 128, 227, 256, 48, 16, 112, 160, 384, 512)
-
-
-# --------------------------------------------------------------------------- layer info
-
-@dataclass(frozen=True)
-class LayerInfo:
-    name: str                               # qualified module name, or a functional pseudo-name
-    kind: str                               # one of LAYER_KINDS
-    type_name: str                          # class name ("Conv2d") or "F.relu" for functional calls
-    output_shape: tuple[int, ...] | None    # per sample (no batch axis); None if not a tensor / not called
-    params: int                             # own parameters for leaves, all for blocks
-    functional: bool                        # an activation called as a function inside forward
-    parent: str | None                      # enclosing module's qualified name (None: the model itself)
-    detail: str                             # "5x5 s1 p0", "max 2x2 s2", "ReLU", "groups=32", ...
-    activation: str | None = None           # relu, leaky_relu, sigmoid, ... for activation layers
-    activation_params: tuple[tuple[str, float], ...] = ()
-    calls: int = 1                          # how often the forward called it (0: never)
-
-    @property
-    def is_block(self) -> bool:
-        return self.kind == "block"
-
-    @property
-    def spatial(self) -> bool:
-        return self.output_shape is not None and len(self.output_shape) == 3
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    layers: tuple[LayerInfo, ...]           # execution order; blocks before their children
-    input_shape: tuple[int, int, int]       # (C, H, W) that a dummy forward accepted
-    total_params: int
-    num_outputs: int                        # per-sample size of the model output (classes)
-    _index: dict = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self):
-        object.__setattr__(self, "_index", {l.name: i for i, l in enumerate(self.layers)})
-
-    def __len__(self) -> int:
-        return len(self.layers)
-
-    def __iter__(self):
-        return iter(self.layers)
-
-    def by_name(self, name: str) -> LayerInfo | None:
-        i = self._index.get(name)
-        return None if i is None else self.layers[i]
-
-    def index_of(self, name: str) -> int:
-        """Execution-order position of ``name`` (-1 if unknown): sorts captures input → output."""
-        return self._index.get(name, -1)
-
-    def names(self) -> tuple[str, ...]:
-        return tuple(l.name for l in self.layers)
-
-    def leaves(self) -> tuple[LayerInfo, ...]:
-        return tuple(l for l in self.layers if l.kind != "block")
-
-    def of_kind(self, *kinds: str) -> tuple[LayerInfo, ...]:
-        return tuple(l for l in self.layers if l.kind in kinds)
-
-    def activations(self) -> tuple[LayerInfo, ...]:
-        return self.of_kind("activation")
-
-    def convs(self) -> tuple[LayerInfo, ...]:
-        return self.of_kind("conv", "depthwise_conv")
 
 
 # --------------------------------------------------------------------------- kinds

@@ -94,7 +94,7 @@ class LayerCapture:
     """One layer's output for the probe sample."""
 
     name: str
-    kind: str                         # see introspect.LAYER_KINDS
+    kind: str                         # see model_info.LAYER_KINDS
     shape: tuple[int, ...]            # full per-sample output shape, e.g. (16, 10, 10) or (120,)
     maps: np.ndarray | None           # (C', H, W) spatial outputs, C' <= max_channels; None if not spatial
     channels: tuple[int, ...]         # original channel index of each row of ``maps``

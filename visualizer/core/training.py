@@ -18,7 +18,6 @@ import contextlib
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import TrainConfig
 from .inspector import Inspector
 from .model_bundle import ModelBundle
 from .snapshot import (
@@ -40,45 +40,8 @@ from .snapshot import (
     frozen_array,
 )
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("none", "step", "cosine")
 PACER_WINDOW = 5      # snapshots whose cheapest cost paces the next ones (Trainer._record_cost)
 HISTORY_CAP = 20_000  # rows of (step, loss, acc) kept between two consumed snapshots
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 3
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "none"
-    step_size: int = 1          # epochs between decays of the "step" schedule
-    gamma: float = 0.1
-    grad_clip: float | None = None
-    seed: int = 0
-    snapshot_hz: float = 10.0   # 0 disables snapshots (headless training)
-    instrumentation_budget: float = 0.02  # max share of training time spent making snapshots
-    max_steps_per_sec: float = 0.0  # slow motion for a lecture (0: as fast as possible)
-    device: str = "cpu"
-
-    def validate(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch size must be at least 1")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"learning rate must be a positive number, not {self.lr}")
-        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
-            raise ValueError("Nesterov momentum needs the SGD optimizer with momentum > 0")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def reinitialise(model: nn.Module, seed: int = 0) -> None:

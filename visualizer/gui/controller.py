@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
+from visualizer.core.config import TrainConfig
 from visualizer.core.snapshot import (
     OUT_OF_MEMORY,
     CaptureRequest,
@@ -28,7 +29,6 @@ from visualizer.core.snapshot import (
     TrainingSnapshot,
     frozen_array,
 )
-from visualizer.core.training import TrainConfig
 
 from .session import PAUSED, RUNNING, STOPPED, LoadedModel, Session
 from .settings import Settings

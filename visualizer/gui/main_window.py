@@ -422,7 +422,7 @@ class MainWindow(QMainWindow):
     def training_config(self):
         from dataclasses import replace
 
-        from visualizer.core.training import TrainConfig
+        from visualizer.core.config import TrainConfig
         cfg = self.training_panel.config()
         if not isinstance(cfg, TrainConfig):
             cfg = TrainConfig(**cfg)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
+from visualizer.core.config import TrainConfig
 from visualizer.core.errors import LoadError, ModelError, TrustRequired
 from visualizer.core.model_bundle import ModelBundle
 from visualizer.core.snapshot import (
@@ -44,7 +45,7 @@ from visualizer.core.snapshot import (
     TrainingSnapshot,
     frozen_array,
 )
-from visualizer.core.training import TrainConfig, Trainer, TrainingControl, probe_input, reinitialise
+from visualizer.core.training import Trainer, TrainingControl, probe_input, reinitialise
 
 from .session import LoadedModel
 

@@ -374,7 +374,7 @@ class TrainingPanel(QWidget):
         """A ``core.training.TrainConfig`` (a dict with the same fields if training is absent)."""
         fields = self._config_fields()
         try:
-            from visualizer.core.training import TrainConfig
+            from visualizer.core.config import TrainConfig
         except Exception:  # noqa: BLE001 - the panel must work before/without core.training
             return fields
         known = {f.name for f in dataclasses.fields(TrainConfig)}

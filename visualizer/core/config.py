@@ -1,0 +1,47 @@
+"""How a training run is set up, as plain data (no torch): the GUI builds one, the engine runs it.
+
+Kept apart from ``training.py`` so that the window's process can make and validate a
+configuration without importing torch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "step", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    step_size: int = 1          # epochs between decays of the "step" schedule
+    gamma: float = 0.1
+    grad_clip: float | None = None
+    seed: int = 0
+    snapshot_hz: float = 10.0   # 0 disables snapshots (headless training)
+    instrumentation_budget: float = 0.02  # max share of training time spent making snapshots
+    max_steps_per_sec: float = 0.0  # slow motion for a lecture (0: as fast as possible)
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch size must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"learning rate must be a positive number, not {self.lr}")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
+            raise ValueError("Nesterov momentum needs the SGD optimizer with momentum > 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
