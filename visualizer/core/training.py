@@ -377,7 +377,7 @@ class Trainer:
         if probe is not None:
             # Armed for this one step only: records d loss / d output of sample 0 per layer
             # (the activation-gradient norms); maps come from the eval-mode probe pass later.
-            probe.arm(set(), sample_index=0, want_grads=True)
+            probe.arm(set(), sample_index=0, want_grads=True, stats=False)
         try:
             with probe.functional() if probe is not None else contextlib.nullcontext():
                 logits = self.model(x)
