@@ -152,7 +152,8 @@ class _Encoder:
         name = _DTYPE_NAMES.get(dt)
         if name is None:
             raise TypeError(f"array dtype {a.dtype} is not allowed in records (allowed: {', '.join(DTYPES)})")
-        a = np.ascontiguousarray(a, dtype=dt)
+        if not (a.flags.c_contiguous and a.dtype == dt):
+            a = np.array(a, dtype=dt, order="C")   # not ascontiguousarray: it turns 0-d into 1-d
         shape = list(a.shape)
         if self.compact and name == "f4" and a.size >= COMPACT_MIN_ELEMENTS:
             with np.errstate(invalid="ignore"):
@@ -250,6 +251,8 @@ class _Decoder:
             if all(type(x) in _PLAIN for x in items):
                 # Fast path for tuples of scalars (channel lists, class names): no recursion.
                 self.nodes += len(items)
+                if self.nodes > self.limits.max_nodes:
+                    raise RecordError(f"more than {self.limits.max_nodes} values")
                 if any(type(x) is int and not -_INT64 <= x < _INT64 for x in items):
                     raise RecordError("an int does not fit 64 bits")
                 return tuple(items) if tag == "t" else items
