@@ -211,6 +211,7 @@ def test_a_viewer_that_stops_reading_never_holds_up_publish(server):
     s.sendall(GREETING)
     recv_exact(s, len(GREETING))
     s.sendall(encode_frame(HELLO, json.dumps({"token": server.token}).encode()))
+    assert read_frame(s, frozenset((WELCOME,)))[0] == WELCOME     # attached; from here on it reads nothing
     big = encode_record(np.random.default_rng(0).standard_normal(200_000).astype(np.float32), compact=False)
     times = []
     for _ in range(200):

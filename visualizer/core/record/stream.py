@@ -33,7 +33,7 @@ import socket
 import threading
 
 from ... import __version__
-from .encoding import RecordError, decode_record, encode_record
+from .encoding import RecordError, decode_record, encode_record, is_record
 from .framing import (
     GREETING,
     HELLO,
@@ -178,7 +178,11 @@ class StreamServer:
     def publish(self, record) -> int:
         """Offer ``record`` (encoded bytes, or an object encoded once if a viewer needs it) to every
         viewer; returns how many viewers there are. Never blocks, never raises for a viewer."""
-        frame = _Frame(bytes(record) if isinstance(record, (bytearray, memoryview)) else record)
+        if isinstance(record, (bytes, bytearray, memoryview)):
+            record = bytes(record)
+            if not is_record(record):
+                raise ValueError("publish got bytes that are not an encoded record")
+        frame = _Frame(record)
         self._last = frame
         viewers = self._viewers
         self._stats["published"] += 1
