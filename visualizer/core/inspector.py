@@ -16,6 +16,7 @@ from .errors import ModelError
 from .introspect import ModelInfo, eval_mode, first_tensor, introspect
 from .model_bundle import ModelBundle
 from .probe import Probe
+from .probe_reduce import HostCopy
 from .reduce import sanitize
 from .snapshot import CaptureRequest, FilterCapture, GradientStats, ProbeSnapshot, frozen_array
 
@@ -27,23 +28,25 @@ def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return p.device, (p.dtype if p.is_floating_point() else torch.float32)
 
 
-def _as_probabilities(logits: torch.Tensor) -> np.ndarray:
-    """Softmax of one sample's outputs, unless they already are (log-)probabilities.
+def _as_probabilities(v: np.ndarray) -> np.ndarray:
+    """Softmax of one sample's outputs (host values), unless they already are (log-)probabilities.
 
     Many user models end in ``softmax``/``log_softmax`` (the classic MNIST
     example): a second softmax would flatten their confidence towards uniform.
     """
-    v = logits.detach().float().reshape(-1).cpu()
-    if v.numel() == 0:
+    v = np.asarray(v, dtype=np.float64).reshape(-1)
+    if v.size == 0:
         return frozen_array(np.zeros(0, np.float32))
-    finite = torch.isfinite(v).all()
+    finite = bool(np.isfinite(v).all())
     if finite and (v >= 0).all() and (v <= 1).all() and abs(float(v.sum()) - 1.0) < 1e-3:
         p = v
-    elif finite and (v <= 0).all() and abs(float(v.exp().sum()) - 1.0) < 1e-3:
-        p = v.exp()
+    elif finite and (v <= 0).all() and abs(float(np.exp(v).sum()) - 1.0) < 1e-3:
+        p = np.exp(v)
     else:
-        p = torch.softmax(torch.nan_to_num(v, nan=0.0, posinf=1e4, neginf=-1e4), dim=0)
-    out, _ = sanitize(p.numpy())
+        z = np.nan_to_num(v, nan=0.0, posinf=1e4, neginf=-1e4)
+        e = np.exp(z - z.max())
+        p = e / e.sum()
+    out, _ = sanitize(p)
     return out
 
 
@@ -93,12 +96,15 @@ class Inspector:
         return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=dtype)[None]
 
     def probe(self, request: CaptureRequest, image01: np.ndarray | None = None, label: int | None = None,
-              *, initial: dict | None = None, grads: bool = False) -> ProbeSnapshot:
+              *, initial: dict | None = None, grads: bool = False, also: list | None = None):
         """One eval-mode, no-grad forward of one image; captures what ``request`` asks for.
 
         ``image01``: (C, H, W) in [0, 1]; defaults to ``request.probe_input``, then to
         a blank image. ``initial``/``grads`` are passed to :meth:`capture_filters`
         (weight change since training started, current weight gradients).
+        Everything travels to the host in one copy. ``also``: functions ``stage(host_copy) ->
+        finish`` that put other figures into the same copy (``stage_gradients``, a recorder's
+        losses); then ``(snapshot, [finish() of each])`` is returned.
         """
         if image01 is None:
             image01 = request.probe_input
@@ -106,33 +112,40 @@ class Inspector:
         if image01 is None:
             image01 = np.zeros(self.bundle.input_shape, np.float32)
         x = self._input_tensor(image01)
-        layers = set(request.layers)
-        captures, stats = (), ()
+        flat = HostCopy(x.device)
+        finish_pass = None
         with eval_mode(self.model), torch.no_grad():
             if self.layer_probe is not None:
-                self.layer_probe.arm(layers, sample_index=0, max_channels=request.max_channels, want_grads=False,
-                                     overview_channels=request.overview_channels)
+                self.layer_probe.arm(set(request.layers), sample_index=0, max_channels=request.max_channels,
+                                     want_grads=False, overview_channels=request.overview_channels)
                 try:
                     with self.layer_probe.functional():
                         out = self.model(x)
                 finally:
                     self.layer_probe.disarm()
-                captures, stats = self.layer_probe.collect()
+                finish_pass = self.layer_probe.stage(flat)
             else:
                 out = self.model(x)
         logits = first_tensor(out)
-        probs = _as_probabilities(logits[0]) if logits is not None and logits.dim() > 0 else \
+        logits_i = flat.add(logits[0]) if logits is not None and logits.dim() > 0 else None
+        finish_filters = self._stage_filters(request.filter_layers, flat, initial=initial, grads=grads,
+                                             max_channels=request.max_channels)
+        finish_also = [stage(flat) for stage in (also or ())]
+        flat.copy_to_host()                                   # the one device -> host copy
+        captures, stats = finish_pass() if finish_pass is not None else ((), ())
+        probs = _as_probabilities(flat.take(logits_i)) if logits_i is not None else \
             frozen_array(np.zeros(0, np.float32))
         names = tuple(self.bundle.class_names)
         if len(names) != probs.size:
             names = tuple(str(i) for i in range(probs.size))
         shown, _ = sanitize(np.clip(np.asarray(image01, np.float32), 0.0, 1.0).reshape(self.bundle.input_shape))
-        return ProbeSnapshot(
+        snap = ProbeSnapshot(
             input_image=shown, label=None if label is None else int(label), probabilities=probs,
-            class_names=names, layers=captures, activations=stats,
-            filters=self.capture_filters(request.filter_layers, initial=initial, grads=grads,
-                                         max_channels=request.max_channels),
+            class_names=names, layers=captures, activations=stats, filters=finish_filters(),
             request_id=request.request_id)
+        if also is None:
+            return snap
+        return snap, [finish() for finish in finish_also]
 
     # ------------------------------------------------------------------ filters
 
@@ -143,28 +156,40 @@ class Inspector:
         Names that are not conv layers of this model are skipped: a request can
         outlive the model it was made for.
         """
-        out = []
+        flat = HostCopy(_model_device_dtype(self.model)[0])
+        finish = self._stage_filters(names, flat, initial=initial, grads=grads, max_channels=max_channels)
+        flat.copy_to_host()
+        return finish()
+
+    def _stage_filters(self, names, flat: HostCopy, *, initial: dict | None, grads: bool, max_channels: int):
+        staged = []
         for name in names:
             m = self._module(name)
             if not isinstance(m, nn.modules.conv._ConvNd) or m.weight.dim() != 4:
                 continue
             n = max(1, int(max_channels))
-            # PITFALLS: .cpu().numpy() of a CPU tensor aliases the live weights;
-            # sanitize() copies into a fresh read-only array.
-            w, _ = sanitize(m.weight.detach()[:n].cpu().float().numpy())
-            delta = None
+            w_i = flat.add(m.weight.detach()[:n])
+            g_i = flat.add(m.weight.grad.detach()[:n]) if grads and m.weight.grad is not None else None
+            w0 = None
             if initial is not None and name in initial:
                 w0 = initial[name]
                 w0 = w0.detach().cpu().float().numpy() if isinstance(w0, torch.Tensor) else np.asarray(w0)
-                if w0.shape == tuple(m.weight.shape):
-                    delta, _ = sanitize(w - w0[:n])
-            g = None
-            if grads and m.weight.grad is not None:
-                g, _ = sanitize(m.weight.grad.detach()[:n].cpu().float().numpy())
-            out.append(FilterCapture(name=name, weight=w, delta=delta, grad=g,
-                                     in_channels=int(m.in_channels), out_channels=int(m.out_channels),
-                                     groups=int(m.groups)))
-        return tuple(out)
+                w0 = w0[:n] if w0.shape == tuple(m.weight.shape) else None
+            staged.append((name, m, w_i, g_i, w0))
+
+        def finish() -> tuple[FilterCapture, ...]:
+            out = []
+            for name, m, w_i, g_i, w0 in staged:
+                # The host copy is private (never an alias of the live weights, PITFALLS), finite and frozen.
+                w = flat.take(w_i)
+                delta = None
+                if w0 is not None:
+                    delta, _ = sanitize(w - w0)
+                g = flat.take(g_i) if g_i is not None else None
+                out.append(FilterCapture(name=name, weight=w, delta=delta, grad=g, in_channels=int(m.in_channels),
+                                         out_channels=int(m.out_channels), groups=int(m.groups)))
+            return tuple(out)
+        return finish
 
     # ------------------------------------------------------------------ gradients
 
@@ -176,14 +201,21 @@ class Inspector:
         name (or ``"<layer>.weight"``), for the update/weight ratio (0 without
         them). ``act_grad_norms``: output-gradient norms by layer, defaulting to
         what the probe recorded in its last armed pass. All norms are computed on
-        the device and stacked, so there is one host copy per call.
+        the device, with one host copy per call.
         """
+        flat = HostCopy(_model_device_dtype(self.model)[0])
+        finish = self.stage_gradients(flat, prev_params, act_grad_norms)
+        flat.copy_to_host()
+        return finish()
+
+    def stage_gradients(self, flat: HostCopy, prev_params: dict | None = None, act_grad_norms: dict | None = None):
+        """Put the gradient figures into ``flat``; returns ``finish()`` giving the GradientStats after the copy."""
         if not self._weighted:
-            return ()
+            return lambda: ()
         recorded = {}
         if act_grad_norms is None and self.layer_probe is not None:
-            recorded = self.layer_probe.act_grad_tensors()   # copied to the host below, with the rest
-        act_grad_norms = act_grad_norms or {}
+            recorded = self.layer_probe.act_grad_tensors()   # copied to the host with the rest
+        given = dict(act_grad_norms or {})
         device = _model_device_dtype(self.model)[0]
         one = torch.zeros(1, device=device)
         weights = [m.weight.detach() for _, m in self._weighted]
@@ -191,10 +223,10 @@ class Inspector:
         grads = [w.grad.detach() if (w := m.weight).grad is not None else one for _, m in self._weighted]
         bias_grads = [b.grad.detach() if isinstance(b, torch.Tensor) and b.grad is not None else one for b in biases]
         # One fused norm call per list instead of four calls per layer (the foreach kernels that
-        # clip_grad_norm_ uses); every result is stacked and copied to the host once.
+        # clip_grad_norm_ uses).
         parts = [*torch._foreach_norm(grads), *torch._foreach_norm(bias_grads), *torch._foreach_norm(weights)]
-        deltas = []
         if prev_params:
+            deltas = []
             for (name, _m), w in zip(self._weighted, weights):
                 prev = prev_params.get(name, prev_params.get(f"{name}.weight"))
                 if prev is None:
@@ -205,21 +237,25 @@ class Inspector:
                 deltas.append(w - p if p.shape == w.shape else one * 0)
             parts += torch._foreach_norm(deltas)
         names = list(recorded)
-        parts += [recorded[n].reshape(()) for n in names]
-        vals = torch.stack([t.float().reshape(()).to(device) for t in parts]).cpu().tolist()  # the one host copy
-        k = len(self._weighted)
-        act_grad_norms = {**dict(zip(names, vals[len(vals) - len(names):])), **act_grad_norms}
-        out = []
-        for i, ((name, _m), b) in enumerate(zip(self._weighted, biases)):
-            wn, bn, wl2 = vals[i], vals[k + i], vals[2 * k + i]
-            dn = vals[3 * k + i] if prev_params else 0.0
-            ratio = dn / wl2 if wl2 > 0 else 0.0
-            agn = act_grad_norms.get(name)
-            out.append(GradientStats(name=name, weight_norm=_finite(wn),
-                                     bias_norm=_finite(bn) if isinstance(b, torch.Tensor) else None,
-                                     weight_l2=_finite(wl2), update_ratio=_finite(ratio),
-                                     act_grad_norm=None if agn is None else _finite(agn)))
-        return tuple(out)
+        parts += [recorded[n] for n in names]
+        index = flat.add(torch.stack([t.float().reshape(()).to(device) for t in parts]))
+
+        def finish() -> tuple[GradientStats, ...]:
+            vals = flat.take(index).tolist()
+            k = len(self._weighted)
+            act = {**dict(zip(names, vals[len(vals) - len(names):])), **given}
+            out = []
+            for i, ((name, _m), b) in enumerate(zip(self._weighted, biases)):
+                wn, bn, wl2 = vals[i], vals[k + i], vals[2 * k + i]
+                dn = vals[3 * k + i] if prev_params else 0.0
+                ratio = dn / wl2 if wl2 > 0 else 0.0
+                agn = act.get(name)
+                out.append(GradientStats(name=name, weight_norm=_finite(wn),
+                                         bias_norm=_finite(bn) if isinstance(b, torch.Tensor) else None,
+                                         weight_l2=_finite(wl2), update_ratio=_finite(ratio),
+                                         act_grad_norm=None if agn is None else _finite(agn)))
+            return tuple(out)
+        return finish
 
     # ------------------------------------------------------------------ divergence
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 from .introspect import CallTracker, FunctionalActivationMode, ModelInfo, first_tensor
-from .probe_reduce import PassTensors, reduce_pass
+from .probe_reduce import PassTensors, reduce_pass, stage_pass
 from .snapshot import ActivationStats, CaptureRequest, LayerCapture
 
 MAX_VECTOR = 4096        # values kept of a non-spatial output (a Linear's features)
@@ -243,6 +243,14 @@ class Probe:
     def _order_key(self, name: str):
         i = self.info.index_of(name)
         return (0, i) if i >= 0 else (1, 0)
+
+    def stage(self, flat):
+        """Put the last armed pass into ``flat`` (a probe_reduce.HostCopy); returns ``finish()``, which
+        gives the records after the caller's one host copy. The kept tensors are dropped."""
+        kinds = {n: self._kind(n) for n in (*self._kept.outs, *self._kept.act_out)}
+        finish = stage_pass(self._kept, kinds, self._modules, self._order_key, flat)
+        self._kept = PassTensors()
+        return finish
 
     def collect(self) -> tuple[tuple[LayerCapture, ...], tuple[ActivationStats, ...]]:
         """Snapshot records of the last armed pass, execution order; the kept tensors are dropped after.

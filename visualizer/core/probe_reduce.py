@@ -87,8 +87,8 @@ def pool_window(m: nn.Module, x: torch.Tensor, out_shape) -> _Pool | None:
     return _Pool(kernel, stride, padding, mode, argmax)
 
 
-class _Flat:
-    """Tensors to send to the host together; ``take()`` after the copy gives each back as numpy."""
+class HostCopy:
+    """Tensors to send to the host together (one copy); ``take()`` after the copy gives each back as numpy."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -209,13 +209,22 @@ def _activation_stats(names: list[str], kept: PassTensors, pre: np.ndarray, pre_
 def reduce_pass(kept: PassTensors, kinds: dict[str, str], modules: dict[str, nn.Module], order) \
         -> tuple[tuple[LayerCapture, ...], tuple[ActivationStats, ...]]:
     """The records of one armed pass (execution order via ``order(name)``); see the module docstring."""
-    layer_names = sorted(kept.outs, key=order)
-    act_names = sorted(kept.act_out, key=order)
     any_t = next(iter(kept.outs.values()), None)
     if any_t is None:
         any_t = next(iter(kept.act_out.values()), None)
-    device = any_t.device if any_t is not None else torch.device("cpu")
-    flat = _Flat(device)
+    flat = HostCopy(any_t.device if any_t is not None else torch.device("cpu"))
+    finish = stage_pass(kept, kinds, modules, order, flat)
+    flat.copy_to_host()
+    return finish()
+
+
+def stage_pass(kept: PassTensors, kinds: dict[str, str], modules: dict[str, nn.Module], order, flat: "HostCopy"):
+    """Put one pass's tensors into ``flat``; returns ``finish()`` giving the records once ``flat`` is on the host.
+
+    Split in two so that a caller can send other figures (filters, gradient norms) in the same copy.
+    """
+    layer_names = sorted(kept.outs, key=order)
+    act_names = sorted(kept.act_out, key=order)
     out_idx = {n: flat.add(kept.outs[n]) for n in layer_names}
     pools: dict[str, tuple[_Pool, int, int | None]] = {}
     for n in layer_names:
@@ -228,8 +237,10 @@ def reduce_pass(kept: PassTensors, kinds: dict[str, str], modules: dict[str, nn.
             pools[n] = (window, flat.add(x), arg)
     pre_idx = [flat.add(kept.pre[n]) for n in act_names]      # consecutive: one slice for all of them
     out_idx_act = [flat.add(kept.act_out[n]) for n in act_names]
-    flat.copy_to_host()
+    return lambda: _finish(kept, kinds, flat, layer_names, act_names, out_idx, pools, pre_idx, out_idx_act)
 
+
+def _finish(kept, kinds, flat, layer_names, act_names, out_idx, pools, pre_idx, out_idx_act):
     layers = []
     for n in layer_names:
         raw = flat.take(out_idx[n])
