@@ -171,10 +171,15 @@ class RunWriter:
 
     def update_meta(self, items: dict | None = None, **more) -> None:
         """Merge ``items`` into the run's metadata (values must be recordable)."""
-        merged = {**self._meta, **(items or {}), **more}
-        record = encode_record(merged, compact=False)
-        self._meta = merged
-        self._queue(_Op("meta", (record,)))
+        with self._lock:
+            self._check_open()
+            merged = {**self._meta, **(items or {}), **more}
+        record = encode_record(merged, compact=False)   # not recordable: TypeError here, nothing changed
+        with self._lock:
+            self._check_open()
+            self._meta = merged
+            self._ops.append(_Op("meta", (record,)))
+        self._wake.set()
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until everything appended so far is committed; False on timeout or a write error."""
