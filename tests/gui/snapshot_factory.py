@@ -8,8 +8,6 @@ dead pixels like the real thing, and pooling winners are true argmaxes.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from visualizer.core.snapshot import (
@@ -18,8 +16,6 @@ from visualizer.core.snapshot import (
     GradientStats,
     Histogram,
     LayerCapture,
-    Levels,
-    Mosaic,
     PoolCapture,
     ProbeSnapshot,
     TrainingSnapshot,
@@ -29,23 +25,6 @@ from visualizer.core.snapshot import (
 CLASSES = tuple(str(i) for i in range(10))
 
 
-def mosaic_of(maps: np.ndarray, pad: int = 1) -> Mosaic:
-    n, h, w = maps.shape
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    fill = 0.0  # padding at zero: the centre of a diverging map, the floor of a ReLU map
-    img = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), fill, np.float32)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        img[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = maps[i]
-    return Mosaic(frozen_array(img), rows, cols, h, w, pad, tuple(range(n)))
-
-
-def levels_of(a: np.ndarray) -> Levels:
-    lo, hi = float(a.min()), float(a.max())
-    return Levels(lo, hi, lo < 0)
-
-
 def sanitized(a: np.ndarray) -> tuple[np.ndarray, int]:
     bad = ~np.isfinite(a)
     return np.where(bad, 0.0, a).astype(np.float32), int(bad.sum())
@@ -53,16 +32,14 @@ def sanitized(a: np.ndarray) -> tuple[np.ndarray, int]:
 
 def spatial_capture(name: str, kind: str, maps: np.ndarray, pool: PoolCapture | None = None) -> LayerCapture:
     clean, n_bad = sanitized(maps)
-    lv = np.stack([clean.reshape(len(clean), -1).min(1), clean.reshape(len(clean), -1).max(1)], axis=1)
     return LayerCapture(
         name=name, kind=kind, shape=tuple(maps.shape), maps=frozen_array(clean),
-        channels=tuple(range(len(maps))), vector=None, mosaic=mosaic_of(clean),
-        levels=levels_of(clean), channel_levels=frozen_array(lv), nonfinite=n_bad, pool=pool)
+        channels=tuple(range(len(maps))), vector=None, nonfinite=n_bad, pool=pool)
 
 
 def vector_capture(name: str, kind: str, vec: np.ndarray) -> LayerCapture:
     return LayerCapture(name=name, kind=kind, shape=vec.shape, maps=None, channels=(), vector=frozen_array(vec),
-                        mosaic=None, levels=levels_of(vec), channel_levels=None, nonfinite=0)
+                        nonfinite=0)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -102,8 +79,7 @@ def activation_stats(name: str, function: str, pre: np.ndarray, out: np.ndarray,
     return ActivationStats(
         name=name, function=function, params=tuple(params),
         pre=Histogram(frozen_array(counts), frozen_array(edges)), pre_min=lo, pre_max=hi,
-        out_mean=float(out.mean()), out_std=float(out.std()), frac_dead=dead, frac_saturated=sat,
-        samples=frozen_array(pre.ravel()[:4096]))
+        out_mean=float(out.mean()), out_std=float(out.std()), frac_dead=dead, frac_saturated=sat)
 
 
 def digit(size: int = 32) -> np.ndarray:
@@ -153,10 +129,8 @@ def make_probe(seed: int = 0, activation: str = "relu", inject_nonfinite: bool =
     acts = (activation_stats("relu1", activation, c1, a1), activation_stats("relu2", activation, c3[np.isfinite(c3)], a2),
             activation_stats("softmax", "softmax", logits, p))
     filters = (
-        FilterCapture("C1", frozen_array(w1), frozen_array(w1 * 0.1), frozen_array(w1 * 0.01),
-                      Levels(-float(np.abs(w1).max()), float(np.abs(w1).max()), True), in_channels, 6, 1),
-        FilterCapture("C3", frozen_array(w3), None, None,
-                      Levels(-float(np.abs(w3).max()), float(np.abs(w3).max()), True), 6, 16, 1),
+        FilterCapture("C1", frozen_array(w1), frozen_array(w1 * 0.1), frozen_array(w1 * 0.01), in_channels, 6, 1),
+        FilterCapture("C3", frozen_array(w3), None, None, 6, 16, 1),
     )
     return ProbeSnapshot(input_image=frozen_array(x), label=6, probabilities=frozen_array(p), class_names=CLASSES,
                          layers=layers, activations=acts, filters=filters)

@@ -8,7 +8,8 @@ import pytest
 from PyQt6.QtCore import QCoreApplication, QEvent, QPointF, Qt
 from PyQt6.QtGui import QFontMetrics
 
-from tests.gui.snapshot_factory import make_probe, make_training, mosaic_of
+from tests.gui.snapshot_factory import make_probe, make_training
+from visualizer.core.reduce import make_mosaic
 from visualizer.core.snapshot import EpochEnd, LayerCapture, Levels, Mosaic
 from visualizer.gui.views import (
     ActivationView,
@@ -187,13 +188,14 @@ def test_raw_inf_arrays_are_guarded_by_the_view(qtbot):
     maps = np.random.default_rng(0).normal(size=(4, 6, 6)).astype(np.float32)
     maps[0, 1, 1] = np.inf
     maps[2] = np.nan
-    m = mosaic_of(np.nan_to_num(maps))
+    m = make_mosaic(np.nan_to_num(maps))
     raw = np.array(m.image)
     raw[1, 1] = np.inf
     raw[7:13, 0:6] = np.nan
     m = Mosaic(raw, m.rows, m.cols, m.tile_h, m.tile_w, m.pad, m.channels)
-    cap = LayerCapture("bad", "conv", (4, 6, 6), maps, (0, 1, 2, 3), None, m, Levels(-np.inf, np.inf, True),
-                       None, 0)
+    cap = LayerCapture("bad", "conv", (4, 6, 6), maps, (0, 1, 2, 3), None, 0)
+    # Presentation is derived where it is shown; plant raw values where a view would find them.
+    cap.__dict__.update(mosaic=m, levels=Levels(-np.inf, np.inf, True), channel_levels=None)
     probe = make_probe()
     probe = type(probe)(**{**probe.__dict__, "layers": (cap,)})
     v = build(qtbot, FeatureMapView)

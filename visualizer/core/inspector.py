@@ -16,7 +16,7 @@ from .errors import ModelError
 from .introspect import ModelInfo, eval_mode, first_tensor, introspect
 from .model_bundle import ModelBundle
 from .probe import Probe
-from .reduce import levels_of, sanitize
+from .reduce import sanitize
 from .snapshot import CaptureRequest, FilterCapture, GradientStats, ProbeSnapshot, frozen_array
 
 
@@ -110,7 +110,8 @@ class Inspector:
         captures, stats = (), ()
         with eval_mode(self.model), torch.no_grad():
             if self.layer_probe is not None:
-                self.layer_probe.arm(layers, sample_index=0, max_channels=request.max_channels, want_grads=False)
+                self.layer_probe.arm(layers, sample_index=0, max_channels=request.max_channels, want_grads=False,
+                                     overview_channels=request.overview_channels)
                 try:
                     with self.layer_probe.functional():
                         out = self.model(x)
@@ -160,7 +161,7 @@ class Inspector:
             g = None
             if grads and m.weight.grad is not None:
                 g, _ = sanitize(m.weight.grad.detach()[:n].cpu().float().numpy())
-            out.append(FilterCapture(name=name, weight=w, delta=delta, grad=g, levels=levels_of(w, signed=True),
+            out.append(FilterCapture(name=name, weight=w, delta=delta, grad=g,
                                      in_channels=int(m.in_channels), out_channels=int(m.out_channels),
                                      groups=int(m.groups)))
         return tuple(out)
@@ -179,34 +180,43 @@ class Inspector:
         """
         if not self._weighted:
             return ()
+        recorded = {}
         if act_grad_norms is None and self.layer_probe is not None:
-            act_grad_norms = self.layer_probe.act_grad_norms()
+            recorded = self.layer_probe.act_grad_tensors()   # copied to the host below, with the rest
         act_grad_norms = act_grad_norms or {}
-        zero = torch.zeros((), device=_model_device_dtype(self.model)[0])
-        rows = []
-        for name, m in self._weighted:
-            w = m.weight.detach()
-            b = getattr(m, "bias", None)
-            wn = torch.linalg.vector_norm(m.weight.grad.detach().float()) if m.weight.grad is not None else zero
-            bn = torch.linalg.vector_norm(b.grad.detach().float()) if isinstance(b, torch.Tensor) and b.grad is not None else zero
-            wl2 = torch.linalg.vector_norm(w.float())
-            prev = None
-            if prev_params:
+        device = _model_device_dtype(self.model)[0]
+        one = torch.zeros(1, device=device)
+        weights = [m.weight.detach() for _, m in self._weighted]
+        biases = [getattr(m, "bias", None) for _, m in self._weighted]
+        grads = [w.grad.detach() if (w := m.weight).grad is not None else one for _, m in self._weighted]
+        bias_grads = [b.grad.detach() if isinstance(b, torch.Tensor) and b.grad is not None else one for b in biases]
+        # One fused norm call per list instead of four calls per layer (the foreach kernels that
+        # clip_grad_norm_ uses); every result is stacked and copied to the host once.
+        parts = [*torch._foreach_norm(grads), *torch._foreach_norm(bias_grads), *torch._foreach_norm(weights)]
+        deltas = []
+        if prev_params:
+            for (name, _m), w in zip(self._weighted, weights):
                 prev = prev_params.get(name, prev_params.get(f"{name}.weight"))
-            if prev is not None:
+                if prev is None:
+                    deltas.append(one * 0)
+                    continue
                 p = prev if isinstance(prev, torch.Tensor) else torch.as_tensor(np.asarray(prev))
-                p = p.detach().to(device=w.device, dtype=torch.float32)
-                dn = torch.linalg.vector_norm(w.float() - p) if p.shape == w.shape else zero
-            else:
-                dn = zero
-            rows.append(torch.stack([wn.to(zero.device), bn.to(zero.device), wl2.to(zero.device), dn.to(zero.device)]))
-        vals = torch.stack(rows).cpu().tolist()    # the one device → host copy
+                p = p.detach().to(device=w.device, dtype=w.dtype)
+                deltas.append(w - p if p.shape == w.shape else one * 0)
+            parts += torch._foreach_norm(deltas)
+        names = list(recorded)
+        parts += [recorded[n].reshape(()) for n in names]
+        vals = torch.stack([t.float().reshape(()).to(device) for t in parts]).cpu().tolist()  # the one host copy
+        k = len(self._weighted)
+        act_grad_norms = {**dict(zip(names, vals[len(vals) - len(names):])), **act_grad_norms}
         out = []
-        for (name, m), (wn, bn, wl2, dn) in zip(self._weighted, vals):
-            has_bias = isinstance(getattr(m, "bias", None), torch.Tensor)
+        for i, ((name, _m), b) in enumerate(zip(self._weighted, biases)):
+            wn, bn, wl2 = vals[i], vals[k + i], vals[2 * k + i]
+            dn = vals[3 * k + i] if prev_params else 0.0
             ratio = dn / wl2 if wl2 > 0 else 0.0
             agn = act_grad_norms.get(name)
-            out.append(GradientStats(name=name, weight_norm=_finite(wn), bias_norm=_finite(bn) if has_bias else None,
+            out.append(GradientStats(name=name, weight_norm=_finite(wn),
+                                     bias_norm=_finite(bn) if isinstance(b, torch.Tensor) else None,
                                      weight_l2=_finite(wl2), update_ratio=_finite(ratio),
                                      act_grad_norm=None if agn is None else _finite(agn)))
         return tuple(out)
@@ -224,7 +234,7 @@ class Inspector:
         buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
         try:
             with torch.no_grad():
-                self.layer_probe.arm((), sample_index=0, want_grads=False)
+                self.layer_probe.arm((), sample_index=0, want_grads=False, stats=False, track_nonfinite=True)
                 try:
                     with self.layer_probe.functional():
                         self.model(x)

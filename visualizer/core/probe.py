@@ -6,10 +6,15 @@ the ONE probe sample of each selected layer's output (``output[i].detach().clone
 clone, because an in-place ReLU that follows would overwrite a view; detach, so
 no autograd graph is retained), the pre-activation input of every activation
 (taken in the forward *pre*-hook, before an in-place ReLU destroys it), pooling
-inputs, a non-finite flag per layer, and activation-gradient norms through
-``tensor.register_hook`` (never ``register_full_backward_hook``: it raises with
-in-place ReLU). Statistics and mosaics are computed in ``collect()`` from those
-one-sample copies only.
+inputs, on request a non-finite flag per layer (divergence diagnosis), and
+activation-gradient norms through ``tensor.register_hook`` (never
+``register_full_backward_hook``: it raises with in-place ReLU). ``collect()`` turns
+those one-sample copies into snapshot records in a few batched ops and one host copy
+(``probe_reduce.py``).
+
+What is kept: the layers a request names with ``max_channels`` channels, every other
+layer with ``overview_channels`` (the overview strip's few; 0: none), and the input and
+output of every activation (their statistics are part of every snapshot).
 
 Functional activations (``F.relu(x)`` inside ``forward``) are caught by entering
 ``probe.functional()`` around the forward: a ``TorchFunctionMode`` while armed, a
@@ -23,43 +28,20 @@ from __future__ import annotations
 
 import contextlib
 
-import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .introspect import CallTracker, FunctionalActivationMode, ModelInfo, first_tensor
-from .reduce import channel_levels, histogram, levels_of, make_mosaic, sanitize, subsample
-from .snapshot import ActivationStats, CaptureRequest, LayerCapture, PoolCapture
+from .probe_reduce import PassTensors, reduce_pass
+from .snapshot import ActivationStats, CaptureRequest, LayerCapture
 
 MAX_VECTOR = 4096        # values kept of a non-spatial output (a Linear's features)
-MAX_SAMPLES = 4096       # pre-activation values sent for scatter overlays
-HIST_BINS = 64
 
 
 def _sample(t: torch.Tensor, i: int) -> torch.Tensor | None:
     if t.dim() == 0 or t.shape[0] == 0:
         return None
     return t[min(i, t.shape[0] - 1)].detach()
-
-
-def _finite(v) -> float:
-    v = float(v)
-    return v if np.isfinite(v) else 0.0
-
-
-def _finite_np(t: torch.Tensor) -> np.ndarray:
-    """float32 numpy view of a private tensor, NaN/inf replaced by 0 (copying only then)."""
-    a = t.float().cpu().numpy()
-    if not np.isfinite(a).all():
-        a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
-    return a
-
-
-def _as_pair(v) -> tuple[int, int]:
-    if isinstance(v, (tuple, list)):
-        return (int(v[0]), int(v[-1]))
-    return (int(v), int(v))
 
 
 class Probe:
@@ -111,10 +93,11 @@ class Probe:
             if not self._armed:
                 return None
             self._tracker.push(name, module)
-            if kind == "activation" and name not in self._pre and args and isinstance(args[0], torch.Tensor):
+            pre = self._kept.pre
+            if self._stats and kind == "activation" and name not in pre and args and isinstance(args[0], torch.Tensor):
                 s = _sample(args[0], self._si)
                 if s is not None:
-                    self._pre[name] = s.clone()   # before an in-place activation overwrites it
+                    pre[name] = s.clone()   # before an in-place activation overwrites it
             return None
         return pre
 
@@ -135,10 +118,10 @@ class Probe:
             return func(*args, **kwargs)
         name, _ = self._tracker.functional_name(spec.name)
         x = args[0] if args and isinstance(args[0], torch.Tensor) else None
-        if x is not None and name not in self._seen:
+        if self._stats and x is not None and name not in self._seen:
             s = _sample(x, self._si)
             if s is not None:
-                self._pre[name] = s.clone()       # relu_ / inplace=True would overwrite it
+                self._kept.pre[name] = s.clone()       # relu_ / inplace=True would overwrite it
         out = func(*args, **kwargs)
         if name not in self._seen:
             self._fn[name] = (spec.name, spec.params(args, kwargs))
@@ -150,25 +133,42 @@ class Probe:
         t = first_tensor(out)
         if t is None:
             return
-        # Whole batch, not just the probe sample: a divergence may start in any sample.
-        # A sum propagates NaN/inf and costs ~30x less than isfinite().all() (884 vs 32 us
-        # on a LeNet C1 batch); it also flags finite values that overflow when summed (>1e38),
-        # which only happens in a run that is diverging anyway.
-        self._bad[name] = ~torch.isfinite(t.detach().sum())
+        if self._track_nonfinite:
+            # Whole batch, not just the probe sample: a divergence may start in any sample.
+            # A sum propagates NaN/inf and costs ~30x less than isfinite().all() (884 vs 32 us
+            # on a LeNet C1 batch); it also flags finite values that overflow when summed (>1e38),
+            # which only happens in a run that is diverging anyway.
+            self._bad[name] = ~torch.isfinite(t.detach().sum())
+        selected = self._selected is None or name in self._selected
+        n_ch = self._max_ch if selected else self._overview_ch
+        if self._want_grads and t.requires_grad and torch.is_grad_enabled():
+            t.register_hook(self._make_grad_hook(name, self._si))
+        if n_ch == 0 and not self._stats:
+            return   # the training pass armed only for gradient norms: nothing to keep
         s = _sample(t, self._si)
         if s is None:
             return
-        self._shapes[name] = tuple(int(d) for d in s.shape)
-        if self._selected is None or name in self._selected:
-            self._outs[name] = (s[: self._max_ch] if s.dim() >= 2 else s.reshape(-1)[:MAX_VECTOR]).clone()
-            if kind == "pool" and x is not None:
+        kept = self._kept
+        kept.shapes[name] = tuple(int(d) for d in s.shape)
+        whole = None
+        if kind == "activation" and name in kept.pre:
+            whole = kept.act_out[name] = s.clone()
+            kept.act_fn[name] = self._function_of(name)
+        if n_ch > 0:
+            src = whole if whole is not None else s
+            keep = src[:n_ch] if s.dim() >= 2 else src.reshape(-1)[:MAX_VECTOR]
+            kept.outs[name] = keep if whole is not None else keep.clone()   # a private copy either way
+            if kind == "pool" and selected and x is not None:
                 xs = _sample(x, self._si)
                 if xs is not None and xs.dim() >= 2:
-                    self._pool_in[name] = xs[: self._max_ch].clone()
-        if kind == "activation" and name in self._pre:
-            self._act_out[name] = s.clone()
-        if self._want_grads and t.requires_grad and torch.is_grad_enabled():
-            t.register_hook(self._make_grad_hook(name, self._si))
+                    kept.pool_in[name] = xs[: self._max_ch].clone()
+
+    def _function_of(self, name: str) -> tuple[str, tuple]:
+        if name in self._fn:
+            return self._fn[name]
+        layer = self._layers.get(name)
+        fn = layer.activation if layer and layer.activation else "other"
+        return fn, tuple(layer.activation_params) if layer else ()
 
     def _make_grad_hook(self, name: str, i: int):
         def hook(g):
@@ -183,26 +183,26 @@ class Probe:
 
     def _clear_pass(self) -> None:
         self._seen: set[str] = set()
-        self._outs: dict[str, torch.Tensor] = {}
-        self._shapes: dict[str, tuple[int, ...]] = {}
-        self._pool_in: dict[str, torch.Tensor] = {}
-        self._pre: dict[str, torch.Tensor] = {}
-        self._act_out: dict[str, torch.Tensor] = {}
+        self._kept = PassTensors()
         self._fn: dict[str, tuple[str, tuple]] = {}
         self._bad: dict[str, torch.Tensor] = {}
         self._grad_norms: dict[str, torch.Tensor] = {}
         self._collected = None
 
-    def arm(self, layers="*", sample_index: int = 0, max_channels: int = 64, want_grads: bool = True) -> None:
+    def arm(self, layers="*", sample_index: int = 0, max_channels: int = 64, want_grads: bool = True, *,
+            overview_channels: int = 0, stats: bool = True, track_nonfinite: bool = False) -> None:
         """Capture on the next forward pass(es) until ``disarm()``; clears the previous capture.
 
-        ``layers``: names whose outputs (maps) to keep, ``"*"`` (or a collection
-        containing ``"*"``) for all, or a ``CaptureRequest`` (its layers and
-        max_channels). Activation statistics, non-finite flags and gradient norms
-        are taken for every layer regardless.
+        ``layers``: names whose outputs (maps) to keep with ``max_channels`` channels, ``"*"``
+        (or a collection containing ``"*"``) for all, or a ``CaptureRequest`` (its layers,
+        max_channels and overview_channels). Other layers keep ``overview_channels``.
+        ``stats``: keep every activation's input and output for its statistics;
+        ``want_grads``: record activation-gradient norms in the backward pass;
+        ``track_nonfinite``: flag layers whose output (whole batch) is non-finite.
         """
         if isinstance(layers, CaptureRequest):
             max_channels = layers.max_channels
+            overview_channels = layers.overview_channels
             layers = layers.layers
         if isinstance(layers, str):
             layers = {layers}
@@ -210,7 +210,10 @@ class Probe:
         self._selected = None if "*" in layers else layers
         self._si = max(0, int(sample_index))
         self._max_ch = max(1, int(max_channels))
+        self._overview_ch = max(0, int(overview_channels))
         self._want_grads = bool(want_grads)
+        self._stats = bool(stats)
+        self._track_nonfinite = bool(track_nonfinite)
         self._clear_pass()
         self._tracker.reset()
         self._armed = True
@@ -242,18 +245,21 @@ class Probe:
         return (0, i) if i >= 0 else (1, 0)
 
     def collect(self) -> tuple[tuple[LayerCapture, ...], tuple[ActivationStats, ...]]:
-        """Snapshot pieces of the last armed pass, execution order; tensors are dropped after.
+        """Snapshot records of the last armed pass, execution order; the kept tensors are dropped after.
 
         Repeated calls return the same result until the next ``arm()``.
         """
         if self._collected is not None:
             return self._collected
-        captures = tuple(self._layer_capture(n) for n in sorted(self._outs, key=self._order_key))
-        stats = tuple(self._activation_stats(n) for n in sorted(self._act_out, key=self._order_key))
-        self._collected = (captures, stats)
+        kinds = {n: self._kind(n) for n in (*self._kept.outs, *self._kept.act_out)}
+        self._collected = reduce_pass(self._kept, kinds, self._modules, self._order_key)
         # Only small things (flags, norms) outlive collect(): memory stays bounded.
-        self._outs, self._pool_in, self._pre, self._act_out = {}, {}, {}, {}
+        self._kept = PassTensors()
         return self._collected
+
+    def act_grad_tensors(self) -> dict[str, torch.Tensor]:
+        """The recorded activation-gradient norms still on the device (to be copied with other figures)."""
+        return dict(self._grad_norms)
 
     def act_grad_norms(self) -> dict[str, float]:
         """L2 norm of d loss / d output of the probe sample, per layer (after backward)."""
@@ -272,102 +278,14 @@ class Probe:
         return next((n for n, bad in zip(names, flags) if bad), None)
 
     def captured_names(self) -> tuple[str, ...]:
-        return tuple(self._bad)
+        """Every layer whose output the last armed pass saw."""
+        return tuple(self._seen)
 
-    # ------------------------------------------------------------------ reduction
+    # ------------------------------------------------------------------ kinds
 
     def _kind(self, name: str) -> str:
         layer = self._layers.get(name)
         return layer.kind if layer else ("activation" if name in self._fn else "other")
-
-    def _layer_capture(self, name: str) -> LayerCapture:
-        raw = self._outs[name].float().cpu().numpy()
-        kind = self._kind(name)
-        shape = self._shapes.get(name, tuple(raw.shape))
-        maps = mosaic = ch_levels = vector = None
-        channels: tuple[int, ...] = ()
-        if raw.ndim == 2:             # (C, L) of a 1-D conv: show as C maps of height 1
-            raw = raw[:, None, :]
-        if raw.ndim == 3:
-            maps, bad = sanitize(raw)
-            channels = tuple(range(maps.shape[0]))
-            mosaic = make_mosaic(maps, channels=channels)
-            levels = levels_of(maps)
-            ch_levels = channel_levels(maps)
-        else:
-            vector, bad = sanitize(raw.reshape(-1))
-            levels = levels_of(vector)
-        pool = self._pool_capture(name, shape) if kind == "pool" and maps is not None else None
-        return LayerCapture(name=name, kind=kind, shape=shape, maps=maps, channels=channels, vector=vector,
-                            mosaic=mosaic, levels=levels, channel_levels=ch_levels, nonfinite=bad, pool=pool)
-
-    def _pool_capture(self, name: str, out_shape) -> PoolCapture | None:
-        x = self._pool_in.get(name)
-        m = self._modules.get(name)
-        if x is None or m is None or x.dim() != 3 or len(out_shape) != 3:
-            return None
-        hi, wi = int(x.shape[1]), int(x.shape[2])
-        ho, wo = int(out_shape[1]), int(out_shape[2])
-        argmax = None
-        if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-            kernel = _as_pair(m.kernel_size)
-            stride = _as_pair(m.stride if m.stride not in (None, 0, ()) else m.kernel_size)
-            padding = _as_pair(m.padding)
-            mode = "max" if isinstance(m, nn.MaxPool2d) else "avg"
-            if mode == "max":
-                # Recomputed on the one captured sample: cheaper than asking every training pass for indices.
-                _, idx = F.max_pool2d(x[None].float(), m.kernel_size, m.stride, m.padding, m.dilation,
-                                      m.ceil_mode, return_indices=True)
-                argmax = idx[0]
-        elif isinstance(m, (nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d)):
-            # Report the effective window (exact when the input divides evenly).
-            sh, sw = max(hi // max(ho, 1), 1), max(wi // max(wo, 1), 1)
-            kernel = (hi - (ho - 1) * sh, wi - (wo - 1) * sw)
-            stride, padding = (sh, sw), (0, 0)
-            mode = "max" if isinstance(m, nn.AdaptiveMaxPool2d) else "avg"
-            if mode == "max":
-                _, idx = F.adaptive_max_pool2d(x[None].float(), (ho, wo), return_indices=True)
-                argmax = idx[0]
-        else:
-            return None
-        input_maps, _ = sanitize(x.float().cpu().numpy())
-        am = None
-        if argmax is not None:
-            am = argmax.cpu().numpy().astype(np.int32)
-            am.setflags(write=False)
-        return PoolCapture(kernel=kernel, stride=stride, padding=padding, mode=mode,
-                           input_maps=input_maps, argmax=am)
-
-    def _activation_stats(self, name: str) -> ActivationStats:
-        layer = self._layers.get(name)
-        if name in self._fn:
-            fn, params = self._fn[name]
-        else:
-            fn = (layer.activation if layer and layer.activation else "other")
-            params = layer.activation_params if layer else ()
-        # The tensors are the probe's private one-sample clones: view them as numpy
-        # without another copy, and replace non-finite values only when there are any.
-        pre = _finite_np(self._pre[name])
-        out_raw = self._act_out[name].float().cpu().numpy()
-        out = _finite_np(self._act_out[name])
-        n = max(out.size, 1)
-        if fn == "sigmoid":
-            saturated = float(np.count_nonzero((out < 0.01) | (out > 0.99)) / n)
-        elif fn == "tanh":
-            saturated = float(np.count_nonzero(np.abs(out) > 0.99) / n)
-        else:
-            saturated = 0.0
-        lo, hi = (float(pre.min()), float(pre.max())) if pre.size else (0.0, 0.0)
-        mean = out.mean(dtype=np.float64) if out.size else 0.0
-        std = np.sqrt(np.mean(np.square(out - mean, dtype=np.float64))) if out.size else 0.0
-        return ActivationStats(
-            name=name, function=fn, params=tuple(params),
-            pre=histogram(pre, bins=HIST_BINS, lo=lo, hi=hi),
-            pre_min=lo, pre_max=hi, out_mean=_finite(mean), out_std=_finite(std),
-            frac_dead=float(np.count_nonzero(out_raw == 0) / n),
-            frac_saturated=saturated,
-            samples=subsample(pre, MAX_SAMPLES),
-        )
 
     # ------------------------------------------------------------------ lifetime
 

@@ -20,3 +20,14 @@ def resource_path(*parts: str) -> Path:
         raise LoadError(path, "bundled resource is missing",
                         "the installation is incomplete: reinstall from the source tree")
     return path
+
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+SAMPLE_MODEL_NAME = "lenet5_digits.pt"  # trained on the built-in digits it opens with
+SAMPLE_DATASET = "digits"
+
+
+def sample_model_path() -> Path | None:
+    """The shipped sample checkpoint the app opens with, or None when it is not installed."""
+    path = MODELS_DIR / SAMPLE_MODEL_NAME
+    return path if path.exists() else None

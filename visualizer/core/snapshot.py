@@ -1,19 +1,22 @@
-"""The data that crosses from the worker thread to the views.
+"""The records that cross from the engine to the views: one schema for every source.
 
 Frozen dataclasses holding only numpy arrays (made read-only), Python scalars,
-strings and tuples: no tensors, no references into the live model. This is the
-schema every view reads; it stays plain data so that a run can later be
-recorded to disk or streamed from another process (DESIGN.md section 5).
+strings and tuples: no tensors, no references into the live model. A snapshot
+made by the app's engine, read back from a run file or received from a live
+recorder is the same thing, so every view works on all three (DESIGN.md rule 3).
 
 Conventions
 - Every float array is float32, finite (NaN/inf replaced by 0 and counted in
   ``nonfinite``), C-contiguous and read-only.
 - Spatial maps are (C, H, W), channel-first, one probe sample (no batch axis).
 - Layer order everywhere is the model's execution order, input to output.
+- Presentation (mosaics, display levels) is derived where it is shown, by cached
+  properties: the engine, run files and the live stream carry only the data.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -74,7 +77,6 @@ class ActivationStats:
     out_std: float
     frac_dead: float           # fraction of outputs exactly 0 (ReLU family)
     frac_saturated: float      # sigmoid: out<0.01 or >0.99; tanh: |out|>0.99; else 0
-    samples: np.ndarray        # up to 4096 pre-activation values (float32) for scatter overlays
 
 
 @dataclass(frozen=True)
@@ -99,11 +101,28 @@ class LayerCapture:
     maps: np.ndarray | None           # (C', H, W) spatial outputs, C' <= max_channels; None if not spatial
     channels: tuple[int, ...]         # original channel index of each row of ``maps``
     vector: np.ndarray | None         # (F,) flat outputs of non-spatial layers (bounded length)
-    mosaic: Mosaic | None             # ``maps`` tiled; None if not spatial
-    levels: Levels                    # over this layer's captured values
-    channel_levels: np.ndarray | None  # (C', 2) per-channel (low, high), for per-channel normalisation
     nonfinite: int                    # NaN/inf values replaced before sending
     pool: PoolCapture | None = None
+
+    # Presentation, derived where it is shown (the window), once per capture: the engine and
+    # the run files carry only the maps.
+    @cached_property
+    def mosaic(self) -> Mosaic | None:
+        """``maps`` tiled into one image; None if not spatial."""
+        from .reduce import make_mosaic
+        return make_mosaic(self.maps, channels=self.channels) if self.maps is not None else None
+
+    @cached_property
+    def levels(self) -> Levels:
+        """Display range over this layer's captured values."""
+        from .reduce import levels_of
+        return levels_of(self.maps if self.maps is not None else self.vector)
+
+    @cached_property
+    def channel_levels(self) -> np.ndarray | None:
+        """(C', 2) per-channel (low, high), for per-channel normalisation; None if not spatial."""
+        from .reduce import channel_levels
+        return channel_levels(self.maps) if self.maps is not None else None
 
 
 @dataclass(frozen=True)
@@ -114,10 +133,15 @@ class FilterCapture:
     weight: np.ndarray                # (O', I, kh, kw) float32, O' <= max_channels
     delta: np.ndarray | None          # weight - weight at training start, same shape
     grad: np.ndarray | None           # d loss / d weight, same shape (None outside training)
-    levels: Levels                    # symmetric, over ``weight``
     in_channels: int
     out_channels: int                 # full count (weight may hold fewer)
     groups: int
+
+    @cached_property
+    def levels(self) -> Levels:
+        """Symmetric display range over ``weight`` (derived where it is shown)."""
+        from .reduce import levels_of
+        return levels_of(self.weight, signed=True)
 
 
 @dataclass(frozen=True)
@@ -219,8 +243,10 @@ class CaptureRequest:
     layers: tuple[str, ...] = ()          # layers whose maps to capture ("*" = every layer)
     filter_layers: tuple[str, ...] = ()   # conv layers whose kernels to capture
     max_channels: int = 64
-    rate_hz: float = 10.0
-    probe_input: np.ndarray | None = field(default=None, compare=False)  # (C, H, W) [0,1] image in the model's input shape, or None
+    overview_channels: int = 0            # channels kept of every layer not in ``layers`` (0: none)
+    # (C, H, W) image in [0, 1] at any size (the engine fits it to the model's input), or None
+    probe_input: np.ndarray | None = field(default=None, compare=False)
+    probe_via: tuple[int, int] | None = None  # fit probe_input to this (H, W) first: the training data's size
     probe_label: int | None = None        # true class of probe_input, if known
     probe_index: int = 0                  # validation-split sample used when probe_input is None
     request_id: int = 0

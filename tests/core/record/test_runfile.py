@@ -138,7 +138,7 @@ def test_garbage_pages_are_refused_not_crashed_on(tmp_path, closed_run):
 
 def test_thinning_keeps_the_budget_and_reuses_freed_pages(tmp_path, lenet_records):
     path = tmp_path / "thin.cnnviz"
-    budget = 1 << 20
+    budget = 20 * max(len(r) for r in lenet_records)   # about 20 snapshots fit: 400 must be thinned
     sizes = []
     with RunWriter(path, snapshot_budget=budget, max_pending_snapshots=1000) as w:
         for i in range(400):
