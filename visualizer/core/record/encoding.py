@@ -36,9 +36,10 @@ activations of 1e5 do not overflow. Precision: every value comes back within a
 relative 2^-11 (0.05%) of itself, or within 2^-25 * max|value| absolute for values
 below 2^-14 * max|value|. Smaller arrays, arrays with NaN/inf, every other dtype
 and all scalars are exact. The body is then zlib-compressed (level 1) when that
-saves at least an eighth: measured on a LeNet-5 snapshot with every layer, the
-compacted record shrinks to about 45% (ReLU outputs are full of zeros, and the
-JSON header compresses well) for about two milliseconds of the writer's time.
+saves at least an eighth: measured on a LeNet-5 training snapshot with every
+layer, filters, their change and gradient, the compacted record (76 KB, from 133 KB
+exact) shrinks to about 52% (40 KB; ReLU outputs are full of zeros and the JSON
+header compresses well), for under two milliseconds of the writer's time.
 """
 from __future__ import annotations
 

@@ -34,9 +34,11 @@ from .encoding import encode_record, is_record
 from .run_schema import APPLICATION_ID, FORMAT_VERSION, SCHEMA, STEP_CHUNK, STEP_COLUMNS, STEP_DTYPE
 from .thinning import SnapshotThinner
 
-# 36,000 LeNet-5 snapshots (an hour at 10/s) of ~46 KB each would be 1.6 GB; this
-# keeps about 3,000 of them, evenly spread, and the whole file under 200 MB
-# (bench/runfile_size.py measures it).
+# An hour of LeNet-5 at 10 snapshots/s is 36,000 snapshots of ~37 KB, 1.3 GB; this keeps
+# one in 16 of them (2,260, evenly spread) and the file at 173 MB with the hour's 720,000
+# step rows (bench/runfile_size.py). Thinning halves the stored snapshots whenever they pass
+# the budget, and freed pages stay in the file for reuse, so the file ends near the budget
+# plus ~13 MB of step rows per hour, whatever the snapshot size.
 DEFAULT_SNAPSHOT_BUDGET = 150 << 20
 
 
@@ -171,10 +173,15 @@ class RunWriter:
 
     def update_meta(self, items: dict | None = None, **more) -> None:
         """Merge ``items`` into the run's metadata (values must be recordable)."""
-        merged = {**self._meta, **(items or {}), **more}
-        record = encode_record(merged, compact=False)
-        self._meta = merged
-        self._queue(_Op("meta", (record,)))
+        with self._lock:
+            self._check_open()
+            merged = {**self._meta, **(items or {}), **more}
+        record = encode_record(merged, compact=False)   # not recordable: TypeError here, nothing changed
+        with self._lock:
+            self._check_open()
+            self._meta = merged
+            self._ops.append(_Op("meta", (record,)))
+        self._wake.set()
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until everything appended so far is committed; False on timeout or a write error."""
