@@ -179,7 +179,8 @@ def sweep_interrupted_saves(settings) -> list:
     from pathlib import Path
 
     from visualizer.core.checkpoint import sweep_stale_temp
-    folders = {Path(__file__).resolve().parents[2] / "models"}
+    from visualizer.core.resources import models_dir
+    folders = {models_dir()}
     folders.update(Path(p).parent for p in settings.recent_files())
     removed = []
     for folder in folders:

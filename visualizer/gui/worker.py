@@ -26,13 +26,13 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
+from visualizer.core import resources
 from visualizer.core.config import TrainConfig
 from visualizer.core.errors import LoadError, ModelError, TrustRequired
 from visualizer.core.model_bundle import ModelBundle
@@ -50,8 +50,7 @@ from visualizer.core.training import Trainer, TrainingControl, probe_input, rein
 from .session import LoadedModel
 
 log = logging.getLogger(__name__)
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_MODEL = REPO_ROOT / "models" / "lenet5_digits.pt"  # trained on the built-in digits it opens with
+SAMPLE_MODEL = resources.sample_model_path()  # trained on the built-in digits it opens with
 SAMPLE_DATASET = "digits"
 GALLERY_BYTES = 8 << 20    # dataset thumbnails sent to the GUI once per dataset
 GALLERY_MAX = 512
