@@ -168,7 +168,7 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from .core.assemble import data_for, new_model_bundle
-    from .core.checkpoint import load_model, save_checkpoint
+    from .core.checkpoint import check_writable, load_model, save_checkpoint
     from .core.config import TrainConfig
     from .core.datasets import Augment, load_dataset
     from .core.snapshot import Diverged, EpochEnd
@@ -180,6 +180,7 @@ def cmd_train(args) -> int:
                          momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
                          schedule=args.schedule, grad_clip=args.grad_clip, seed=args.seed, snapshot_hz=0)
     config.validate()  # before any slow loading
+    check_writable(args.out)  # a bad --out must fail now, not after the training it would have saved
     ds = load_dataset(args.dataset, seed=args.seed, limit=args.limit)
     if ds.skipped:
         print(f"note: skipped {len(ds.skipped)} unreadable item(s), e.g. {ds.skipped[0]}", file=sys.stderr)
