@@ -15,14 +15,7 @@ import torch
 import torch.nn as nn
 
 from visualizer.cli import main
-from visualizer.core.checkpoint import (
-    SaveError,
-    TrustStore,
-    atomic_write,
-    load_model,
-    save_checkpoint,
-    sweep_stale_temp,
-)
+from visualizer.core.checkpoint import SaveError, TrustStore, atomic_write, save_checkpoint, sweep_stale_temp
 from visualizer.core.checkpoint.atomic import STALE_AFTER_S
 from visualizer.core.model_bundle import ModelBundle
 

@@ -192,7 +192,12 @@ def prepare(ds: ImageDataset, options: DataOptions) -> PreparedData:
     if len(ds) == 0:
         raise ValueError(f"data set {ds.name!r} is empty")
     images, notes = fit_images(ds.images, shape)
-    train_idx, val_idx = stratified_split(ds.labels, options.val_fraction, options.seed)
+    if ds.is_val is not None:   # the source's own split wins over a drawn one
+        train_idx, val_idx = np.flatnonzero(~ds.is_val), np.flatnonzero(ds.is_val)
+        notes += (f"the folder's own split: {len(train_idx):,} training and {len(val_idx):,} validation "
+                  "images (the validation fraction is not used)",)
+    else:
+        train_idx, val_idx = stratified_split(ds.labels, options.val_fraction, options.seed)
     mean, std = channel_stats(images, train_idx)
     c = shape[0]
     if options.mean is not None:
