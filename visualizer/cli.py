@@ -5,6 +5,7 @@
     cnn-visualizer models                      the zoo, one line each
     cnn-visualizer info MODEL                  layer table of a zoo name, checkpoint or file.py:Name
     cnn-visualizer render MODEL [--input IMAGE] --out DIR   every view as PNG, no display
+    cnn-visualizer --version
 
 Errors print one line (no traceback) and exit non-zero.
 """
@@ -26,7 +27,9 @@ class CliError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
     p = argparse.ArgumentParser(prog="cnn-visualizer", description="Watch a convolutional neural network work.")
+    p.add_argument("-V", "--version", action="version", version=f"cnn-visualizer {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model headless and save a checkpoint")
@@ -74,8 +77,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _mistyped_command(word: str) -> str | None:
+    """The one-line error for ``cnn-visualizer trian``: a bare word that is neither a command nor a file.
+
+    Anything with a dot or a slash is taken as a file name (the app then reports a missing
+    file in its window), so only a bare word can be a mistyped subcommand.
+    """
+    if word.startswith("-") or "." in word or os.sep in word or os.path.exists(word):
+        return None
+    import difflib
+    close = difflib.get_close_matches(word, COMMANDS, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return (f"cnn-visualizer: error: '{word}' is not a command or a file; {hint}"
+            f"commands: {', '.join(COMMANDS)} (cnn-visualizer --help)")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        from . import __version__
+        print(f"cnn-visualizer {__version__}")
+        return 0
+    if argv and argv[0] not in COMMANDS and (msg := _mistyped_command(argv[0])):
+        print(msg, file=sys.stderr)
+        return 2
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         from .gui.app import run_gui  # the desktop app is the default command
         return run_gui(argv[0] if argv else None, argv)
