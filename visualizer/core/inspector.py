@@ -13,8 +13,9 @@ import torch
 import torch.nn as nn
 
 from .errors import ModelError
-from .introspect import ModelInfo, eval_mode, first_tensor, introspect
+from .introspect import ModelInfo, eval_mode, introspect
 from .model_bundle import ModelBundle
+from .outputs import class_scores_or_none
 from .probe import Probe
 from .reduce import levels_of, sanitize
 from .snapshot import CaptureRequest, FilterCapture, GradientStats, ProbeSnapshot, frozen_array
@@ -119,7 +120,7 @@ class Inspector:
                 captures, stats = self.layer_probe.collect()
             else:
                 out = self.model(x)
-        logits = first_tensor(out)
+        logits = class_scores_or_none(out)  # the rule training uses: outputs.py
         probs = _as_probabilities(logits[0]) if logits is not None and logits.dim() > 0 else \
             frozen_array(np.zeros(0, np.float32))
         names = tuple(self.bundle.class_names)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from .config import TrainConfig
 from .inspector import Inspector
 from .model_bundle import ModelBundle
+from .outputs import class_scores
 from .snapshot import (
     CaptureRequest,
     Diverged,
@@ -379,7 +380,7 @@ class Trainer:
             probe.arm(set(), sample_index=0, want_grads=True)
         try:
             with probe.functional() if probe is not None else contextlib.nullcontext():
-                logits = self.model(x)
+                logits = class_scores(self.model(x), len(self.data.class_names))  # the rule: outputs.py
             loss = F.cross_entropy(logits, y)
             if not torch.isfinite(loss):
                 return self._diverged(x, f"the loss became {loss.item()}")
@@ -449,7 +450,7 @@ class Trainer:
                     items = [val[i] for i in range(s, min(s + batch_size, len(val)))]
                     x = torch.stack([it[0] for it in items]).to(self.device)
                     y = torch.as_tensor([int(it[1]) for it in items], dtype=torch.long, device=self.device)
-                    logits = self.model(x)
+                    logits = class_scores(self.model(x))
                     loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
                     correct += int((logits.argmax(1) == y).sum())
                     total += len(y)
