@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
+import torch
 import torch.nn as nn
 
 from .alexnet import build_alexnet
@@ -136,6 +137,25 @@ def build_model(name: str, *, in_channels: int = 1, num_classes: int = 10, input
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (0 <= dropout < 1) \
             or math.isnan(dropout):
         raise ValueError(f"dropout must be a rate in [0, 1), got {dropout!r}")
-    return spec.builder(in_channels=in_channels, num_classes=num_classes, input_size=input_size,
-                        width=float(width), activation=activation, pooling=pooling,
-                        batchnorm=batchnorm, dropout=float(dropout))
+    options = dict(in_channels=in_channels, num_classes=num_classes, input_size=input_size, width=float(width),
+                   activation=activation, pooling=pooling, batchnorm=batchnorm, dropout=float(dropout))
+    _check_size(spec, options)
+    return spec.builder(**options)
+
+
+MAX_MODEL_BYTES = 2_000_000_000   # the same bound as for a model file (checkpoint.DEFAULT_MAX_BYTES)
+
+
+def _check_size(spec: ArchSpec, options: dict) -> None:
+    """Refuse options that would allocate more than MAX_MODEL_BYTES of weights, before allocating any.
+
+    Each option is bounded on its own, but together (width 4, 4096 input channels, 4096-pixel
+    inputs) they can still ask for gigabytes. Built on the meta device, a model has shapes and
+    no storage: counting costs milliseconds and no memory.
+    """
+    with torch.device("meta"):
+        model = spec.builder(**options)
+    size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    if size > MAX_MODEL_BYTES:
+        raise ValueError(f"these options would build a model of {size / 1e9:.1f} GB of weights, over the "
+                         f"{MAX_MODEL_BYTES / 1e9:.0f} GB limit")
