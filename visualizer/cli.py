@@ -20,6 +20,12 @@ from pathlib import Path
 STARTED = time.perf_counter()  # when the entry point was imported: "window visible within 3 s" counts from here
 
 COMMANDS = ("train", "models", "info", "render")
+# `train` flags whose default is filled in only for a fresh run (argparse dest -> default).
+TRAIN_DEFAULTS = {"arch": "lenet5", "dataset": "digits", "epochs": 3, "batch_size": 64, "optimizer": "sgd",
+                  "lr": None, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0, "schedule": "none",
+                  "grad_clip": None, "activation": "relu", "pooling": "max", "batchnorm": False, "dropout": 0.0,
+                  "width": None, "input_size": None, "val_fraction": 0.1, "augment": False, "limit": None,
+                  "seed": 0}
 
 
 class CliError(Exception):
@@ -33,29 +39,32 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model headless and save a checkpoint")
-    t.add_argument("--arch", default="lenet5", help="zoo architecture (see `models`)")
-    t.add_argument("--dataset", default="digits", help="built-in name (digits, shapes, mnist) or a path "
-                   "to IDX files, CIFAR-10 batches or an image folder")
-    t.add_argument("--epochs", type=int, default=3)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--optimizer", default="sgd", choices=("sgd", "adam", "adamw"))
-    t.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.01 for SGD, 0.001 otherwise)")
-    t.add_argument("--momentum", type=float, default=0.9)
-    t.add_argument("--nesterov", action="store_true")
-    t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--schedule", default="none", choices=("none", "step", "cosine"))
-    t.add_argument("--grad-clip", type=float, default=None)
-    t.add_argument("--activation", default="relu")
-    t.add_argument("--pooling", default="max")
-    t.add_argument("--batchnorm", action="store_true")
-    t.add_argument("--dropout", type=float, default=0.0)
-    t.add_argument("--width", type=float, default=None, help="channel width multiplier")
-    t.add_argument("--input-size", type=int, default=None)
-    t.add_argument("--val-fraction", type=float, default=0.1)
-    t.add_argument("--augment", action="store_true", help="small rotations, shifts and scaling")
-    t.add_argument("--limit", type=int, default=None, help="use only the first N items of the dataset")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--resume", default=None, help="continue from a checkpoint saved by `train`")
+    # Defaults live in TRAIN_DEFAULTS, not here: a flag left at None was not typed, which is what
+    # --resume needs to know (a typed flag must agree with the checkpoint; see core/resume.py).
+    t.add_argument("--arch", help="zoo architecture (see `models`; default lenet5)")
+    t.add_argument("--dataset", help="built-in name (digits, shapes, mnist) or a path to IDX files, CIFAR-10/100 "
+                   "batches or an image folder (default digits, or the checkpoint's with --resume)")
+    t.add_argument("--epochs", type=int, help="epochs to train (with --resume: the new total; default 3)")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
+    t.add_argument("--lr", type=float, help="learning rate (default: 0.01 for SGD, 0.001 otherwise)")
+    t.add_argument("--momentum", type=float)
+    t.add_argument("--nesterov", action="store_true", default=None)
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--schedule", choices=("none", "step", "cosine"))
+    t.add_argument("--grad-clip", type=float)
+    t.add_argument("--activation")
+    t.add_argument("--pooling")
+    t.add_argument("--batchnorm", action="store_true", default=None)
+    t.add_argument("--dropout", type=float)
+    t.add_argument("--width", type=float, help="channel width multiplier")
+    t.add_argument("--input-size", type=int)
+    t.add_argument("--val-fraction", type=float)
+    t.add_argument("--augment", action="store_true", default=None, help="small rotations, shifts and scaling")
+    t.add_argument("--limit", type=int, help="use only N items of the dataset (a seeded random subset)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--resume", default=None, help="continue from a checkpoint saved by `train`: its model, "
+                   "optimizer, schedule, options and split are used, and a flag that contradicts them is refused")
     t.add_argument("--out", required=True, help="checkpoint to write (atomically)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--slim", action="store_true",
@@ -193,38 +202,46 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from .core.assemble import data_for, new_model_bundle
-    from .core.checkpoint import check_writable, load_model, save_checkpoint
+    from .core.checkpoint import check_writable, save_checkpoint
     from .core.config import TrainConfig
-    from .core.datasets import Augment, load_dataset
+    from .core.datasets import BUILTIN_DATASETS, Augment, load_dataset
+    from .core.resume import check_same_classes
     from .core.snapshot import Diverged, EpochEnd
     from .core.training import Trainer
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
-    lr = args.lr if args.lr is not None else (0.01 if args.optimizer == "sgd" else 0.001)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=lr,
-                         momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
-                         schedule=args.schedule, grad_clip=args.grad_clip, seed=args.seed, snapshot_hz=0)
-    config.validate()  # before any slow loading
     check_writable(args.out)  # a bad --out must fail now, not after the training it would have saved
-    ds = load_dataset(args.dataset, seed=args.seed, limit=args.limit)
-    if ds.skipped:
-        print(f"note: skipped {len(ds.skipped)} unreadable item(s), e.g. {ds.skipped[0]}", file=sys.stderr)
-    augment = Augment(rotation=10.0, translation=0.1, scale=0.1) if args.augment else Augment()
+    given = {k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None}
     resume_state = None
     if args.resume:
-        bundle = load_model(args.resume)
-        resume_state = bundle.meta.get("training_state")
-        if not resume_state:
-            raise CliError(f"{args.resume}: holds no training state to resume from (was it saved by `train`?)")
-        data = data_for(bundle, ds, val_fraction=args.val_fraction, augment=augment, seed=args.seed,
+        bundle, resume_state, config, data_opts = _resumed(args, given)
+        dataset = given.get("dataset") or bundle.meta.get("dataset")
+        if not dataset or (dataset not in BUILTIN_DATASETS and not Path(dataset).exists()):
+            raise CliError(f"{args.resume}: give --dataset, the data set it was trained on "
+                           f"(the checkpoint names {dataset!r})")
+    else:
+        a = {**TRAIN_DEFAULTS, **given}
+        lr = a["lr"] if a["lr"] is not None else (0.01 if a["optimizer"] == "sgd" else 0.001)
+        config = TrainConfig(epochs=a["epochs"], batch_size=a["batch_size"], optimizer=a["optimizer"], lr=lr,
+                             momentum=a["momentum"], nesterov=a["nesterov"], weight_decay=a["weight_decay"],
+                             schedule=a["schedule"], grad_clip=a["grad_clip"], seed=a["seed"], snapshot_hz=0)
+        data_opts = {k: a[k] for k in ("val_fraction", "augment", "limit")}
+        dataset = a["dataset"]
+    config.validate()  # before any slow loading
+    ds = load_dataset(dataset, seed=config.seed, limit=data_opts["limit"])
+    if ds.skipped:
+        print(f"note: skipped {len(ds.skipped)} unreadable item(s), e.g. {ds.skipped[0]}", file=sys.stderr)
+    augment = Augment(rotation=10.0, translation=0.1, scale=0.1) if data_opts["augment"] else Augment()
+    if args.resume:
+        check_same_classes(args.resume, bundle.class_names, str(dataset), ds.class_names)
+        data = data_for(bundle, ds, val_fraction=data_opts["val_fraction"], augment=augment, seed=config.seed,
                         reuse_normalisation=True)
     else:
-        options = {"activation": args.activation, "pooling": args.pooling, "batchnorm": args.batchnorm,
-                   "dropout": args.dropout}
-        if args.width is not None:
-            options["width"] = args.width
-        bundle = new_model_bundle(args.arch, ds, input_size=args.input_size, seed=args.seed, **options)
-        data = data_for(bundle, ds, val_fraction=args.val_fraction, augment=augment, seed=args.seed)
+        options = {k: a[k] for k in ("activation", "pooling", "batchnorm", "dropout")}
+        if a["width"] is not None:
+            options["width"] = a["width"]
+        bundle = new_model_bundle(a["arch"], ds, input_size=a["input_size"], seed=config.seed, **options)
+        data = data_for(bundle, ds, val_fraction=data_opts["val_fraction"], augment=augment, seed=config.seed)
     trainer = Trainer(bundle, data, config)
     if resume_state:
         try:
@@ -252,14 +269,30 @@ def cmd_train(args) -> int:
         bar.close()
         trainer.close()
     bundle.meta.update({
-        "dataset": args.dataset if not Path(args.dataset).exists() else Path(args.dataset).name,
-        "epochs": trainer.epoch, "steps": trainer.step, "config": config.to_dict(), "seed": args.seed,
+        "dataset": dataset if not Path(dataset).exists() else Path(dataset).name,
+        "epochs": trainer.epoch, "steps": trainer.step, "config": config.to_dict(), "seed": config.seed,
         "val_accuracy": None if last_epoch is None else last_epoch.val_accuracy,
+        "data": data_opts,   # how the data were split and augmented: what --resume reuses
     })
     bundle.meta.pop("training_state", None)
     save_checkpoint(args.out, bundle, training_state=None if args.slim else trainer.state_dict())
     print(f"saved {args.out}")
     return 0
+
+
+def _resumed(args, given: dict):
+    """(bundle, training state, config, data settings) of the run ``--resume`` continues."""
+    from .core.checkpoint import load_model
+    from .core.resume import resumed_settings
+
+    bundle = load_model(args.resume)
+    state = bundle.meta.get("training_state")
+    if not state:
+        raise CliError(f"{args.resume}: holds no training state to resume from (was it saved by `train`?)")
+    config, data_opts = resumed_settings(args.resume, bundle.arch, dict(bundle.arch_options), bundle.meta,
+                                         state, given)
+    config.snapshot_hz = 0
+    return bundle, state, config, data_opts
 
 
 # --- render --------------------------------------------------------------------------------------
