@@ -427,11 +427,7 @@ class MainWindow(QMainWindow):
     def training_config(self):
         from dataclasses import replace
 
-        from visualizer.core.config import TrainConfig
-        cfg = self.training_panel.config()
-        if not isinstance(cfg, TrainConfig):
-            cfg = TrainConfig(**cfg)
-        return replace(cfg, device=self.device())
+        return replace(self.training_panel.config(), device=self.device())
 
     def augment(self):
         from visualizer.core.datasets import Augment

@@ -977,7 +977,7 @@ def child_main(inbox, outbox, sample_limit) -> None:
     threading.Thread(target=watch_parent, name="worker-parent-watch", daemon=True).start()
     try:
         core._loop()
-    except BaseException:  # noqa: BLE001
+    except BaseException:  # noqa: BLE001 - the child's last word: the GUI must hear why it ended
         outbox.put(("failed", "The worker process crashed:\n" + traceback.format_exc(limit=5)))
     outbox.close()
     outbox.join_thread()

@@ -154,8 +154,10 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
             n_val = min(max(n_val, 1), len(idx) - 1)
         val.append(idx[:n_val])
         train.append(idx[n_val:])
-    cat = lambda parts: np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)  # noqa: E731
-    return cat(train).astype(np.int64), cat(val).astype(np.int64)
+    def cat(parts: list[np.ndarray]) -> np.ndarray:
+        return np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
+
+    return cat(train), cat(val)
 
 
 def channel_stats(images: torch.Tensor, indices: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:

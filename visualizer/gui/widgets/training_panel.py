@@ -25,6 +25,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from visualizer.core.config import TrainConfig
+
 from .choices import (
     BROWSE,
     DISPLAY_NAMES,
@@ -371,13 +373,9 @@ class TrainingPanel(QWidget):
             "max_steps_per_sec": float(self.speed.currentData()),
         }
 
-    def config(self):
-        """A ``core.training.TrainConfig`` (a dict with the same fields if training is absent)."""
+    def config(self) -> TrainConfig:
+        """The panel's settings as a ``core.config.TrainConfig`` (torch-free)."""
         fields = self._config_fields()
-        try:
-            from visualizer.core.config import TrainConfig
-        except Exception:  # noqa: BLE001 - the panel must work before/without core.training
-            return fields
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         return TrainConfig(**{k: v for k, v in fields.items() if k in known})
 
