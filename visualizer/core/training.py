@@ -1,8 +1,9 @@
 """The training loop as a plain generator of snapshots (no Qt).
 
-The worker thread iterates :meth:`Trainer.run`; a script or a test can iterate
-it just the same. The GUI steers it only through :class:`TrainingControl`,
-whose methods are safe to call from any thread.
+The app's worker (a child process; a thread with ``--thread-worker``) iterates
+:meth:`Trainer.run`; the ``train`` command, a script or a test iterate it just the
+same. The worker steers it only through :class:`TrainingControl`, whose methods
+are safe to call from any thread.
 
 Why the probe sample is captured by a separate eval-mode pass instead of from
 the training batch: the views then show one fixed image consistently across
@@ -68,8 +69,8 @@ def probe_input(request: CaptureRequest, data, input_shape) -> tuple[np.ndarray,
 class TrainingControl:
     """Thread-safe steering of a running :class:`Trainer`.
 
-    The GUI thread calls the methods; the worker thread's trainer reads them
-    between steps. A single condition variable wakes a paused trainer.
+    The thread that serves the GUI's commands calls the methods (in the worker process,
+    or the GUI thread itself in thread mode); the trainer reads them between steps. A single condition variable wakes a paused trainer.
     """
 
     def __init__(self, *, start_paused: bool = False):
@@ -195,7 +196,7 @@ class TrainingControl:
 class Trainer:
     """Trains ``bundle.model`` on ``data`` and yields :data:`TrainingEvent` objects.
 
-    Lives entirely in one thread (the worker's): the model, the optimizer and
+    Lives entirely in one thread (the worker's training thread): the model, the optimizer and
     the probe hooks are never touched from elsewhere.
     """
 

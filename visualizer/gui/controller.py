@@ -83,7 +83,7 @@ class Controller(QObject):
         self.timer.start()
 
     def shutdown(self) -> bool:
-        """Stop training and join the worker thread (closeEvent and test teardown)."""
+        """Stop training and join the worker, process or thread (closeEvent and test teardown)."""
         if self._closed:
             return True
         self._closed = True
