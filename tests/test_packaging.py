@@ -85,7 +85,7 @@ def test_a_built_wheel_installed_in_a_fresh_venv_trains_and_renders(tmp_path):
     r = _run([str(script), "train", "--dataset", "digits", "--epochs", "1", "--quiet", "--out", str(out)],
              cwd=work, env=env)
     assert f"saved {out}" in r.stdout and out.stat().st_size > 10_000
-    assert "epoch 1/1: loss" in r.stdout
+    assert "epoch 1/1: loss" in r.stdout + r.stderr
 
     sample = fresh_site / "visualizer" / "models" / "lenet5_digits.pt"
     figures = work / "figures"

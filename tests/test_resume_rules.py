@@ -30,7 +30,8 @@ def test_resume_without_flags_continues_the_run_bit_identically(run_1, tmp_path)
     assert (config["optimizer"], config["lr"], config["schedule"], config["batch_size"], config["seed"]) == \
         ("adam", 0.005, "step", 16, 3)
     assert a.arch_options["activation"] == "tanh" and a.arch_options["width"] == 0.5
-    assert a.meta["data"] == {"val_fraction": 0.2, "augment": True, "limit": 200}
+    assert a.meta["data"] == {"val_fraction": 0.2, "limit": 200,
+                              "augment": {"rotation": 10.0, "translation": 0.1, "scale": 0.1, "hflip": False}}
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 

@@ -129,11 +129,15 @@ def main(argv: list[str] | None = None) -> int:
             msg = str(e)
         from .core.errors import TrustRequired
         if isinstance(e, TrustRequired):
-            # The command line has no confirmation to give: say where one is.
-            msg += ("; the command line never runs code from a file: open it in the app "
-                    f"(cnn-visualizer {e.path}), which shows what it holds and asks first")
+            msg = trust_refusal(e.path, msg)
         print(f"cnn-visualizer {args.command}: error: {msg}", file=sys.stderr)
         return 2
+
+
+def trust_refusal(path, message: str) -> str:
+    """The command line has no confirmation to give: say where one is."""
+    return (f"{message}; the command line never runs code from a file: open it in the app "
+            f"(cnn-visualizer {path}), which shows what it holds and asks first")
 
 
 # --- models / info -------------------------------------------------------------------------------
@@ -198,21 +202,21 @@ def format_layer_table(info) -> str:
 
 # --- train ---------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
+    """Train headless through the same engine as the window: the same settings give the same run."""
     import torch
     from tqdm import tqdm
 
-    from .core.assemble import data_for, new_model_bundle
-    from .core.checkpoint import check_writable, save_checkpoint
-    from .core.config import TrainConfig
-    from .core.datasets import BUILTIN_DATASETS, Augment, load_dataset
+    from .core.checkpoint import check_writable
+    from .core.config import Augment, TrainConfig
+    from .core.datasets import BUILTIN_DATASETS
+    from .core.engine.engine import Engine
     from .core.resume import check_same_classes
-    from .core.snapshot import Diverged, EpochEnd
-    from .core.training import Trainer
+    from .core.training import TrainingControl
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     check_writable(args.out)  # a bad --out must fail now, not after the training it would have saved
     given = {k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None}
-    resume_state = None
+    bundle = resume_state = None
     if args.resume:
         bundle, resume_state, config, data_opts = _resumed(args, given)
         dataset = given.get("dataset") or bundle.meta.get("dataset")
@@ -228,54 +232,62 @@ def cmd_train(args) -> int:
         data_opts = {k: a[k] for k in ("val_fraction", "augment", "limit")}
         dataset = a["dataset"]
     config.validate()  # before any slow loading
-    ds = load_dataset(dataset, seed=config.seed, limit=data_opts["limit"])
-    if ds.skipped:
-        print(f"note: skipped {len(ds.skipped)} unreadable item(s), e.g. {ds.skipped[0]}", file=sys.stderr)
-    augment = Augment(rotation=10.0, translation=0.1, scale=0.1) if data_opts["augment"] else Augment()
-    if args.resume:
-        check_same_classes(args.resume, bundle.class_names, str(dataset), ds.class_names)
-        data = data_for(bundle, ds, val_fraction=data_opts["val_fraction"], augment=augment, seed=config.seed,
-                        reuse_normalisation=True)
+    saved_augment = data_opts["augment"]
+    if isinstance(saved_augment, dict):   # a resumed run's own augmentation, as it was recorded
+        augment = Augment(**saved_augment)
     else:
-        options = {k: a[k] for k in ("activation", "pooling", "batchnorm", "dropout")}
-        if a["width"] is not None:
-            options["width"] = a["width"]
-        bundle = new_model_bundle(a["arch"], ds, input_size=a["input_size"], seed=config.seed, **options)
-        data = data_for(bundle, ds, val_fraction=data_opts["val_fraction"], augment=augment, seed=config.seed)
-    trainer = Trainer(bundle, data, config)
-    if resume_state:
-        try:
-            trainer.load_state_dict(resume_state)
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            trainer.close()
-            from .core.errors import LoadError
-            raise LoadError(args.resume, f"its training state is damaged or does not fit this run ({e})",
-                            "train from scratch without --resume, or use another checkpoint") from e
-    bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", disable=args.quiet,
-               dynamic_ncols=True, file=sys.stderr)
-    trainer.on_step = lambda step, loss, acc: (bar.update(1), bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.3f}"))
-    last_epoch = None
+        augment = Augment(rotation=10.0, translation=0.1, scale=0.1) if saved_augment else Augment()
+    bar = None
+    problems: list[str] = []
+
+    def on_event(name: str, payload) -> None:
+        if name == "epoch_end":
+            va = f", validation accuracy {payload.val_accuracy:.2%}" if payload.val_accuracy is not None else ""
+            (bar.write if bar is not None else print)(
+                f"epoch {payload.epoch + 1}/{config.epochs}: loss {payload.train_loss:.4f}, "
+                f"accuracy {payload.train_accuracy:.2%}{va}", file=sys.stderr)
+        elif name == "notice":
+            print(f"note: {payload}", file=sys.stderr)
+        elif name in ("failed", "diverged"):
+            problems.append(payload if name == "failed" else payload.message)
+        elif name == "trust_required":
+            problems.append(trust_refusal(payload.path, payload.message))
+        elif name == "architecture_required":
+            problems.append(f"{payload.path}: holds bare weights; train a zoo architecture with --arch instead")
+
+    engine = Engine(on_event)
     try:
-        for event in trainer.run():
-            if isinstance(event, EpochEnd):
-                last_epoch = event
-                va = f", validation accuracy {event.val_accuracy:.2%}" if event.val_accuracy is not None else ""
-                bar.write(f"epoch {event.epoch + 1}/{config.epochs}: loss {event.train_loss:.4f}, "
-                          f"accuracy {event.train_accuracy:.2%}{va}")
-            elif isinstance(event, Diverged):
-                bar.close()
-                raise CliError(event.message)
-    finally:
+        engine.set_dataset(dataset, limit=data_opts["limit"], augment=augment, seed=config.seed,
+                           val_fraction=data_opts["val_fraction"])
+        if args.resume:
+            engine.load_bundle(bundle)
+            check_same_classes(args.resume, bundle.class_names, str(dataset), engine.data.class_names)
+        else:
+            options = {k: a[k] for k in ("activation", "pooling", "batchnorm", "dropout")}
+            for key in ("width", "input_size"):
+                if a[key] is not None:
+                    options[key] = a[key]
+            engine.build(a["arch"], options, seed=config.seed)
+        if problems:
+            raise CliError(problems[0])
+        bar = tqdm(total=0, unit="step", disable=args.quiet, dynamic_ncols=True, file=sys.stderr)
+
+        def on_step(step: int, loss: float, acc: float) -> None:
+            if bar.total == 0 and engine.trainer is not None:
+                bar.reset(total=engine.trainer.total_steps)
+                bar.update(step - 1)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.3f}")
+
+        engine.train(config, TrainingControl(), on_step=on_step, resume_state=resume_state)
         bar.close()
-        trainer.close()
-    bundle.meta.update({
-        "dataset": dataset if not Path(dataset).exists() else Path(dataset).name,
-        "epochs": trainer.epoch, "steps": trainer.step, "config": config.to_dict(), "seed": config.seed,
-        "val_accuracy": None if last_epoch is None else last_epoch.val_accuracy,
-        "data": data_opts,   # how the data were split and augmented: what --resume reuses
-    })
-    bundle.meta.pop("training_state", None)
-    save_checkpoint(args.out, bundle, training_state=None if args.slim else trainer.state_dict())
+        if problems:
+            raise CliError(problems[0])
+        engine.save(args.out, with_training_state=not args.slim)
+    finally:
+        if bar is not None:
+            bar.close()
+        engine.close()
     print(f"saved {args.out}")
     return 0
 
@@ -300,7 +312,8 @@ def cmd_render(args) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import numpy as np
 
-    from .core.images import load_image, to_model_input
+    from .core.image_fit import to_model_input
+    from .core.images import load_image
     from .core.inspector import Inspector
     from .core.snapshot import CaptureRequest
 

@@ -4,7 +4,8 @@ import pytest
 from PIL import Image
 
 from visualizer.core.errors import LoadError
-from visualizer.core.images import LoadedImage, load_image, normalise, to_model_input
+from visualizer.core.image_fit import normalise, to_model_input
+from visualizer.core.images import LoadedImage, load_image
 from visualizer.core.resources import resource_path, resources_dir
 
 

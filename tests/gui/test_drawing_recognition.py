@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from visualizer.core.checkpoint import load_model
-from visualizer.core.images import normalise, to_model_input
+from visualizer.core.image_fit import normalise, to_model_input
 from visualizer.gui.widgets.drawing_pad import DrawingPad
 from visualizer.gui.widgets.mnist_preprocess import MNIST_BOX_FRACTION
 

@@ -466,7 +466,7 @@ def test_slow_motion_speed_changes_while_training(qtbot, window):
     step0 = window.session.latest_training.step
     qtbot.waitUntil(lambda: window.session.latest_training.step > step0 + 50, timeout=WAIT)
     panel.speed.setCurrentIndex(panel.speed.findData(2.0))       # slow motion, live
-    qtbot.waitUntil(lambda: window.controller.worker.core._control._speed == 2.0, timeout=WAIT)
+    qtbot.waitUntil(lambda: window.controller.worker.service._control._speed == 2.0, timeout=WAIT)
     stop(qtbot, window)
 
 
@@ -511,7 +511,7 @@ def test_a_killed_worker_process_is_reported_and_restarted(qtbot, settings):
         c.start_training(SHORT)
         qtbot.waitUntil(lambda: c.session.latest_training is not None, timeout=WAIT)
         with qtbot.waitSignal(c.session.model_changed, timeout=60_000):  # reopened in a fresh process
-            os.kill(c.worker._proc.pid, signal.SIGKILL)
+            os.kill(c.worker.pid, signal.SIGKILL)
         assert any(level == "error" and "stopped unexpectedly" in text and "exit code -9" in text
                    for level, text in messages), messages
         assert c.session.training_state == STOPPED and c.worker.is_running()
@@ -528,7 +528,7 @@ def test_a_killed_worker_process_is_reported_and_restarted(qtbot, settings):
 def test_trust_without_a_hash_is_refused(qtbot, settings, monkeypatch):
     from types import SimpleNamespace
 
-    from visualizer.gui.worker import TrustRequest
+    from visualizer.core.engine.messages import TrustRequest
 
     c = Controller(settings, sample_limit=LIMIT)
     try:

@@ -1,7 +1,8 @@
-"""The worker thread on its own: commands in, frozen snapshots out, failures reported.
+"""The window's worker on its own (thread and process transport): commands in, frozen snapshots
+out as Qt signals, failures reported. The engine behind it is tested without Qt in
+tests/core/test_engine.py.
 
-Every test joins the thread in teardown (a QThread collected while running aborts
-the process). Training runs on 256 digits at batch 32: a handful of steps.
+Every test joins the worker in teardown. Training runs on 256 digits at batch 32: a handful of steps.
 """
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import pytest
 import torch
 
 from visualizer.core.config import TrainConfig
+from visualizer.core.engine.messages import DataInfo, LoadedModel
 from visualizer.core.snapshot import OUT_OF_MEMORY, CaptureRequest, Finished, ProbeSnapshot, TrainingSnapshot
 from visualizer.core.training import Trainer
-from visualizer.gui.session import LoadedModel
-from visualizer.gui.worker import DataInfo, Worker, describe_error
+from visualizer.gui.worker import Worker
 
 LIMIT = 256
 WAIT = 20_000  # ms; generous for a busy 2-core machine
@@ -141,11 +142,6 @@ def test_out_of_memory_in_a_step_offers_a_smaller_batch(qtbot, worker, monkeypat
     assert failures == [] and worker.is_running()
 
 
-def test_describe_error_names_the_batch_size():
-    text = describe_error(MemoryError(), 128)
-    assert "128" in text and "64" in text
-
-
 def test_cuda_unavailable_falls_back_to_cpu_with_a_notice(qtbot, worker, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)   # also on a machine with a GPU
     built(qtbot, worker)
@@ -164,7 +160,7 @@ def test_probe_during_training_leaves_batchnorm_buffers_unchanged(qtbot, worker)
     with qtbot.waitSignal(worker.training_snapshot, timeout=WAIT):
         worker.start_training(TrainConfig(epochs=50, batch_size=32), paused=True, steps=1)
     # Paused with no step credit: the model is not trained while we look at it.
-    model = worker._bundle.model
+    model = worker.service.engine.bundle.model
     before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
     assert before
     for i in range(3):
@@ -235,7 +231,7 @@ def test_views_update_during_a_slow_training_step(qtbot, worker):
 
     gate = threading.Event()
     try:
-        worker.side_probe_always = True  # the model is tiny; its steps are slow only by the gate
+        worker.set_side_probe_always(True)  # the model is tiny; its steps are slow only by the gate
         worker.set_dataset("digits", limit=LIMIT)
         bundle = ModelBundle(GatedNet(gate), (1, 32, 32), tuple(str(i) for i in range(10)), arch="gated")
         with qtbot.waitSignal(worker.model_loaded, timeout=WAIT):
@@ -284,151 +280,6 @@ def test_process_mode_trains_probes_fails_and_stops(qtbot):
     finally:
         assert w.shutdown(10_000)  # mid-training
     assert not w.is_running()
-
-
-# ---- atomic switching, driven synchronously (no thread) --------------------------------
-def core_with_sample():
-    from visualizer.gui.worker import WorkerCore, _Command
-
-    events: list = []
-    core = WorkerCore(lambda name, payload: events.append((name, payload)), sample_limit=LIMIT)
-    core._guarded(core._dispatch, _Command("sample"))
-    assert core._bundle is not None and core._data is not None
-    events.clear()
-    return core, events
-
-
-def run(core, name, *args, **kwargs):
-    from visualizer.gui.worker import _Command
-
-    core._guarded(core._dispatch, _Command(name, args, kwargs))
-
-
-def failures(events) -> list[str]:
-    return [payload for name, payload in events if name == "failed"]
-
-
-def lenet_bundle(**fields):
-    from visualizer.core.architectures import build_model
-    from visualizer.core.model_bundle import ModelBundle
-
-    return ModelBundle(build_model("lenet5", in_channels=1, num_classes=10, input_size=32), (1, 32, 32),
-                       tuple(str(i) for i in range(10)), arch="lenet5",
-                       arch_options={"in_channels": 1, "num_classes": 10, "input_size": 32}, **fields)
-
-
-def test_a_checkpoint_that_does_not_fit_changes_nothing(tmp_path):
-    """mean with 2 values for a 1-channel model: refused naming the file, whichever layer refuses it."""
-    import dataclasses
-
-    from visualizer.core.checkpoint import save_checkpoint
-
-    core, events = core_with_sample()
-    try:
-        before = (core._bundle, core._data, core._dataset, core._inspector, core._bundle.mean, core._bundle.std)
-        path = tmp_path / "two_means.pt"
-        save_checkpoint(path, dataclasses.replace(lenet_bundle(), mean=(0.1, 0.2), std=(1.0, 1.0)))
-        run(core, "load", str(path))
-        assert len(failures(events)) == 1 and "two_means.pt" in failures(events)[0]
-        assert not any(name in ("model_loaded", "data_ready") for name, _ in events)
-        after = (core._bundle, core._data, core._dataset, core._inspector, core._bundle.mean, core._bundle.std)
-        assert all(a is b for a, b in zip(before, after))
-
-        # The same mismatch handed over as a bundle passes no loader: the worker's own check must hold.
-        events.clear()
-        run(core, "bundle", lenet_bundle(mean=(0.1, 0.2), std=(1.0, 1.0), source=str(tmp_path / "odd.pt")))
-        assert len(failures(events)) == 1 and "odd.pt" in failures(events)[0]
-        assert not any(name in ("model_loaded", "data_ready") for name, _ in events)
-        assert all(a is b for a, b in zip(before, (core._bundle, core._data, core._dataset, core._inspector,
-                                                    core._bundle.mean, core._bundle.std)))
-        run(core, "bundle", lenet_bundle())  # and a good one still opens
-        assert [n for n, _ in events if n == "model_loaded"] and core._bundle is not before[0]
-    finally:
-        core._close_all()
-
-
-def test_a_bad_dataset_folder_keeps_the_old_data(tmp_path):
-    core, events = core_with_sample()
-    try:
-        before = (core._bundle, core._data, core._dataset, core._dataset_spec)
-        bad = tmp_path / "not_a_dataset"
-        bad.mkdir()
-        (bad / "notes.txt").write_text("no images here")
-        run(core, "dataset", str(bad))
-        assert len(failures(events)) == 1 and "not_a_dataset" in failures(events)[0]
-        assert all(a is b for a, b in zip(before, (core._bundle, core._data, core._dataset, core._dataset_spec)))
-    finally:
-        core._close_all()
-
-
-def test_a_dataset_the_model_cannot_take_keeps_everything(tmp_path, monkeypatch):
-    """Reading works but preparing fails: the worker must not be left with the new data set half-installed."""
-    import visualizer.core.assemble as assemble
-
-    core, events = core_with_sample()
-    try:
-        before = (core._bundle, core._data, core._dataset, core._dataset_spec, core._bundle.mean)
-
-        def broken(*args, **kwargs):
-            raise RuntimeError("simulated failure while preparing")
-
-        monkeypatch.setattr(assemble, "data_for", broken)
-        run(core, "dataset", "digits", limit=LIMIT // 2)
-        assert len(failures(events)) == 1 and "digits" in failures(events)[0]
-        assert all(a is b for a, b in zip(before, (core._bundle, core._data, core._dataset, core._dataset_spec,
-                                                    core._bundle.mean)))
-    finally:
-        core._close_all()
-
-
-def test_data_info_reads_labels_without_normalising_every_image(monkeypatch):
-    import visualizer.gui.worker as worker_module
-    from visualizer.core.datasets.prepare import SplitDataset
-
-    core, _events = core_with_sample()
-    try:
-        monkeypatch.setattr(worker_module, "GALLERY_MAX", 4)  # most labels come from beyond the gallery
-        calls = [0]
-        original = SplitDataset.__getitem__
-
-        def counted(self, i):
-            calls[0] += 1
-            return original(self, i)
-
-        monkeypatch.setattr(SplitDataset, "__getitem__", counted)
-        info = core._data_info(core._data, core._current_source())
-        split = core._data.probe_split
-        assert info.gallery.shape[0] == 4 and info.labels.shape == (info.n_val,) and info.n_val > 4
-        assert np.array_equal(info.labels, core._data.labels(split))
-        assert calls[0] == 0, "labels were read by indexing the split (normalising, consuming the augmentation RNG)"
-    finally:
-        core._close_all()
-
-
-def test_idle_reset_is_seeded_like_the_trainer():
-    import copy
-
-    from visualizer.core.training import reinitialise
-
-    core, events = core_with_sample()
-    try:
-        model = core._bundle.model
-        expected = copy.deepcopy(model)
-        reinitialise(expected, 7)
-        run(core, "reset", 7)
-        first = {k: v.clone() for k, v in model.state_dict().items()}
-        assert all(torch.equal(first[k], v) for k, v in expected.state_dict().items())
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(1.0)
-        run(core, "reset", 7)
-        assert all(torch.equal(first[k], v) for k, v in model.state_dict().items())
-        run(core, "reset", None)  # no seed given and no run yet: seed 0
-        reinitialise(expected, 0)
-        assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.state_dict().items())
-        assert not failures(events)
-    finally:
-        core._close_all()
 
 
 def test_a_failed_run_ends_with_finished_failed(qtbot, worker):

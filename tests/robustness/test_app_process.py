@@ -52,7 +52,7 @@ end = time.time() + 90
 while not started and time.time() < end:
     app.processEvents()
     time.sleep(0.01)
-print(w._proc.pid, flush=True)
+print(w.pid, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CNN_VISUALIZER_CONFIG_DIR=str(tmp_path))

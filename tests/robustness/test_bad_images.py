@@ -9,7 +9,8 @@ import pytest
 from PIL import Image, ImageFile
 
 from visualizer.core.errors import LoadError
-from visualizer.core.images import load_image, to_model_input
+from visualizer.core.image_fit import to_model_input
+from visualizer.core.images import load_image
 
 
 def refused(path, *words):

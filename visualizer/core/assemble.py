@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from .architectures import ARCHITECTURES, build_model
-from .datasets import Augment, DataOptions, ImageDataset, prepare
+from .architectures.catalog import MODEL_OPTION_KEYS
+from .config import Augment
+from .datasets.image_dataset import ImageDataset
+from .datasets.preparation import DataOptions, prepare
 from .model_bundle import ModelBundle
-
-MODEL_OPTION_KEYS = ("width", "activation", "pooling", "batchnorm", "dropout")
 
 
 def input_shape_for(arch: str, ds: ImageDataset, input_size: int | None = None) -> tuple[int, int, int]:

@@ -1,5 +1,8 @@
 """How a training run is set up, as plain data (no torch): the GUI builds one, the engine runs it.
 
+``TrainConfig`` (optimizer, schedule, epochs, seed, ...) and ``Augment`` (the random warps of
+the training images; applied in ``datasets/augment.py``).
+
 Kept apart from ``training.py`` so that the window's process can make and validate a
 configuration without importing torch.
 """
@@ -53,3 +56,19 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Augment:
+    rotation: float = 0.0      # degrees: angle drawn uniformly from [-rotation, rotation]
+    translation: float = 0.0   # fraction of the image size, per axis, from [-translation, translation]
+    scale: float = 0.0         # zoom factor drawn from [1 - scale, 1 + scale]
+    hflip: bool = False        # mirror left-right with probability 1/2
+
+    def __post_init__(self):
+        if not (self.rotation >= 0 and 0 <= self.translation < 1 and 0 <= self.scale < 1):
+            raise ValueError(f"augmentation out of range: {self} (rotation >= 0, translation and scale in [0, 1))")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rotation or self.translation or self.scale or self.hflip)

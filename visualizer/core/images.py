@@ -1,4 +1,4 @@
-"""Opening user images and turning them into a model's input.
+"""Opening user images (no torch: the window's process opens them); fitting is ``image_fit.py``.
 
 Every PIL mode is normalised to float32 (H, W, C) in [0, 1], C = 1 or 3, in
 one place (:func:`_pil_to_array`), because each mode hides its own trap
@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .errors import LoadError
@@ -177,28 +175,7 @@ def _float_to_unit(a: np.ndarray, notes: list[str]) -> np.ndarray:
     return ((a - lo) / (hi - lo)).astype(np.float32)
 
 
-# ---------------------------------------------------------------------------
-# Fitting an image to a model's input: shared by single images and whole datasets.
-
-def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
-    """(N, C, H, W) float -> (N, channels, H, W): gray is repeated, RGB -> gray is luminance."""
-    c = x.shape[1]
-    if c == channels:
-        return x
-    if c == 1:
-        return x.expand(-1, channels, -1, -1).contiguous()
-    if c == 3 and channels == 1:
-        w = torch.tensor(LUMINANCE, dtype=x.dtype).view(1, 3, 1, 1)
-        return (x * w).sum(dim=1, keepdim=True)
-    raise ValueError(f"cannot convert {c} channels to {channels} (only gray <-> RGB and gray -> any)")
-
-
-def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(N, C, H, W) float -> (N, C, *size): bilinear, antialiased when shrinking (no aliasing moire)."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
-
+# Notes for the user on what fitting an image to a model does (shared by both sides).
 
 def channel_note(src: int, dst: int) -> str | None:
     if src == dst:
@@ -221,30 +198,3 @@ def resize_note(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> str | None:
     if abs(w / h - W / H) > 0.01 * (W / H):
         note += ", aspect ratio changed"
     return note
-
-
-def to_model_input(array: np.ndarray, input_shape) -> tuple[np.ndarray, tuple[str, ...]]:
-    """(H, W, C) or (H, W) float in [0, 1] -> ((C', H', W') float32 in [0, 1], notes) for ``input_shape``."""
-    a = np.asarray(array, dtype=np.float32)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3:
-        raise ValueError(f"expected an (H, W, C) image, got shape {a.shape}")
-    C, H, W = (int(v) for v in input_shape)
-    x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]
-    notes = [n for n in (channel_note(x.shape[1], C), resize_note(tuple(x.shape[-2:]), (H, W))) if n]
-    x = resize(convert_channels(x, C), (H, W)).clamp_(0.0, 1.0)
-    return np.ascontiguousarray(x[0].numpy(), dtype=np.float32), tuple(notes)
-
-
-def normalise(array01: np.ndarray, mean, std) -> np.ndarray:
-    """(C, H, W) in [0, 1] -> (x - mean[c]) / std[c] as float32; mean/std of length 1 or C."""
-    a = np.asarray(array01, dtype=np.float32)
-    c = a.shape[0]
-    m = np.asarray(mean, dtype=np.float32).reshape(-1)
-    s = np.asarray(std, dtype=np.float32).reshape(-1)
-    if m.size not in (1, c) or s.size not in (1, c):
-        raise ValueError(f"mean/std have {m.size}/{s.size} values for an image with {c} channels")
-    if np.any(s == 0):
-        raise ValueError("std must not be 0")
-    return np.ascontiguousarray((a - m.reshape(-1, 1, 1)) / s.reshape(-1, 1, 1), dtype=np.float32)

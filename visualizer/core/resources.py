@@ -18,6 +18,7 @@ from .errors import LoadError
 # <repo>/visualizer/core/resources.py -> <repo>; meaningful only in a source checkout.
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_MODEL_NAME = "lenet5_digits.pt"  # trained on the built-in digits the app opens with
+SAMPLE_DATASET = "digits"
 
 
 def _shipped_dir(name: str) -> Path:
@@ -38,9 +39,10 @@ def models_dir() -> Path:
     return _shipped_dir("models")
 
 
-def sample_model_path() -> Path:
-    """The model the app opens when it is started without a file."""
-    return models_dir() / SAMPLE_MODEL_NAME
+def sample_model_path() -> Path | None:
+    """The shipped sample checkpoint the app opens with, or None when it is not installed."""
+    path = models_dir() / SAMPLE_MODEL_NAME
+    return path if path.exists() else None
 
 
 def shared_dir() -> Path:
@@ -55,3 +57,4 @@ def resource_path(*parts: str) -> Path:
         raise LoadError(path, "bundled resource is missing",
                         "the installation is incomplete: reinstall cnn-visualizer")
     return path
+

@@ -22,7 +22,7 @@ CONFIG_FLAGS = ("batch_size", "optimizer", "lr", "momentum", "nesterov", "weight
                 "grad_clip", "seed")
 # Flag -> the key of the checkpoint's architecture options it sets.
 MODEL_FLAGS = ("activation", "pooling", "batchnorm", "dropout", "width", "input_size")
-# How the data were split and augmented: recorded by ``train`` as meta["data"].
+# How the data were split and augmented: recorded in every checkpoint as meta["data"] (the engine).
 DATA_FLAGS = ("val_fraction", "augment", "limit")
 
 
@@ -72,7 +72,8 @@ def resumed_settings(path: str | os.PathLike, arch: str | None, arch_options: di
         if dest in arch_options:
             check(dest, arch_options[dest])
     for dest in DATA_FLAGS:
-        check(dest, data[dest])
+        # augment: the flag is on/off, the record the augmentation's parameters (or False)
+        check(dest, bool(data[dest]) if dest == "augment" else data[dest])
     if conflicts:
         raise ResumeConflict(f"{path}: " + "; ".join(conflicts) + " (a resumed run continues as it was "
                              "started: drop the flag, or train from scratch without --resume)")

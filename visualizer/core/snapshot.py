@@ -219,8 +219,9 @@ class CaptureRequest:
     layers: tuple[str, ...] = ()          # layers whose maps to capture ("*" = every layer)
     filter_layers: tuple[str, ...] = ()   # conv layers whose kernels to capture
     max_channels: int = 64
-    rate_hz: float = 10.0
-    probe_input: np.ndarray | None = field(default=None, compare=False)  # (C, H, W) [0,1] image in the model's input shape, or None
+    # (C, H, W) image in [0, 1] at any size (the engine fits it to the model's input), or None
+    probe_input: np.ndarray | None = field(default=None, compare=False)
+    probe_via: tuple[int, int] | None = None  # fit probe_input to this (H, W) first: the training data's size
     probe_label: int | None = None        # true class of probe_input, if known
     probe_index: int = 0                  # validation-split sample used when probe_input is None
     request_id: int = 0

@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import TrainConfig
+from .image_fit import fit_probe_image
 from .inspector import Inspector
 from .model_bundle import ModelBundle
 from .outputs import class_scores
@@ -58,10 +59,10 @@ def reinitialise(model: nn.Module, seed: int = 0) -> None:
 
 
 def probe_input(request: CaptureRequest, data, input_shape) -> tuple[np.ndarray, int | None]:
-    """The image a capture request asks for: its own input, else the ``probe_index``-th sample
-    of ``data``'s probe split (PreparedData or None), else a blank one of ``input_shape``."""
+    """The image a capture request asks for: its own input (fitted to ``input_shape``), else the
+    ``probe_index``-th sample of ``data``'s probe split (PreparedData or None), else a blank one."""
     if request.probe_input is not None:
-        return request.probe_input, request.probe_label
+        return fit_probe_image(request.probe_input, tuple(input_shape), request.probe_via), request.probe_label
     found = data.probe_sample(request.probe_index) if data is not None else None
     return found if found is not None else (np.zeros(input_shape, np.float32), None)
 

@@ -19,7 +19,9 @@ import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
 from visualizer.core.config import TrainConfig
+from visualizer.core.engine.messages import ArchitectureRequest, DataInfo, LoadedModel, TrustRequest
 from visualizer.core.errors import LoadError
+from visualizer.core.resources import SAMPLE_DATASET
 from visualizer.core.snapshot import (
     OUT_OF_MEMORY,
     CaptureRequest,
@@ -31,9 +33,9 @@ from visualizer.core.snapshot import (
     frozen_array,
 )
 
-from .session import PAUSED, RUNNING, STOPPED, LoadedModel, Session
+from .session import PAUSED, RUNNING, STOPPED, Session
 from .settings import Settings
-from .worker import SAMPLE_DATASET, DataInfo, TrustRequest, Worker
+from .worker import Worker
 
 log = logging.getLogger(__name__)
 REFRESH_HZ = 30.0
@@ -64,6 +66,7 @@ class Controller(QObject):
         self.offer_safetensors: Callable[[str], str | None] = lambda source: None
         self._input_image: np.ndarray | None = None   # drawn/opened image (C,H,W) in [0,1]; None: dataset sample
         self._input_label: int | None = None
+        self._input_via: tuple[int, int] | None = None
         self._probe_index = 0
         self._request_id = 0
         self._pending_training: TrainingSnapshot | None = None
@@ -164,8 +167,8 @@ class Controller(QObject):
         self.worker.load_file(path)
         return True
 
-    def _on_architecture_required(self, req: TrustRequest) -> None:
-        answer = self.ask_model_spec(req.path, req.info)
+    def _on_architecture_required(self, req: ArchitectureRequest) -> None:
+        answer = self.ask_model_spec(req.path, None)
         if not answer:
             self.notice.emit(f"Not opened: {os.path.basename(req.path)} needs an architecture.")
             return
@@ -282,7 +285,7 @@ class Controller(QObject):
 
     def reset_weights(self) -> None:
         # Seeded like the training panel's runs: the same seed gives the same fresh weights.
-        self.worker.reset_weights(seed=getattr(self.config_provider(), "seed", 0))
+        self.worker.reset_weights(seed=self._seed())
 
     def save(self, path: str) -> None:
         self.worker.save(path)
@@ -330,7 +333,7 @@ class Controller(QObject):
         if data is not None:
             default = self._sample_limit if data.spec == SAMPLE_DATASET else None
             self.worker.set_dataset(data.spec, limit=self._dataset_limits.get(data.spec, default),
-                                    augment=self.augment_provider())
+                                    augment=self.augment_provider(), seed=self._seed())
         self._reopen(model)
         self.notice.emit("Restarted the training process; reopening the model.")
 
@@ -345,7 +348,7 @@ class Controller(QObject):
         elif model.source and os.path.exists(model.source):
             self.worker.load_file(model.source)  # asks for trust again unless its hash is remembered
         elif arch in ARCHITECTURES:
-            self.worker.build(arch, dict(model.arch_options))
+            self.worker.build(arch, dict(model.arch_options), seed=self._seed())
         else:
             self.worker.load_sample()
 
@@ -385,17 +388,16 @@ class Controller(QObject):
         self._probe_index = max(0, int(index))
         self._send_request()
 
-    def use_image(self, image01: np.ndarray, label: int | None = None, note: str = "") -> None:
-        """Probe a drawn or opened image: (C, H, W) or (H, W) in [0, 1], resized to the model's input
-        the way the dataset's images were (a drawing arrives at the dataset's own resolution)."""
-        model = self.session.model
+    def use_image(self, image01: np.ndarray, label: int | None = None, note: str = "", *,
+                  via: tuple[int, int] | None = None) -> None:
+        """Probe a drawn or opened image: (C, H, W) or (H, W) in [0, 1] at any size. The engine fits
+        it to the model's input the way the dataset's images were (a drawing arrives at the dataset's
+        own resolution; ``via``, an (H, W) to pass through first: the training data's own size)."""
         img = np.asarray(image01, dtype=np.float32)
         if img.ndim == 2:
             img = img[None]
-        if model is not None and img.shape != tuple(model.input_shape):
-            from visualizer.core.images import to_model_input
-            img, _ = to_model_input(img.transpose(1, 2, 0), model.input_shape)
-        self._input_image = frozen_array(img)  # crosses to the worker: never the caller's writable array
+        self._input_image = frozen_array(img)  # crosses to the engine: never the caller's writable array
+        self._input_via = tuple(int(v) for v in via) if via else None
         self._input_label = label
         if note:
             self.notice.emit(note)
@@ -411,25 +413,29 @@ class Controller(QObject):
 
     def set_dataset(self, spec: str, *, limit: int | None = None, augment=None) -> None:
         self._dataset_limits[spec] = limit
-        self.worker.set_dataset(spec, limit=limit, augment=augment)
+        self.worker.set_dataset(spec, limit=limit, augment=augment, seed=self._seed())
 
     def rebuild(self, arch: str, options: dict) -> None:
-        self.worker.build(arch, options)
+        self.worker.build(arch, options, seed=self._seed())
+
+    def _seed(self) -> int:
+        """The training panel's seed: it also initialises a built model and splits the data (engine.py)."""
+        return int(getattr(self.config_provider(), "seed", 0))
 
     def configure(self, options: dict, augment=None) -> None:
         """The training panel's dataset/architecture/options: change only what differs."""
-        from visualizer.core.assemble import MODEL_OPTION_KEYS
+        from visualizer.core.architectures.catalog import MODEL_OPTION_KEYS
         model = self.session.model
         spec = options.get("dataset")
         current_spec = self.data.spec if self.data is not None else None
         if spec and spec != current_spec:
             self._dataset_limits[spec] = None
-            self.worker.set_dataset(spec, augment=augment)
+            self.worker.set_dataset(spec, augment=augment, seed=self._seed())
         arch = options.get("arch")
         wanted = {k: options[k] for k in MODEL_OPTION_KEYS if k in options}
         have = dict(model.arch_options) if model is not None else {}
         if arch and (model is None or model.arch != arch or any(have.get(k) != v for k, v in wanted.items())):
-            self.worker.build(arch, wanted)
+            self.worker.build(arch, wanted, seed=self._seed())
 
     def capture_request(self) -> CaptureRequest:
         model = self.session.model
@@ -449,7 +455,8 @@ class Controller(QObject):
                 filters = (convs[0],)
         self._request_id += 1
         return CaptureRequest(layers=layers, filter_layers=filters, probe_input=self._input_image,
-                              probe_label=self._input_label, probe_index=self._probe_index,
+                              probe_via=self._input_via, probe_label=self._input_label,
+                              probe_index=self._probe_index,
                               request_id=self._request_id)
 
     def _send_request(self) -> None:

@@ -26,12 +26,13 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from visualizer.core.engine.messages import LoadedModel
 from visualizer.core.errors import LoadError
 from visualizer.core.snapshot import OUT_OF_MEMORY, TrainingSnapshot
 
 from .controller import Controller
 from .dock_sizes import DockSizes
-from .session import PAUSED, RUNNING, STOPPED, LoadedModel
+from .session import PAUSED, RUNNING, STOPPED
 from .settings import Settings
 from .widgets.live_text import LiveText
 
@@ -430,7 +431,7 @@ class MainWindow(QMainWindow):
         return replace(self.training_panel.config(), device=self.device())
 
     def augment(self):
-        from visualizer.core.datasets import Augment
+        from visualizer.core.config import Augment
         return Augment(**self.training_panel.augment())
 
     def _on_lr_changed(self, lr: float) -> None:
@@ -611,27 +612,30 @@ class MainWindow(QMainWindow):
             self.open_image(path)
 
     def open_image(self, path: str) -> bool:
-        """Use an image file as the probe input, converted to the model's input (with a note)."""
-        from visualizer.core.images import load_image, to_model_input
+        """Use an image file as the probe input; the engine fits it to the model (the note says how)."""
+        from visualizer.core.images import channel_note, load_image, resize_note
         model = self.session.model
         if model is None:
             self.show_message("warning", "Open a model first.")
             return False
         try:
             loaded = load_image(path)
-            array, notes = to_model_input(loaded.array, model.input_shape)
-            native = getattr(self.controller.data, "native_shape", None)
-            if native and 0 < native[1] * native[2] < model.input_shape[1] * model.input_shape[2]:
-                # the model learnt from upscaled small images: pass the image through that size too
-                small, _ = to_model_input(loaded.array, (model.input_shape[0], native[1], native[2]))
-                array, _ = to_model_input(small.transpose(1, 2, 0), model.input_shape)
-                notes = (*notes, f"seen at the training data's {native[2]}×{native[1]} first")
         except LoadError as exc:
             self.show_message("error", f"Could not open the image.\n\n{exc}")
             return False
+        h, w, c = loaded.array.shape
+        C, H, W = model.input_shape
+        notes = [n for n in (channel_note(c, C), resize_note((h, w), (H, W))) if n]
+        via = None
+        native = getattr(self.controller.data, "native_shape", None)
+        if native and 0 < native[1] * native[2] < H * W:
+            # the model learnt from upscaled small images: the image passes through that size too
+            via = (native[1], native[2])
+            notes.append(f"seen at the training data's {native[2]}×{native[1]} first")
         note = "; ".join((*loaded.notes, *notes)) or "used as is"
         self.input_panel.set_note(f"{os.path.basename(path)}: {note}")
-        self.controller.use_image(array, None, f"Input: {os.path.basename(path)} ({note})")
+        self.controller.use_image(loaded.array.transpose(2, 0, 1), None, f"Input: {os.path.basename(path)} ({note})",
+                                  via=via)
         return True
 
     def save_dialog(self) -> None:

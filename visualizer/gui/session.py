@@ -9,33 +9,15 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
+from visualizer.core.engine.messages import LoadedModel
 from visualizer.core.snapshot import EpochEnd, ProbeSnapshot, TrainingSnapshot
 
 EPOCHS_KEPT = 5_000   # epoch results the session remembers (a long run on a small set has many)
 
 STOPPED, RUNNING, PAUSED = "stopped", "running", "paused"
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """What the worker tells the GUI about a model it now owns (plain, immutable data)."""
-
-    info: Any                                  # introspect.ModelInfo
-    input_shape: tuple[int, int, int]
-    class_names: tuple[str, ...]
-    arch: str | None = None
-    arch_options: tuple[tuple[str, Any], ...] = ()
-    source: str | None = None
-    meta: tuple[tuple[str, Any], ...] = ()
-    warnings: tuple[str, ...] = ()
-    probeable: bool = True
-    trusted: bool = False                      # loaded only after the user trusted the file
-    dataset: str | None = None                 # dataset the worker prepared for it
-    dataset_size: int = 0                      # samples in the probe split
 
 
 @dataclass

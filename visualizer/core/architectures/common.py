@@ -12,14 +12,12 @@ from collections import OrderedDict
 
 import torch.nn as nn
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh")
-POOLINGS = ("max", "avg")
+from .catalog import ACTIVATIONS, POOLINGS
 
 # Below this input size the ImageNet stems (7x7/2 or 11x11/4 conv, then a
 # stride-2 pool) would shrink a 32x32 image to almost nothing before the first
 # real block; CIFAR-style variants use a 3x3 stride-1 stem instead.
 SMALL_INPUT_LIMIT = 64
-MIN_INPUT_SIZE = 28
 
 
 def make_activation(name: str) -> nn.Module:

@@ -5,17 +5,21 @@ that run code from the file (whole pickled models, TorchScript, ``.pt2``)
 raise :class:`~visualizer.core.errors.TrustRequired` until the user confirms
 that file (remembered by SHA-256 in :class:`TrustStore`). Every failure is a
 :class:`~visualizer.core.errors.LoadError` naming the file, the problem and a hint.
-"""
-from .atomic import SaveError, atomic_write, check_writable, save_target, sweep_stale_temp
-from .formats import FORMATS, ModelFileInfo, file_sha256, inspect_model_file
-from .safe_load import DEFAULT_MAX_BYTES, ArchitectureRequired, load_model
-from .save import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, checkpoint_dict, save_checkpoint, save_safetensors
-from .trust import TrustStore, config_dir
-from .user_model import load_user_model
 
-__all__ = [
-    "ArchitectureRequired", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "DEFAULT_MAX_BYTES", "FORMATS",
-    "ModelFileInfo", "SaveError", "TrustStore", "atomic_write", "check_writable", "checkpoint_dict",
-    "config_dir", "file_sha256", "inspect_model_file", "load_model", "load_user_model",
-    "save_checkpoint", "save_safetensors", "save_target", "sweep_stale_temp",
-]
+Names are imported on first use (``core/lazy.py``): ``atomic``, ``formats`` and
+``trust`` are torch-free and used by the window's process.
+"""
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "SaveError": ".atomic", "atomic_write": ".atomic", "check_writable": ".atomic", "save_target": ".atomic",
+    "sweep_stale_temp": ".atomic",
+    "FORMATS": ".formats", "ModelFileInfo": ".formats", "file_sha256": ".formats", "inspect_model_file": ".formats",
+    "DEFAULT_MAX_BYTES": ".safe_load", "ArchitectureRequired": ".safe_load", "load_model": ".safe_load",
+    "CHECKPOINT_FORMAT": ".save", "CHECKPOINT_VERSION": ".save", "checkpoint_dict": ".save",
+    "save_checkpoint": ".save", "save_safetensors": ".save",
+    "TrustStore": ".trust", "config_dir": ".trust",
+    "load_user_model": ".user_model",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -4,13 +4,15 @@ Readers return an :class:`ImageDataset` at native size (uint8, read-only) or
 raise :class:`visualizer.core.errors.LoadError`; batch readers skip bad items
 and list them in ``ImageDataset.skipped``. :func:`prepare` fits a data set to a
 model's input once (resize, channels), splits it, and serves normalised,
-optionally augmented tensors.
+optionally augmented tensors. Names are imported on first use (``core/lazy.py``):
+``datasets.builtin`` is torch-free and read by the window's process.
 """
-from .augment import Augment
-from .builtin import BUILTIN_DATASETS, shared_mnist_dir
-from .image_dataset import ImageDataset
-from .load import load_dataset
-from .prepare import DataOptions, PreparedData, prepare
+from ..lazy import lazy_exports
 
-__all__ = ["Augment", "BUILTIN_DATASETS", "DataOptions", "ImageDataset", "PreparedData",
-           "load_dataset", "prepare", "shared_mnist_dir"]
+_EXPORTS = {
+    "Augment": "..config", "BUILTIN_DATASETS": ".builtin", "shared_mnist_dir": ".builtin",
+    "ImageDataset": ".image_dataset", "load_dataset": ".load",
+    "DataOptions": ".preparation", "PreparedData": ".preparation", "prepare": ".preparation",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,26 +8,11 @@ the background of the digit data sets; it is applied before normalisation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class Augment:
-    rotation: float = 0.0      # degrees: angle drawn uniformly from [-rotation, rotation]
-    translation: float = 0.0   # fraction of the image size, per axis, from [-translation, translation]
-    scale: float = 0.0         # zoom factor drawn from [1 - scale, 1 + scale]
-    hflip: bool = False        # mirror left-right with probability 1/2
-
-    def __post_init__(self):
-        if not (self.rotation >= 0 and 0 <= self.translation < 1 and 0 <= self.scale < 1):
-            raise ValueError(f"augmentation out of range: {self} (rotation >= 0, translation and scale in [0, 1))")
-
-    @property
-    def active(self) -> bool:
-        return bool(self.rotation or self.translation or self.scale or self.hflip)
+from ..config import Augment
 
 
 def augment_batch(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.Tensor:

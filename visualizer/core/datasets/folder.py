@@ -29,7 +29,8 @@ import torch
 from PIL import Image
 
 from ..errors import LoadError
-from ..images import MAX_PIXELS, convert_channels, load_image, resize
+from ..image_fit import convert_channels, resize
+from ..images import MAX_PIXELS, load_image
 from .image_dataset import ImageDataset, subset_indices
 
 MAX_SIDE = 224

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from .. import images as img
-from .augment import Augment, augment_batch
+from .. import image_fit as img
+from ..config import Augment
+from .augment import augment_batch
 from .image_dataset import ImageDataset
 
 CHUNK = 2048  # images converted at a time: bounds the float32 temporaries

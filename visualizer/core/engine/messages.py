@@ -1,0 +1,104 @@
+"""What the engine tells its viewer, as plain data (no torch): it crosses threads and processes.
+
+Everything here is a frozen dataclass of numpy arrays (read-only), strings, numbers and
+tuples, or a function on such values, so the window's process can receive it without
+importing torch. The snapshot records themselves are in ``core/snapshot.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import LoadError, ModelError
+from ..model_info import ModelInfo
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the viewer may know about the prepared dataset (plain data, read-only arrays)."""
+
+    name: str
+    spec: str                   # what load_dataset was given (builtin name or path)
+    class_names: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    n_train: int
+    n_val: int
+    labels: np.ndarray          # (n_val,) int64 labels of the probe split, to pick by class
+    gallery: np.ndarray         # (G, C, H, W) uint8 first G probe-split images as the model sees them
+    augment: tuple = ()
+    native_shape: tuple[int, int, int] = (0, 0, 0)  # the dataset's own (C, H, W) before resizing
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """What the engine tells the viewer about a model it now owns."""
+
+    info: ModelInfo
+    input_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    arch: str | None = None
+    arch_options: tuple[tuple[str, Any], ...] = ()
+    source: str | None = None
+    meta: tuple[tuple[str, Any], ...] = ()
+    warnings: tuple[str, ...] = ()
+    probeable: bool = True
+    trusted: bool = False                      # loaded only after the user trusted the file
+    dataset: str | None = None                 # dataset the engine prepared for it
+    dataset_size: int = 0                      # samples in the probe split
+
+
+@dataclass(frozen=True)
+class TrustRequest:
+    """A file that can only be loaded by running its code: ask the user, then retry with trust=<sha256>."""
+
+    path: str
+    info: Any                   # checkpoint.ModelFileInfo (path, size, sha256, unsafe globals), or None
+    message: str
+    load_kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ArchitectureRequest:
+    """Bare weights: ask which architecture (a zoo name or file.py:Name), then retry with arch=/model_spec=."""
+
+    path: str
+    message: str
+    load_kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+def refreeze(obj, _depth: int = 0):
+    """Arrays come out of pickling writeable: make them read-only again, as the schema says."""
+    if _depth > 6:
+        return obj
+    if isinstance(obj, np.ndarray):
+        obj.setflags(write=False)
+    elif isinstance(obj, (tuple, list)):
+        for item in obj:
+            refreeze(item, _depth + 1)
+    elif hasattr(obj, "__dataclass_fields__"):
+        for name in obj.__dataclass_fields__:
+            refreeze(getattr(obj, name, None), _depth + 1)
+    return obj
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Python's MemoryError, torch's OutOfMemoryError, or a backend's "out of memory" RuntimeError.
+
+    By name, not by class: this module must not import torch.
+    """
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or "out of memory" in str(exc).lower())
+
+
+def describe_error(exc: BaseException, batch_size: int | None = None) -> str:
+    """One readable message for the user; out-of-memory gets a concrete way out."""
+    text = str(exc) or type(exc).__name__
+    if is_out_of_memory(exc):
+        smaller = f" (for example {max(1, batch_size // 2)})" if batch_size else ""
+        now = f" at batch size {batch_size}" if batch_size else ""
+        return f"Out of memory{now}. Try a smaller batch size{smaller} or a smaller model."
+    if isinstance(exc, (LoadError, ModelError, ValueError)):
+        return text
+    return f"{type(exc).__name__}: {text}"

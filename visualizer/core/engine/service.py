@@ -1,0 +1,289 @@
+"""Runs an :class:`Engine` in one thread and takes its orders from any other (no Qt).
+
+The viewer talks to it through
+
+* commands (load, dataset, build, train, reset, save) run in order, in the engine's thread;
+* a one-slot mailbox of capture requests (the latest wins; one probe answer in flight);
+* a :class:`TrainingControl` for pause/resume/step/stop/learning rate/speed, thread-safe
+  and read by the trainer between steps,
+
+and hears back through ``emit(name, payload)`` with frozen snapshots and plain data only.
+At most one training snapshot and one probe snapshot are in flight: the viewer calls
+``snapshot_consumed`` / ``probe_consumed`` after applying each, so however slow it is,
+memory and queues stay bounded. The engine's thread sleeps on a condition until there is
+work; nothing polls.
+
+Every exception in the engine's thread is caught and reported through ``failed``.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..config import TrainConfig
+from ..snapshot import CaptureRequest
+from ..training import TrainingControl
+from .engine import Engine
+from .messages import describe_error
+from .side_probe import SideProbe
+
+# The methods of EngineService a viewer may call (in process mode they travel as messages).
+COMMANDS = ("load_sample", "load_file", "load_bundle", "load_user_model", "build", "set_dataset",
+            "start_training", "pause", "resume", "step", "stop", "set_lr", "set_speed", "reset_weights",
+            "save", "save_safetensors", "request_capture", "snapshot_consumed", "probe_consumed",
+            "set_side_probe_always")
+
+
+class Mailbox:
+    """One slot for capture requests: the latest wins, and one answer is in flight at a time."""
+
+    def __init__(self, wake: Callable[[], None]):
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._request: CaptureRequest | None = None
+        self._in_flight = False
+        self.last = CaptureRequest()     # shown again on a new model or new data
+
+    def put(self, request: CaptureRequest) -> None:
+        with self._lock:
+            self._request = self.last = request
+        self._wake()
+
+    def ready(self) -> bool:
+        with self._lock:
+            return self._request is not None and not self._in_flight
+
+    def take(self) -> CaptureRequest | None:
+        with self._lock:
+            if self._request is None or self._in_flight:
+                return None
+            request, self._request = self._request, None
+            self._in_flight = True
+            return request
+
+    def done(self) -> None:
+        """The viewer has the last answer (or it failed): another may be made."""
+        with self._lock:
+            self._in_flight = False
+        self._wake()
+
+    def requeue(self) -> None:
+        """After the model or data changed, show the last request again on the new one."""
+        with self._lock:
+            if self._request is None:
+                self._request = self.last
+        self._wake()
+
+    def answered(self, request_id: int) -> None:
+        """A training snapshot answered requests up to ``request_id``: a separate probe is not needed."""
+        with self._lock:
+            if self._request is not None and self._request.request_id <= request_id:
+                self._request = None
+
+
+@dataclass(frozen=True)
+class _Command:
+    run: Callable[[], None]
+    replaces: bool = False          # replaces the model or the data: a running training ends first
+    between_steps: bool = False     # may run between two training steps (save, reset)
+
+
+class EngineService:
+    """See the module docstring. ``run()`` is the engine's thread; every other method is thread-safe."""
+
+    def __init__(self, emit: Callable[[str, Any], None], *, sample_limit: int | None = None):
+        self._emit_out = emit
+        self.engine = Engine(self._emit, sample_limit=sample_limit)
+        self._cond = threading.Condition()
+        self._commands: collections.deque[_Command] = collections.deque()
+        self.mailbox = Mailbox(self._wake)
+        self._control: TrainingControl | None = None
+        self._quit = False
+
+    # ==== what the engine says =======================================================
+    def _emit(self, name: str, payload) -> None:
+        if name == "requeue_probe":
+            self.mailbox.requeue()
+            return
+        if name == "training_snapshot" and payload.probe is not None:
+            self.mailbox.answered(payload.probe.request_id)
+        self._emit_out(name, payload)
+
+    # ==== commands (any thread) ======================================================
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _send(self, run: Callable[[], None], *, replaces: bool = False, between_steps: bool = False) -> None:
+        if replaces and self._control is not None:
+            self._control.stop()
+        with self._cond:
+            self._commands.append(_Command(run, replaces, between_steps))
+            self._cond.notify_all()
+
+    def load_sample(self) -> None:
+        self._send(self.engine.load_sample, replaces=True)
+
+    def load_file(self, path: str, **kwargs) -> None:
+        """kwargs go to checkpoint.load_model (arch, arch_options, model_spec, trust)."""
+        self._send(lambda: self.engine.load_file(str(path), **kwargs), replaces=True)
+
+    def load_bundle(self, bundle) -> None:
+        """Hand over a ModelBundle built elsewhere (scripts, tests); the caller must not touch it again."""
+        self._send(lambda: self.engine.load_bundle(bundle), replaces=True)
+
+    def load_user_model(self, spec: str) -> None:
+        self._send(lambda: self.engine.load_user_model(str(spec)), replaces=True)
+
+    def build(self, arch: str, options: dict | None = None, *, seed: int = 0) -> None:
+        options = dict(options or {})
+        self._send(lambda: self.engine.build(arch, options, seed=seed), replaces=True)
+
+    def set_dataset(self, spec: str, *, limit: int | None = None, augment=None, seed: int = 0) -> None:
+        self._send(lambda: self.engine.set_dataset(spec, limit=limit, augment=augment, seed=seed), replaces=True)
+
+    def start_training(self, config: TrainConfig, *, augment=None, paused: bool = False, steps: int = 0) -> None:
+        """``augment`` (config.Augment) re-prepares the training data first if it changed."""
+        if self._control is not None:
+            self._control.stop()  # never leave a run without a way to stop it
+        control = TrainingControl(start_paused=paused)
+        if steps:
+            control.step(steps)
+        control.request_capture(self.mailbox.last)
+        self._control = control
+        self._send(lambda: self._train(config, control, augment))
+
+    def pause(self) -> None:
+        if self._control is not None:
+            self._control.pause()
+
+    def resume(self) -> None:
+        if self._control is not None:
+            self._control.resume()
+
+    def step(self, n: int = 1) -> None:
+        if self._control is not None:
+            self._control.step(n)
+
+    def stop(self) -> None:
+        if self._control is not None:
+            self._control.stop()
+
+    def set_lr(self, lr: float) -> None:
+        if self._control is not None:
+            self._control.set_lr(lr)
+
+    def set_speed(self, steps_per_sec: float) -> None:
+        if self._control is not None:
+            self._control.set_speed(steps_per_sec)
+
+    def reset_weights(self, seed: int | None = None) -> None:
+        """Fresh seeded weights; ``seed`` None: the last run's seed (0 before any run)."""
+        self._send(lambda: self.engine.reset_weights(seed), between_steps=True)
+
+    def save(self, path: str) -> None:
+        self._send(lambda: self.engine.save(str(path)), between_steps=True)
+
+    def save_safetensors(self, path: str) -> None:
+        self._send(lambda: self.engine.save_safetensors(str(path)), between_steps=True)
+
+    def request_capture(self, request: CaptureRequest) -> None:
+        """What to capture: the trainer uses it for its snapshots; when idle it is probed once."""
+        if self._control is not None:
+            self._control.request_capture(request)
+        self.mailbox.put(request)
+
+    def snapshot_consumed(self) -> None:
+        if self._control is not None:
+            self._control.snapshot_consumed()
+
+    def probe_consumed(self) -> None:
+        self.mailbox.done()
+
+    def set_side_probe_always(self, on: bool) -> None:
+        """Tests: answer views from the side probe for small models too."""
+        self.engine.side_probe_always = bool(on)
+
+    def request_quit(self) -> None:
+        with self._cond:
+            self._quit = True
+            self._cond.notify_all()
+        if self._control is not None:
+            self._control.stop()
+
+    # ==== the engine's thread ========================================================
+    def run(self) -> None:
+        """Serve commands and capture requests until ``request_quit``; then close the engine."""
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._quit or self._commands or self._probe_due())
+                if self._quit:
+                    break
+                cmd = self._commands.popleft() if self._commands else None
+            if cmd is not None:
+                self._guarded(cmd.run)
+            if self._probe_due():
+                self._guarded(self._serve_probe)
+        self._guarded(self.engine.close)
+
+    def _probe_due(self) -> bool:
+        e = self.engine
+        return e.trainer is None and e.bundle is not None and self.mailbox.ready()
+
+    def _guarded(self, fn) -> None:
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a message
+            trainer = self.engine.trainer
+            self._emit("failed", describe_error(exc, trainer.config.batch_size if trainer is not None else None))
+
+    def _serve_probe(self) -> None:
+        request = self.mailbox.take()
+        if request is None:
+            return
+        try:
+            snap = self.engine.probe(request)
+        except BaseException:
+            self.mailbox.done()  # nothing in flight after a failed probe
+            raise
+        if snap is None:
+            self.mailbox.done()
+            return
+        self._emit("probe_ready", snap)
+
+    def _train(self, config: TrainConfig, control: TrainingControl, augment) -> None:
+        deferred: list[_Command] = []
+
+        def between_events() -> None:
+            deferred.extend(self._drain_during_training(control))
+            if self._quit:
+                control.stop()
+
+        try:
+            self.engine.train(config, control, augment, between_events=between_events,
+                              side_probe=self._side_probe)
+        finally:
+            if self._control is control:
+                self._control = None
+        for cmd in deferred:
+            self._guarded(cmd.run)
+
+    def _side_probe(self, bundle, data, control) -> SideProbe:
+        return SideProbe(bundle, data, control, self.mailbox, self._emit)
+
+    def _drain_during_training(self, control: TrainingControl) -> list[_Command]:
+        """Run the commands that fit between two steps; keep the rest for after training."""
+        deferred = []
+        while True:
+            with self._cond:
+                if not self._commands:
+                    return deferred
+                cmd = self._commands.popleft()
+            if cmd.between_steps:
+                self._guarded(cmd.run)
+            else:
+                # A new model/data/training replaces this run (its command already called stop()).
+                control.stop()
+                deferred.append(cmd)
