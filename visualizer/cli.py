@@ -5,6 +5,7 @@
     cnn-visualizer models                      the zoo, one line each
     cnn-visualizer info MODEL                  layer table of a zoo name, checkpoint or file.py:Name
     cnn-visualizer render MODEL [--input IMAGE] --out DIR   every view as PNG, no display
+    cnn-visualizer --version
 
 Errors print one line (no traceback) and exit non-zero.
 """
@@ -19,6 +20,12 @@ from pathlib import Path
 STARTED = time.perf_counter()  # when the entry point was imported: "window visible within 3 s" counts from here
 
 COMMANDS = ("train", "models", "info", "render")
+# `train` flags whose default is filled in only for a fresh run (argparse dest -> default).
+TRAIN_DEFAULTS = {"arch": "lenet5", "dataset": "digits", "epochs": 3, "batch_size": 64, "optimizer": "sgd",
+                  "lr": None, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0, "schedule": "none",
+                  "grad_clip": None, "activation": "relu", "pooling": "max", "batchnorm": False, "dropout": 0.0,
+                  "width": None, "input_size": None, "val_fraction": 0.1, "augment": False, "limit": None,
+                  "seed": 0}
 
 
 class CliError(Exception):
@@ -26,33 +33,38 @@ class CliError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
     p = argparse.ArgumentParser(prog="cnn-visualizer", description="Watch a convolutional neural network work.")
+    p.add_argument("-V", "--version", action="version", version=f"cnn-visualizer {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model headless and save a checkpoint")
-    t.add_argument("--arch", default="lenet5", help="zoo architecture (see `models`)")
-    t.add_argument("--dataset", default="digits", help="built-in name (digits, shapes, mnist) or a path "
-                   "to IDX files, CIFAR-10 batches or an image folder")
-    t.add_argument("--epochs", type=int, default=3)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--optimizer", default="sgd", choices=("sgd", "adam", "adamw"))
-    t.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.01 for SGD, 0.001 otherwise)")
-    t.add_argument("--momentum", type=float, default=0.9)
-    t.add_argument("--nesterov", action="store_true")
-    t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--schedule", default="none", choices=("none", "step", "cosine"))
-    t.add_argument("--grad-clip", type=float, default=None)
-    t.add_argument("--activation", default="relu")
-    t.add_argument("--pooling", default="max")
-    t.add_argument("--batchnorm", action="store_true")
-    t.add_argument("--dropout", type=float, default=0.0)
-    t.add_argument("--width", type=float, default=None, help="channel width multiplier")
-    t.add_argument("--input-size", type=int, default=None)
-    t.add_argument("--val-fraction", type=float, default=0.1)
-    t.add_argument("--augment", action="store_true", help="small rotations, shifts and scaling")
-    t.add_argument("--limit", type=int, default=None, help="use only the first N items of the dataset")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--resume", default=None, help="continue from a checkpoint saved by `train`")
+    # Defaults live in TRAIN_DEFAULTS, not here: a flag left at None was not typed, which is what
+    # --resume needs to know (a typed flag must agree with the checkpoint; see core/resume.py).
+    t.add_argument("--arch", help="zoo architecture (see `models`; default lenet5)")
+    t.add_argument("--dataset", help="built-in name (digits, shapes, mnist) or a path to IDX files, CIFAR-10/100 "
+                   "batches or an image folder (default digits, or the checkpoint's with --resume)")
+    t.add_argument("--epochs", type=int, help="epochs to train (with --resume: the new total; default 3)")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
+    t.add_argument("--lr", type=float, help="learning rate (default: 0.01 for SGD, 0.001 otherwise)")
+    t.add_argument("--momentum", type=float)
+    t.add_argument("--nesterov", action="store_true", default=None)
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--schedule", choices=("none", "step", "cosine"))
+    t.add_argument("--grad-clip", type=float)
+    t.add_argument("--activation")
+    t.add_argument("--pooling")
+    t.add_argument("--batchnorm", action="store_true", default=None)
+    t.add_argument("--dropout", type=float)
+    t.add_argument("--width", type=float, help="channel width multiplier")
+    t.add_argument("--input-size", type=int)
+    t.add_argument("--val-fraction", type=float)
+    t.add_argument("--augment", action="store_true", default=None, help="small rotations, shifts and scaling")
+    t.add_argument("--limit", type=int, help="use only N items of the dataset (a seeded random subset)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--resume", default=None, help="continue from a checkpoint saved by `train`: its model, "
+                   "optimizer, schedule, options and split are used, and a flag that contradicts them is refused")
     t.add_argument("--out", required=True, help="checkpoint to write (atomically)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--slim", action="store_true",
@@ -74,8 +86,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _mistyped_command(word: str) -> str | None:
+    """The one-line error for ``cnn-visualizer trian``: a bare word that is neither a command nor a file.
+
+    Anything with a dot or a slash is taken as a file name (the app then reports a missing
+    file in its window), so only a bare word can be a mistyped subcommand.
+    """
+    if word.startswith("-") or "." in word or os.sep in word or os.path.exists(word):
+        return None
+    import difflib
+    close = difflib.get_close_matches(word, COMMANDS, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return (f"cnn-visualizer: error: '{word}' is not a command or a file; {hint}"
+            f"commands: {', '.join(COMMANDS)} (cnn-visualizer --help)")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        from . import __version__
+        print(f"cnn-visualizer {__version__}")
+        return 0
+    if argv and argv[0] not in COMMANDS and (msg := _mistyped_command(argv[0])):
+        print(msg, file=sys.stderr)
+        return 2
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         from .gui.app import run_gui  # the desktop app is the default command
         return run_gui(argv[0] if argv else None, argv)
@@ -172,17 +206,37 @@ def cmd_train(args) -> int:
     import torch
     from tqdm import tqdm
 
+    from .core.checkpoint import check_writable
     from .core.config import Augment, TrainConfig
+    from .core.datasets import BUILTIN_DATASETS
     from .core.engine.engine import Engine
+    from .core.resume import check_same_classes
     from .core.training import TrainingControl
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
-    lr = args.lr if args.lr is not None else (0.01 if args.optimizer == "sgd" else 0.001)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=lr,
-                         momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
-                         schedule=args.schedule, grad_clip=args.grad_clip, seed=args.seed, snapshot_hz=0)
+    check_writable(args.out)  # a bad --out must fail now, not after the training it would have saved
+    given = {k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None}
+    bundle = resume_state = None
+    if args.resume:
+        bundle, resume_state, config, data_opts = _resumed(args, given)
+        dataset = given.get("dataset") or bundle.meta.get("dataset")
+        if not dataset or (dataset not in BUILTIN_DATASETS and not Path(dataset).exists()):
+            raise CliError(f"{args.resume}: give --dataset, the data set it was trained on "
+                           f"(the checkpoint names {dataset!r})")
+    else:
+        a = {**TRAIN_DEFAULTS, **given}
+        lr = a["lr"] if a["lr"] is not None else (0.01 if a["optimizer"] == "sgd" else 0.001)
+        config = TrainConfig(epochs=a["epochs"], batch_size=a["batch_size"], optimizer=a["optimizer"], lr=lr,
+                             momentum=a["momentum"], nesterov=a["nesterov"], weight_decay=a["weight_decay"],
+                             schedule=a["schedule"], grad_clip=a["grad_clip"], seed=a["seed"], snapshot_hz=0)
+        data_opts = {k: a[k] for k in ("val_fraction", "augment", "limit")}
+        dataset = a["dataset"]
     config.validate()  # before any slow loading
-    augment = Augment(rotation=10.0, translation=0.1, scale=0.1) if args.augment else Augment()
+    saved_augment = data_opts["augment"]
+    if isinstance(saved_augment, dict):   # a resumed run's own augmentation, as it was recorded
+        augment = Augment(**saved_augment)
+    else:
+        augment = Augment(rotation=10.0, translation=0.1, scale=0.1) if saved_augment else Augment()
     bar = None
     problems: list[str] = []
 
@@ -203,24 +257,19 @@ def cmd_train(args) -> int:
 
     engine = Engine(on_event)
     try:
-        engine.set_dataset(args.dataset, limit=args.limit, augment=augment, seed=args.seed,
-                           val_fraction=args.val_fraction)
-        resume_state = None
+        engine.set_dataset(dataset, limit=data_opts["limit"], augment=augment, seed=config.seed,
+                           val_fraction=data_opts["val_fraction"])
         if args.resume:
-            engine.load_file(args.resume)
-            if problems:
-                raise CliError(problems[0])
-            resume_state = engine.bundle.meta.get("training_state")
-            if not resume_state:
-                raise CliError(f"{args.resume}: holds no training state to resume from (was it saved by `train`?)")
+            engine.load_bundle(bundle)
+            check_same_classes(args.resume, bundle.class_names, str(dataset), engine.data.class_names)
         else:
-            options = {"activation": args.activation, "pooling": args.pooling, "batchnorm": args.batchnorm,
-                       "dropout": args.dropout}
-            if args.width is not None:
-                options["width"] = args.width
-            if args.input_size is not None:
-                options["input_size"] = args.input_size
-            engine.build(args.arch, options, seed=args.seed)
+            options = {k: a[k] for k in ("activation", "pooling", "batchnorm", "dropout")}
+            for key in ("width", "input_size"):
+                if a[key] is not None:
+                    options[key] = a[key]
+            engine.build(a["arch"], options, seed=config.seed)
+        if problems:
+            raise CliError(problems[0])
         bar = tqdm(total=0, unit="step", disable=args.quiet, dynamic_ncols=True, file=sys.stderr)
 
         def on_step(step: int, loss: float, acc: float) -> None:
@@ -241,6 +290,21 @@ def cmd_train(args) -> int:
         engine.close()
     print(f"saved {args.out}")
     return 0
+
+
+def _resumed(args, given: dict):
+    """(bundle, training state, config, data settings) of the run ``--resume`` continues."""
+    from .core.checkpoint import load_model
+    from .core.resume import resumed_settings
+
+    bundle = load_model(args.resume)
+    state = bundle.meta.get("training_state")
+    if not state:
+        raise CliError(f"{args.resume}: holds no training state to resume from (was it saved by `train`?)")
+    config, data_opts = resumed_settings(args.resume, bundle.arch, dict(bundle.arch_options), bundle.meta,
+                                         state, given)
+    config.snapshot_hz = 0
+    return bundle, state, config, data_opts
 
 
 # --- render --------------------------------------------------------------------------------------

@@ -210,7 +210,9 @@ def test_lenet5_c5_covers_the_whole_s4_map_at_other_sizes(size):
 
 
 def test_layers_carry_readable_names():
-    names = lambda m: set(dict(m.named_modules()))  # noqa: E731
+    def names(m):
+        return set(dict(m.named_modules()))
+
     assert {"C1", "C1_act", "S2", "C3", "S4", "C5", "F6", "F6_act", "output"} <= names(build_model("lenet5"))
     assert {"features.conv1_1", "features.act1_1", "features.pool1", "features.conv5_3",
             "classifier.fc6", "classifier.fc8"} <= names(build_model("vgg16", width=0.1))

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,14 +13,11 @@ from visualizer.core.checkpoint import (
     ArchitectureRequired,
     TrustStore,
     atomic_write,
-    capture_rng_state,
     inspect_model_file,
     load_model,
     load_user_model,
-    restore_rng_state,
     save_checkpoint,
     save_safetensors,
-    sweep_stale_temp,
 )
 from visualizer.core.model_bundle import ModelBundle
 
@@ -71,10 +65,9 @@ def one_training_step(bundle):
 def test_round_trip_restores_model_metadata_and_training_state(tmp_path):
     bundle = lenet_bundle()
     opt, sched = one_training_step(bundle)
-    random.seed(5), np.random.seed(6), torch.manual_seed(7)
+    rng = torch.get_rng_state()
     state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": 17, "epoch": 3,
-             "rng": capture_rng_state()}
-    expected_draws = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+             "torch_rng": rng}
     path = tmp_path / "model.pt"
     save_checkpoint(path, bundle, state)
 
@@ -96,10 +89,7 @@ def test_round_trip_restores_model_metadata_and_training_state(tmp_path):
     sched2 = torch.optim.lr_scheduler.StepLR(opt2, step_size=1, gamma=0.5)
     sched2.load_state_dict(ts["scheduler"])
     assert sched2.get_last_lr() == sched.get_last_lr()
-
-    random.seed(0), np.random.seed(0), torch.manual_seed(0)
-    restore_rng_state(ts["rng"])
-    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected_draws
+    assert torch.equal(ts["torch_rng"], rng)
 
 
 def test_checkpoint_loads_with_plain_weights_only_torch_load(tmp_path):
@@ -154,22 +144,6 @@ def test_crash_midway_through_write_keeps_previous_file(tmp_path):
         atomic_write(path, half_then_fail)
     assert same_weights(load_model(path).model, old.model)
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
-
-
-def test_sweep_removes_only_temp_files_of_dead_or_idle_writers(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    dead_pid = int(dead.stdout)
-    stale = tmp_path / f".m.pt.cnnvis-{dead_pid}.tmp"
-    mine = tmp_path / f".m.pt.cnnvis-{os.getpid()}.tmp"
-    unrelated = [tmp_path / ".hidden.tmp", tmp_path / "m.pt", tmp_path / f"x.{dead_pid}.tmp",
-                 tmp_path / f".m.pt.{dead_pid}.tmp"]   # another program's temp file of the same shape
-    for p in (stale, mine, *unrelated):
-        p.write_bytes(b"x")
-    assert sweep_stale_temp(tmp_path) == [stale]
-    assert mine.exists() and all(p.exists() for p in unrelated)
-    # a live writer's file is swept once it has been idle far longer than any save takes
-    assert sweep_stale_temp(tmp_path, now=mine.stat().st_mtime + 3600) == [mine]
 
 
 def test_state_dict_with_zoo_architecture_infers_options(tmp_path):

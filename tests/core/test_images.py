@@ -6,7 +6,7 @@ from PIL import Image
 from visualizer.core.errors import LoadError
 from visualizer.core.image_fit import normalise, to_model_input
 from visualizer.core.images import LoadedImage, load_image
-from visualizer.core.resources import RESOURCES_DIR, resource_path
+from visualizer.core.resources import resource_path, resources_dir
 
 
 def test_rgb_png_is_exact(tmp_path):
@@ -96,7 +96,7 @@ def test_normalise_per_channel():
 
 def test_resource_path_finds_bundled_files_and_names_missing_ones():
     p = resource_path("data", "digits.csv.gz")
-    assert p.is_file() and p.parent.parent == RESOURCES_DIR
+    assert p.is_file() and p.parent.parent == resources_dir()
     with pytest.raises(LoadError) as e:
         resource_path("data", "nope.bin")
     assert "nope.bin" in str(e.value) and e.value.hint

@@ -4,7 +4,7 @@ Runs the app as a subprocess with ``--train`` on a private Xvfb display, waits
 for its "first snapshot" log line, lets a separate process grab the screen a
 few seconds later, checks the picture has many distinct colours, then closes
 the app with SIGTERM and expects a clean exit (worker stopped and joined).
-Skipped where Xvfb is not installed.
+Skipped where Xvfb is not installed, except in CI, where that fails (tests/prerequisites.py).
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.prerequisites import missing
 
 pytestmark = [pytest.mark.xvfb, pytest.mark.slow]
 
@@ -57,7 +59,7 @@ def read_until(proc: subprocess.Popen, needle: str, timeout: float) -> str:
 @pytest.fixture
 def xdisplay():
     if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed")
+        missing("Xvfb is not installed")
     r, w = os.pipe()
     # -displayfd: Xvfb picks a free display and writes its number once it accepts clients.
     xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", "1400x900x24", "-nolisten", "tcp"],
@@ -67,7 +69,7 @@ def xdisplay():
         ready, _, _ = select.select([r], [], [], 20)
         number = os.read(r, 64).decode().strip() if ready else ""
         if not number:
-            pytest.skip("Xvfb did not start")
+            missing("Xvfb did not start")
         yield f":{number}"
     finally:
         os.close(r)

@@ -119,8 +119,9 @@ def test_layer_tree_detail_falls_back_to_activation(qtbot):
 
 
 def test_layer_tree_shows_real_introspection(qtbot):
-    torch = pytest.importorskip("torch")
-    introspect = pytest.importorskip("visualizer.core.introspect")
+    import torch
+
+    from visualizer.core import introspect
     nn, F = torch.nn, torch.nn.functional
 
     class Tiny(nn.Module):
@@ -523,13 +524,14 @@ def test_architecture_choice_sets_width_and_greys_out_unused_options(panel, qtbo
     assert not panel.activation.isEnabled()
 
 
-def test_config_is_a_valid_train_config_when_core_training_imports(panel):
-    training = pytest.importorskip("visualizer.core.training")
+def test_config_is_a_valid_train_config(panel):
+    from visualizer.core.config import TrainConfig
+
     panel.optimizer.setCurrentIndex(panel.optimizer.findData("sgd"))
     panel.nesterov.setChecked(True)
     panel.momentum.setValue(0.0)  # nesterov without momentum is invalid: the panel drops it
     cfg = panel.config()
-    assert isinstance(cfg, training.TrainConfig)
+    assert isinstance(cfg, TrainConfig)
     assert cfg.nesterov is False
     cfg.validate()
 

@@ -1,8 +1,10 @@
 """A save killed mid-write leaves a temp file; the app removes it at its next start."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 
 from visualizer.core.architectures import build_model
 from visualizer.core.checkpoint import load_model, save_checkpoint
@@ -22,6 +24,8 @@ def test_app_start_sweeps_the_leftover_of_a_killed_save(tmp_path):
                           capture_output=True, text=True).stdout.strip()
     leftover = folder / f".run.pt.cnnvis-{dead}.tmp"
     leftover.write_bytes(b"PK\x03\x04 half a checkpoint")
+    hour_ago = time.time() - 3600   # the killed save was an hour ago: past the grace period
+    os.utime(leftover, (hour_ago, hour_ago))
     unrelated = folder / "notes.tmp"
     foreign = folder / f".thesis.docx.{dead}.tmp"   # same shape, another program's: never ours
     foreign.write_text("someone else")

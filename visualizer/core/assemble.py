@@ -78,9 +78,12 @@ def user_model_bundle(spec: str, *, input_shape: tuple[int, int, int] | None = N
     from .checkpoint import load_user_model
     from .checkpoint.user_model import split_model_spec
     from .introspect import find_input_shape
+    from .outputs import class_scores_or_none
+    from .precision import to_float32
 
     path, _name = split_model_spec(spec)
     model = load_user_model(spec)
+    note = to_float32(model)   # a class that builds itself in float16/float64 (ModelError if complex)
     shape = tuple(input_shape) if input_shape is not None else tuple(find_input_shape(model, hint=shape_hint))
     was_training = model.training
     model.eval()
@@ -89,7 +92,9 @@ def user_model_bundle(spec: str, *, input_shape: tuple[int, int, int] | None = N
             out = model(torch.zeros((1, *shape)))
     finally:
         model.train(was_training)
-    k = int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.dim() >= 2 else 0
+    scores = class_scores_or_none(out)
+    k = int(scores.shape[1]) if scores is not None else 0
     names = tuple(class_names) if len(class_names) == k else tuple(str(i) for i in range(k))
     return ModelBundle(model=model, input_shape=shape, class_names=names,
-                       mean=(0.0,) * shape[0], std=(1.0,) * shape[0], arch=spec, source=str(path))
+                       mean=(0.0,) * shape[0], std=(1.0,) * shape[0], arch=spec, source=str(path),
+                       warnings=(note,) if note else ())

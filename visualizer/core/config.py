@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine")
+SEED_MAX = 2**32 - 1   # numpy's seed range; torch takes more, but one range for every generator used
 
 
 @dataclass
@@ -43,6 +44,13 @@ class TrainConfig:
             raise ValueError("epochs and batch size must be at least 1")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"learning rate must be a positive number, not {self.lr}")
+        for name, value in (("momentum", self.momentum), ("weight decay", self.weight_decay)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number of 0 or more, not {value}")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise ValueError(f"gradient clipping must be a finite norm above 0 (or off), not {self.grad_clip}")
+        if not (isinstance(self.seed, int) and 0 <= self.seed <= SEED_MAX):
+            raise ValueError(f"seed must be a whole number from 0 to {SEED_MAX}, not {self.seed}")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
             raise ValueError("Nesterov momentum needs the SGD optimizer with momentum > 0")
 

@@ -13,8 +13,9 @@ import torch
 import torch.nn as nn
 
 from .errors import ModelError
-from .introspect import ModelInfo, eval_mode, first_tensor, introspect
+from .introspect import ModelInfo, eval_mode, introspect
 from .model_bundle import ModelBundle
+from .outputs import class_scores_or_none
 from .probe import Probe
 from .probe_reduce import HostCopy
 from .reduce import sanitize
@@ -126,7 +127,7 @@ class Inspector:
                 finish_pass = self.layer_probe.stage(flat)
             else:
                 out = self.model(x)
-        logits = first_tensor(out)
+        logits = class_scores_or_none(out)  # the rule training uses: outputs.py
         logits_i = flat.add(logits[0]) if logits is not None and logits.dim() > 0 else None
         finish_filters = self._stage_filters(request.filter_layers, flat, initial=initial, grads=grads,
                                              max_channels=request.max_channels)

@@ -26,10 +26,6 @@ class LayerInfo:
     calls: int = 1                          # how often the forward called it (0: never)
 
     @property
-    def is_block(self) -> bool:
-        return self.kind == "block"
-
-    @property
     def spatial(self) -> bool:
         return self.output_shape is not None and len(self.output_shape) == 3
 
@@ -67,9 +63,3 @@ class ModelInfo:
 
     def of_kind(self, *kinds: str) -> tuple[LayerInfo, ...]:
         return tuple(l for l in self.layers if l.kind in kinds)
-
-    def activations(self) -> tuple[LayerInfo, ...]:
-        return self.of_kind("activation")
-
-    def convs(self) -> tuple[LayerInfo, ...]:
-        return self.of_kind("conv", "depthwise_conv")

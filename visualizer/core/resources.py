@@ -1,33 +1,60 @@
-"""Files shipped in the repository's top-level ``resources/`` folder.
+"""Where the files the app ships live: the built-in data sets and the sample models.
 
-Looked up in the source tree (``<repo>/resources``): an editable install does
-not map a top-level folder into the package (PITFALLS.md), so the package's own
-location is the one reliable anchor.
+The repository keeps them at the top level (``resources/``, ``models/``); a built
+wheel carries them inside the package (``visualizer/resources``,
+``visualizer/models``: the mapping is in pyproject.toml). So each is looked up
+first in the installed package through ``importlib.resources`` and then in the
+source tree, because an editable install ignores that mapping (PITFALLS.md).
+Every caller that needs a shipped file asks here; nothing else computes the
+repository's root.
 """
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 from .errors import LoadError
 
-RESOURCES_DIR = Path(__file__).resolve().parents[2] / "resources"
-
-
-def resource_path(*parts: str) -> Path:
-    """Path of ``resources/<parts...>``; raises LoadError naming the path if it is missing."""
-    path = RESOURCES_DIR.joinpath(*parts)
-    if not path.exists():
-        raise LoadError(path, "bundled resource is missing",
-                        "the installation is incomplete: reinstall from the source tree")
-    return path
-
-
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-SAMPLE_MODEL_NAME = "lenet5_digits.pt"  # trained on the built-in digits it opens with
+# <repo>/visualizer/core/resources.py -> <repo>; meaningful only in a source checkout.
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_MODEL_NAME = "lenet5_digits.pt"  # trained on the built-in digits the app opens with
 SAMPLE_DATASET = "digits"
+
+
+def _shipped_dir(name: str) -> Path:
+    """``visualizer/<name>`` of an installed wheel, else ``<repo>/<name>`` of a checkout."""
+    installed = files("visualizer") / name
+    # A wheel installs unpacked, so the Traversable is a real folder; torch.load needs paths.
+    if isinstance(installed, Path) and installed.is_dir():
+        return installed
+    return SOURCE_ROOT / name
+
+
+def resources_dir() -> Path:
+    return _shipped_dir("resources")
+
+
+def models_dir() -> Path:
+    """The folder of the shipped sample models (``*.pt``)."""
+    return _shipped_dir("models")
 
 
 def sample_model_path() -> Path | None:
     """The shipped sample checkpoint the app opens with, or None when it is not installed."""
-    path = MODELS_DIR / SAMPLE_MODEL_NAME
+    path = models_dir() / SAMPLE_MODEL_NAME
     return path if path.exists() else None
+
+
+def shared_dir() -> Path:
+    """``<repo>/../shared``: data kept beside a source checkout (the MNIST test split)."""
+    return SOURCE_ROOT.parent / "shared"
+
+
+def resource_path(*parts: str) -> Path:
+    """Path of ``resources/<parts...>``; raises LoadError naming the path if it is missing."""
+    path = resources_dir().joinpath(*parts)
+    if not path.exists():
+        raise LoadError(path, "bundled resource is missing",
+                        "the installation is incomplete: reinstall cnn-visualizer")
+    return path
+

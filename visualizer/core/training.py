@@ -1,8 +1,9 @@
 """The training loop as a plain generator of snapshots (no Qt).
 
-The worker thread iterates :meth:`Trainer.run`; a script or a test can iterate
-it just the same. The GUI steers it only through :class:`TrainingControl`,
-whose methods are safe to call from any thread.
+The app's worker (a child process; a thread with ``--thread-worker``) iterates
+:meth:`Trainer.run`; the ``train`` command, a script or a test iterate it just the
+same. The worker steers it only through :class:`TrainingControl`, whose methods
+are safe to call from any thread.
 
 Why the probe sample is captured by a separate eval-mode pass instead of from
 the training batch: the views then show one fixed image consistently across
@@ -29,6 +30,7 @@ from .config import TrainConfig
 from .image_fit import fit_probe_image
 from .inspector import Inspector
 from .model_bundle import ModelBundle
+from .outputs import class_scores
 from .snapshot import (
     CaptureRequest,
     Diverged,
@@ -68,8 +70,8 @@ def probe_input(request: CaptureRequest, data, input_shape) -> tuple[np.ndarray,
 class TrainingControl:
     """Thread-safe steering of a running :class:`Trainer`.
 
-    The GUI thread calls the methods; the worker thread's trainer reads them
-    between steps. A single condition variable wakes a paused trainer.
+    The thread that serves the GUI's commands calls the methods (in the worker process,
+    or the GUI thread itself in thread mode); the trainer reads them between steps. A single condition variable wakes a paused trainer.
     """
 
     def __init__(self, *, start_paused: bool = False):
@@ -195,7 +197,7 @@ class TrainingControl:
 class Trainer:
     """Trains ``bundle.model`` on ``data`` and yields :data:`TrainingEvent` objects.
 
-    Lives entirely in one thread (the worker's): the model, the optimizer and
+    Lives entirely in one thread (the worker's training thread): the model, the optimizer and
     the probe hooks are never touched from elsewhere.
     """
 
@@ -380,7 +382,7 @@ class Trainer:
             probe.arm(set(), sample_index=0, want_grads=True, stats=False)
         try:
             with probe.functional() if probe is not None else contextlib.nullcontext():
-                logits = self.model(x)
+                logits = class_scores(self.model(x), len(self.data.class_names))  # the rule: outputs.py
             loss = F.cross_entropy(logits, y)
             if not torch.isfinite(loss):
                 return self._diverged(x, f"the loss became {loss.item()}")
@@ -450,7 +452,7 @@ class Trainer:
                     items = [val[i] for i in range(s, min(s + batch_size, len(val)))]
                     x = torch.stack([it[0] for it in items]).to(self.device)
                     y = torch.as_tensor([int(it[1]) for it in items], dtype=torch.long, device=self.device)
-                    logits = self.model(x)
+                    logits = class_scores(self.model(x))
                     loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
                     correct += int((logits.argmax(1) == y).sum())
                     total += len(y)

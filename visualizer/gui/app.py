@@ -111,6 +111,11 @@ def run_gui(path: str | None = None, argv: list[str] | None = None) -> int:
     args = parse_args(list(argv) if argv is not None else ([path] if path else []))
     if path and not path.startswith("-"):
         args.file = path
+    from .display import NO_DISPLAY_HINT, display_problem
+    problem = display_problem()
+    if problem:   # Qt would abort the process (exit 134) in the QApplication constructor
+        print(f"cnn-visualizer: error: {problem}; {NO_DISPLAY_HINT}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     tune_interpreter()
 
@@ -179,7 +184,8 @@ def sweep_interrupted_saves(settings) -> list:
     from pathlib import Path
 
     from visualizer.core.checkpoint import sweep_stale_temp
-    folders = {Path(__file__).resolve().parents[2] / "models"}
+    from visualizer.core.resources import models_dir
+    folders = {models_dir()}
     folders.update(Path(p).parent for p in settings.recent_files())
     removed = []
     for folder in folders:

@@ -20,6 +20,7 @@ from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
 from visualizer.core.config import TrainConfig
 from visualizer.core.engine.messages import ArchitectureRequest, DataInfo, LoadedModel, TrustRequest
+from visualizer.core.errors import LoadError
 from visualizer.core.resources import SAMPLE_DATASET
 from visualizer.core.snapshot import (
     OUT_OF_MEMORY,
@@ -85,7 +86,7 @@ class Controller(QObject):
         self.timer.start()
 
     def shutdown(self) -> bool:
-        """Stop training and join the worker thread (closeEvent and test teardown)."""
+        """Stop training and join the worker, process or thread (closeEvent and test teardown)."""
         if self._closed:
             return True
         self._closed = True
@@ -195,7 +196,11 @@ class Controller(QObject):
                 self.notice.emit(f"Not opened: {os.path.basename(req.path)} was not trusted.")
                 return
         if store is not None and remember:
-            store.trust(sha)
+            try:
+                store.trust(sha)
+            except LoadError as exc:   # the file still opens, for this session; only the memory failed
+                self.message.emit("warning", f"{os.path.basename(req.path)} opens now, but the choice to trust "
+                                             f"it was not remembered (it will be asked again next time):\n\n{exc}")
         kwargs = dict(req.load_kwargs)
         # The hash, not True: the loader then refuses a file swapped since the dialog.
         kwargs["trust"] = sha

@@ -391,12 +391,17 @@ class MainWindow(QMainWindow):
             self.dock_sizes.restored = bool(self.restoreState(state))
         # First run: enough epochs on the built-in digits to watch it learn (3 take a second).
         values = s.last_options() or {"epochs": FIRST_RUN_EPOCHS}
+        ignored = list(s.problems)
         if values:
             self.training_panel.blockSignals(True)  # restoring must not rebuild the model
             try:
-                self.training_panel.set_values(values)
+                ignored += [f"saved training setting {what}" for what in self.training_panel.set_values(values)]
             finally:
                 self.training_panel.blockSignals(False)
+        if ignored:   # said once, at start; the defaults are in place and the app runs on
+            log.warning("settings ignored: %s", "; ".join(ignored))
+            self.show_message("warning", "Some saved settings could not be used; the defaults are used "
+                                         "instead:\n\n" + "\n".join(f"• {w}" for w in ignored))
         theme = s.theme if s.theme in self.theme_actions else "dark"
         self.theme_actions[theme].setChecked(True)
         self.device_actions[s.get("training/device", "cpu", str) if
@@ -423,11 +428,7 @@ class MainWindow(QMainWindow):
     def training_config(self):
         from dataclasses import replace
 
-        from visualizer.core.config import TrainConfig
-        cfg = self.training_panel.config()
-        if not isinstance(cfg, TrainConfig):
-            cfg = TrainConfig(**cfg)
-        return replace(cfg, device=self.device())
+        return replace(self.training_panel.config(), device=self.device())
 
     def augment(self):
         from visualizer.core.config import Augment

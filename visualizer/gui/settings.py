@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import tempfile
 from typing import Any
 
 from PyQt6.QtCore import QByteArray, QSettings
@@ -27,12 +28,25 @@ def config_dir() -> pathlib.Path:
 
 
 class Settings:
-    """Typed accessors over one QSettings ini file."""
+    """Typed accessors over one QSettings ini file.
+
+    Settings never stop the app from starting: when the config folder cannot be
+    created, this session's settings live in a temporary folder (and are lost at
+    exit), and ``problems`` says so for the window to report once.
+    """
 
     def __init__(self, path: str | os.PathLike | None = None):
+        self.problems: list[str] = []
+        self._scratch: tempfile.TemporaryDirectory | None = None
         if path is None:
             folder = config_dir()
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                self._scratch = tempfile.TemporaryDirectory(prefix="cnn-visualizer-settings-")
+                self.problems.append(f"the settings folder {folder} cannot be created ({e.strerror or e}): "
+                                     "this session starts with the defaults and its settings are not kept")
+                folder = pathlib.Path(self._scratch.name)
             path = folder / "settings.ini"
         self.path = pathlib.Path(path)
         self._q = QSettings(str(self.path), QSettings.Format.IniFormat)

@@ -33,13 +33,12 @@ def build_alexnet(*, in_channels: int, num_classes: int, input_size: int, width:
     small = input_size < SMALL_INPUT_LIMIT
     if small:
         # Overlapping pooling kept (3x3 windows, stride 2); padding 1 halves 32 -> 16 -> 8 -> 4.
-        stem = dict(kernel=3, stride=1, padding=1)
-        pool = lambda: make_pool(pooling, 3, 2, padding=1)  # noqa: E731
-        pooled = 2
+        stem, pool_padding, pooled = dict(kernel=3, stride=1, padding=1), 1, 2
     else:
-        stem = dict(kernel=11, stride=4, padding=2)
-        pool = lambda: make_pool(pooling, 3, 2)  # noqa: E731
-        pooled = 6
+        stem, pool_padding, pooled = dict(kernel=11, stride=4, padding=2), 0, 6
+
+    def pool() -> nn.Module:
+        return make_pool(pooling, 3, 2, padding=pool_padding)
     unit = dict(batchnorm=batchnorm, activation=activation)
     features = named_sequential([
         *conv_unit("conv", "1", in_channels, c1, stem["kernel"], stride=stem["stride"],

@@ -7,7 +7,9 @@ the valid choices.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
+import torch
 import torch.nn as nn
 
 from .alexnet import build_alexnet
@@ -71,6 +73,26 @@ def build_model(name: str, *, in_channels: int = 1, num_classes: int = 10, input
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (0 <= dropout < 1) \
             or math.isnan(dropout):
         raise ValueError(f"dropout must be a rate in [0, 1), got {dropout!r}")
-    return _BUILDERS[name](in_channels=in_channels, num_classes=num_classes, input_size=input_size,
-                        width=float(width), activation=activation, pooling=pooling,
-                        batchnorm=batchnorm, dropout=float(dropout))
+    options = dict(in_channels=in_channels, num_classes=num_classes, input_size=input_size, width=float(width),
+                   activation=activation, pooling=pooling, batchnorm=batchnorm, dropout=float(dropout))
+    builder = _BUILDERS[name]
+    _check_size(builder, options)
+    return builder(**options)
+
+
+MAX_MODEL_BYTES = 2_000_000_000   # the same bound as for a model file (checkpoint.DEFAULT_MAX_BYTES)
+
+
+def _check_size(builder: Callable[..., nn.Module], options: dict) -> None:
+    """Refuse options that would allocate more than MAX_MODEL_BYTES of weights, before allocating any.
+
+    Each option is bounded on its own, but together (width 4, 4096 input channels, 4096-pixel
+    inputs) they can still ask for gigabytes. Built on the meta device, a model has shapes and
+    no storage: counting costs milliseconds and no memory.
+    """
+    with torch.device("meta"):
+        model = builder(**options)
+    size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    if size > MAX_MODEL_BYTES:
+        raise ValueError(f"these options would build a model of {size / 1e9:.1f} GB of weights, over the "
+                         f"{MAX_MODEL_BYTES / 1e9:.0f} GB limit")

@@ -12,9 +12,9 @@ Names are imported on first use (``core/lazy.py``): ``atomic``, ``formats`` and
 from ..lazy import lazy_exports
 
 _EXPORTS = {
-    "SaveError": ".atomic", "atomic_write": ".atomic", "sweep_stale_temp": ".atomic",
+    "SaveError": ".atomic", "atomic_write": ".atomic", "check_writable": ".atomic", "save_target": ".atomic",
+    "sweep_stale_temp": ".atomic",
     "FORMATS": ".formats", "ModelFileInfo": ".formats", "file_sha256": ".formats", "inspect_model_file": ".formats",
-    "capture_rng_state": ".rng", "restore_rng_state": ".rng",
     "DEFAULT_MAX_BYTES": ".safe_load", "ArchitectureRequired": ".safe_load", "load_model": ".safe_load",
     "CHECKPOINT_FORMAT": ".save", "CHECKPOINT_VERSION": ".save", "checkpoint_dict": ".save",
     "save_checkpoint": ".save", "save_safetensors": ".save",

@@ -19,8 +19,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..errors import LoadError, TrustRequired
+from ..errors import LoadError, ModelError, TrustRequired
 from ..model_bundle import ModelBundle
+from ..precision import to_float32
 from .formats import Sniffed, check_readable, info_for_trust, parse_json_meta, sniff
 from .guess import guessed_metadata
 from .save import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, SAFETENSORS_FORMAT
@@ -51,13 +52,24 @@ def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_options
     """
     user_modules_before = {m for m in sys.modules if m.startswith(USER_MODULE_PREFIX)}
     try:
-        return _load(Path(path), arch, arch_options, model_spec, trust, max_bytes)
+        return _in_float32(Path(path), _load(Path(path), arch, arch_options, model_spec, trust, max_bytes))
     except BaseException:
         # A failed load leaves no trace: forget the user's file imported on the way.
         for name in [m for m in sys.modules if m.startswith(USER_MODULE_PREFIX)]:
             if name not in user_modules_before:
                 sys.modules.pop(name, None)
         raise
+
+
+def _in_float32(p: Path, bundle: ModelBundle) -> ModelBundle:
+    """A float16/float64 model converted to float32, with a note; a complex one refused (precision.py)."""
+    try:
+        note = to_float32(bundle.model)
+    except ModelError as e:
+        raise LoadError(p, str(e), "save the model in float32 and open it again") from e
+    if note:
+        bundle.warnings = (*bundle.warnings, note)
+    return bundle
 
 
 def _load(p: Path, arch, arch_options, model_spec, trust, max_bytes) -> ModelBundle:

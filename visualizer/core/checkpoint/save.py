@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..model_bundle import ModelBundle
-from .atomic import atomic_write, sweep_stale_temp
+from .atomic import atomic_write
 from .plain import to_plain_meta, to_weights_only
 
 CHECKPOINT_FORMAT = "cnn-visualizer-checkpoint"
@@ -49,12 +49,13 @@ def save_checkpoint(path: str | os.PathLike, bundle: ModelBundle, training_state
     """Write ``bundle`` (and optionally the trainer's resume state) atomically to ``path``.
 
     ``training_state`` is opaque here: optimizer/scheduler state dicts, step,
-    epoch, RNG states (see :func:`capture_rng_state`); numpy values are converted.
-    Raises SaveError (a LoadError) on OS failures; the previous file is then unchanged.
+    epoch, RNG states; numpy values are converted. What a save may replace (symlinks
+    followed, only regular files) is :func:`~.atomic.atomic_write`'s rule. Raises
+    SaveError (a LoadError) on OS failures or a refused destination; the previous
+    file is then unchanged.
     """
     dest = Path(path)
     obj = checkpoint_dict(bundle, training_state)  # built first: a TypeError must not touch the disk
-    sweep_stale_temp(dest.parent)
     atomic_write(dest, lambda f: torch.save(obj, f))
 
 
@@ -80,5 +81,4 @@ def save_safetensors(path: str | os.PathLike, bundle: ModelBundle) -> None:
     tensors = {k: v.contiguous() for k, v in _state_dict_cpu(bundle.model).items()}
     data = st_save(tensors, metadata=safetensors_metadata(bundle))
     dest = Path(path)
-    sweep_stale_temp(dest.parent)
     atomic_write(dest, lambda f: f.write(data))

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from .atomic import atomic_write
+from .atomic import SaveError, atomic_write
 
 TRUST_FILE = "trusted_models.json"
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -45,7 +45,12 @@ class TrustStore:
         return {h for h in hashes if isinstance(h, str) and _SHA256_RE.match(h)}
 
     def _write(self, hashes: set[str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Raises SaveError (the store on disk unchanged) when the file or its folder cannot be written."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SaveError(self.path, f"cannot create its folder ({e.strerror or e})",
+                            "check that the per-user config folder can be written") from e
         text = json.dumps({"sha256": sorted(hashes)}, indent=1).encode("utf-8")
         atomic_write(self.path, lambda f: f.write(text))
 

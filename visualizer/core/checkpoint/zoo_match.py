@@ -33,8 +33,9 @@ def _build(path: Path, arch: str, options: dict[str, Any]) -> nn.Module:
         raise LoadError(path, f"unknown architecture {arch!r}", f"choose one of {', '.join(ARCHITECTURES)}")
     try:
         return build_model(arch, **options)
-    except (TypeError, ValueError) as e:
-        raise LoadError(path, f"cannot build {arch} with options {options}: {e}") from e
+    except (TypeError, ValueError) as e:   # also options that would build a model over 2 GB
+        raise LoadError(path, f"cannot build {arch} with options {options}: {e}",
+                        "the file's architecture options are damaged or far too large") from e
     except (RuntimeError, MemoryError) as e:  # e.g. the allocator refusing a huge layer
         raise LoadError(path, f"cannot build {arch} with options {options}: out of memory ({e})",
                         "the file's architecture options are damaged or far too large") from e

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-import visualizer
-
 from ..errors import LoadError
-from ..resources import resource_path
+from ..resources import resource_path, shared_dir
 from .idx import load_idx
 from .image_dataset import ImageDataset, subset_indices
 from .shapes import generate_shapes
@@ -25,7 +23,7 @@ DIGIT_CLASSES = tuple(str(i) for i in range(10))
 
 def shared_mnist_dir() -> Path:
     """``<repo>/../shared/data/mnist``: where the project keeps the real MNIST test split."""
-    return Path(visualizer.__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    return shared_dir() / "data" / "mnist"
 
 
 def load_digits(*, seed: int = 0, limit: int | None = None) -> ImageDataset:

@@ -13,10 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LoadError
-from .image_dataset import ImageDataset, subset_indices
+from .image_dataset import ImageDataset, check_labels, subset_indices
 from .raw_bytes import read_maybe_gzipped
 
 IDX_UBYTE = 0x08
+# MNIST, Fashion-MNIST and KMNIST all have ten classes; a label file says nothing about the count,
+# so a label outside 0-9 is damage, not an eleventh class. EMNIST (26-62 classes) is counted.
+IDX_CLASSES = 10
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 # Accept both spellings in the wild: "train-images-idx3-ubyte" and "train-images.idx3-ubyte".
@@ -83,7 +86,10 @@ def read_idx_pair(images_path: Path) -> tuple[np.ndarray, np.ndarray]:
     if len(labels) != len(images):
         raise LoadError(images_path, f"{len(images):,} images but {len(labels):,} labels in {labels_path.name}",
                         "the images and labels files do not belong together")
-    return images[:, None], labels.astype(np.int64)
+    labels = labels.astype(np.int64)
+    if "emnist" not in str(images_path).lower():
+        check_labels(labels_path, labels, IDX_CLASSES, "an MNIST-style IDX data set")
+    return images[:, None], labels
 
 
 def load_idx(path: Path, *, seed: int = 0, limit: int | None = None) -> ImageDataset:
@@ -102,6 +108,7 @@ def load_idx(path: Path, *, seed: int = 0, limit: int | None = None) -> ImageDat
     # IDX files carry no class names; Fashion-MNIST ships under the same file names, so its folder tells.
     folder = path if path.is_dir() else path.parent
     fashion = "fashion" in f"{folder.name}/{path.name}".lower()
-    n_classes = max(int(labels.max()) + 1 if labels.size else 0, 10 if fashion else 0)
-    names = FASHION_CLASSES if fashion and n_classes == 10 else tuple(str(i) for i in range(n_classes))
+    emnist = "emnist" in str(path).lower()
+    n_classes = int(labels.max()) + 1 if emnist and labels.size else IDX_CLASSES
+    names = FASHION_CLASSES if fashion and not emnist else tuple(str(i) for i in range(n_classes))
     return ImageDataset(name=path.name, images=images, labels=labels, class_names=names, source=str(path))

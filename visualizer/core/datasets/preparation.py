@@ -155,8 +155,10 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
             n_val = min(max(n_val, 1), len(idx) - 1)
         val.append(idx[:n_val])
         train.append(idx[n_val:])
-    cat = lambda parts: np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)  # noqa: E731
-    return cat(train).astype(np.int64), cat(val).astype(np.int64)
+    def cat(parts: list[np.ndarray]) -> np.ndarray:
+        return np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
+
+    return cat(train), cat(val)
 
 
 def channel_stats(images: torch.Tensor, indices: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -193,7 +195,12 @@ def prepare(ds: ImageDataset, options: DataOptions) -> PreparedData:
     if len(ds) == 0:
         raise ValueError(f"data set {ds.name!r} is empty")
     images, notes = fit_images(ds.images, shape)
-    train_idx, val_idx = stratified_split(ds.labels, options.val_fraction, options.seed)
+    if ds.is_val is not None:   # the source's own split wins over a drawn one
+        train_idx, val_idx = np.flatnonzero(~ds.is_val), np.flatnonzero(ds.is_val)
+        notes += (f"the folder's own split: {len(train_idx):,} training and {len(val_idx):,} validation "
+                  "images (the validation fraction is not used)",)
+    else:
+        train_idx, val_idx = stratified_split(ds.labels, options.val_fraction, options.seed)
     mean, std = channel_stats(images, train_idx)
     c = shape[0]
     if options.mean is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -421,6 +421,10 @@ class Engine:
         meta.pop("training_state", None)
         if self._source is not None:
             meta["seed"] = self._source.seed
+            # How the data were split and augmented: what `train --resume` reuses (core/resume.py).
+            aug = self._source.augment
+            meta["data"] = {"val_fraction": self._source.val_fraction, "limit": self._source.limit,
+                            "augment": asdict(aug) if aug is not None and aug.active else False}
         run = self._run_record(self.trainer) if self.trainer is not None else self._last_run
         if run is not None:
             meta.update({k: v for k, v in run.items() if k != "state"})

@@ -13,22 +13,15 @@ import pyqtgraph as pg
 SEQUENTIAL = "viridis"
 DIVERGING = "CET-D1"   # blue - white - red, zero in the middle
 
-_cache: dict[str, pg.ColorMap] = {}
 
 
-def get(name: str) -> pg.ColorMap:
-    # pg.colormap.get reads a CSV on every call; views ask on every frame.
-    if name not in _cache:
-        _cache[name] = pg.colormap.get(name)
-    return _cache[name]
-
-
+# pg.colormap.get keeps every map it has read (pyqtgraph 0.14), so asking on every frame is cheap.
 def sequential() -> pg.ColorMap:
-    return get(SEQUENTIAL)
+    return pg.colormap.get(SEQUENTIAL)
 
 
 def diverging() -> pg.ColorMap:
-    return get(DIVERGING)
+    return pg.colormap.get(DIVERGING)
 
 
 def for_signed(signed: bool) -> pg.ColorMap:

@@ -116,11 +116,6 @@ class FeatureMapView(View):
         self.channel_selected.emit(m.channels[i])
         return m.channels[i]
 
-    def selected_channel(self) -> int | None:
-        if self._tile is None or self._shown is None or self._shown.mosaic is None:
-            return None
-        return self._shown.mosaic.channels[self._tile]
-
     # --- drawing ------------------------------------------------------------
     def _layer_changed(self) -> None:
         self._tile = None

@@ -18,8 +18,3 @@ def finite_float32(a) -> tuple[np.ndarray, int]:
     bad = int(arr.size - np.count_nonzero(ok))
     return np.where(ok, arr, np.float32(0.0)).astype(np.float32, copy=False), bad
 
-
-def finite_levels(low: float, high: float) -> tuple[float, float]:
-    lo = float(low) if np.isfinite(low) else 0.0
-    hi = float(high) if np.isfinite(high) else 1.0
-    return lo, hi

@@ -19,7 +19,6 @@ from PyQt6.QtWidgets import QCheckBox, QLabel, QStackedWidget, QWidget
 
 from visualizer.core.snapshot import TrainingSnapshot
 
-from . import colormaps
 from .bars import set_category_ticks
 from .base import View
 from .ranges import RangeFollower
@@ -89,12 +88,6 @@ class GradientView(View):
         self.compose([(self.summary, 1), self.ratio], self.stack)
         self.finish_setup()
 
-    def set_thresholds(self, vanish: float, explode: float) -> None:
-        if not 0 < vanish < explode:
-            raise ValueError("need 0 < vanish < explode")
-        self.vanish, self.explode = float(vanish), float(explode)
-        self._schedule()
-
     # --- history ---------------------------------------------------------------
     def _ingest_training(self, snap: TrainingSnapshot) -> None:
         names = tuple(g.name for g in snap.gradients)
@@ -137,7 +130,7 @@ class GradientView(View):
         self.history_legend.clear()
         self.curves = []
         n = len(self._names)
-        cmap = colormaps.get("plasma")
+        cmap = pg.colormap.get("plasma")
         for j, name in enumerate(self._names):
             colour = cmap.map(0.05 + 0.85 * j / max(1, n - 1), mode="qcolor")
             curve = pg.PlotDataItem(pen=pg.mkPen(colour, width=self.line_width()))

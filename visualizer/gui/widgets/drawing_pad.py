@@ -189,9 +189,6 @@ class DrawingPad(QWidget):
     def mnist_style(self) -> bool:
         return self.mnist_check.isChecked()
 
-    def set_mnist_style(self, on: bool) -> None:
-        self.mnist_check.setChecked(on)
-
     def set_output_size(self, h: int, w: int) -> None:
         self._out_h, self._out_w = int(h), int(w)
 

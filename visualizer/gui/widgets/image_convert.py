@@ -25,11 +25,6 @@ def to_display_uint8(image01: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8))
 
 
-def to_qimage(image01: np.ndarray) -> QImage:
-    """A QImage that owns its pixels (safe after the array is gone)."""
-    return display_to_qimage(to_display_uint8(image01))
-
-
 def display_to_qimage(a: np.ndarray) -> QImage:
     """to_display_uint8's (H, W) or (H, W, 3) uint8 → a QImage that owns its pixels."""
     h, w = a.shape[:2]

@@ -8,6 +8,7 @@ can be tied to those actions, and ``set_shortcuts`` puts the keys in tooltips.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
@@ -23,6 +24,8 @@ from PyQt6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from visualizer.core.config import TrainConfig
 
 from .choices import (
     BROWSE,
@@ -370,13 +373,9 @@ class TrainingPanel(QWidget):
             "max_steps_per_sec": float(self.speed.currentData()),
         }
 
-    def config(self):
-        """A ``core.training.TrainConfig`` (a dict with the same fields if training is absent)."""
+    def config(self) -> TrainConfig:
+        """The panel's settings as a ``core.config.TrainConfig`` (torch-free)."""
         fields = self._config_fields()
-        try:
-            from visualizer.core.config import TrainConfig
-        except Exception:  # noqa: BLE001 - the panel must work before/without core.training
-            return fields
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         return TrainConfig(**{k: v for k, v in fields.items() if k in known})
 
@@ -398,12 +397,16 @@ class TrainingPanel(QWidget):
         out["nesterov"] = self.nesterov.isChecked()
         return out
 
-    def set_values(self, values: dict) -> None:
-        """Restore ``values()``; unknown keys and unusable values are ignored.
+    def set_values(self, values: dict) -> list[str]:
+        """Restore ``values()``; return ``"key = value (why)"`` for each value that was not usable.
 
         QSettings may hand back strings ('true', '0.01'), so every value is
-        converted; one bad entry never blocks the rest.
+        converted; one bad entry never blocks the rest. A number outside a box's
+        range (a batch size of 1e20, Infinity) is ignored, not clamped: the box keeps
+        its default and the caller can say so. Unknown keys are skipped silently
+        (older or newer versions of the app wrote them).
         """
+        ignored: list[str] = []
         def as_bool(v):
             return v.strip().lower() in ("1", "true", "yes", "on") if isinstance(v, str) else bool(v)
 
@@ -420,17 +423,21 @@ class TrainingPanel(QWidget):
             if v is None:
                 continue
             try:
-                if key in combos:
-                    _set_combo(combos[key], str(v))
-                elif key in checks:
+                if key in checks:
                     checks[key].setChecked(as_bool(v))
                 elif key in spins:
-                    box = spins[key]
-                    box.setValue(int(float(v)) if isinstance(box, QSpinBox) else float(v))
-                elif key == "max_steps_per_sec":
-                    _set_combo(self.speed, float(v))
+                    box, number = spins[key], float(v)
+                    if not (math.isfinite(number) and box.minimum() <= number <= box.maximum()):
+                        raise ValueError(f"outside {box.minimum():g}..{box.maximum():g}")
+                    box.setValue(int(number) if isinstance(box, QSpinBox) else number)
+                elif key in combos or key == "max_steps_per_sec":
+                    box = self.speed if key == "max_steps_per_sec" else combos[key]
+                    if not _set_combo(box, float(v) if key == "max_steps_per_sec" else str(v)):
+                        raise ValueError("not one of the choices")
                 elif key == "dataset" and str(v) != BROWSE:
                     self.add_dataset(str(v))
-            except (TypeError, ValueError):
-                continue
+            except (TypeError, ValueError, OverflowError) as e:
+                why = str(e) if str(e).startswith(("outside", "not one")) else "not a usable value"
+                ignored.append(f"{key} = {v!r} ({why})")
         self._update_dependent()
+        return ignored
