@@ -47,7 +47,9 @@ class ImageSource:
 
     @classmethod
     def from_array(cls, images, mean=(0.0,), std=(1.0,), split: str = "") -> ImageSource:
-        t = torch.as_tensor(np.ascontiguousarray(images))
+        a = np.asarray(images)
+        # torch wants writable memory; a data set's read-only arrays are copied once here.
+        t = torch.from_numpy(a if a.flags.writeable and a.flags.c_contiguous else np.array(a, order="C"))
         if t.dtype != torch.uint8 or t.dim() != 4:
             raise ValueError(f"images must be (N, C, H, W) uint8, got {t.dtype} {tuple(t.shape)}")
         return cls(t, np.arange(len(t), dtype=np.int64), tuple(mean), tuple(std), split)
