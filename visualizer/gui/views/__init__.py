@@ -9,6 +9,7 @@ from .health import HealthView
 from .overview import OverviewStripView
 from .pooling import PoolingView
 from .probabilities import ProbabilityView
+from .top_patches import TopPatchesView
 
 # HealthView and TopPatchesView are fed their own records (a health report, top patches),
 # not snapshots: the app wires them to the engine's answers, so they are not in ALL_VIEWS yet.
@@ -16,4 +17,5 @@ ALL_VIEWS = (FeatureMapView, OverviewStripView, FilterView, PoolingView, Activat
              ProbabilityView, CurvesView)
 
 __all__ = ["View", "ALL_VIEWS", "FeatureMapView", "OverviewStripView", "FilterView", "PoolingView",
-           "ActivationView", "GradientView", "ProbabilityView", "CurvesView", "HealthView"]
+           "ActivationView", "GradientView", "ProbabilityView", "CurvesView", "HealthView",
+           "TopPatchesView"]
