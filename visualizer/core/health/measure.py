@@ -78,7 +78,7 @@ class BatchActivationObserver:
 
     ``wanted``: {layer name: activation function or None}. Per call, a few reductions of
     the batch (no copy of it is kept); ``take()`` makes the one host copy per layer and
-    starts over. Cheap enough for a training step: LeNet-5 at batch 64, all layers, ~0.3 ms.
+    starts over. See the README for what it costs a training step.
     """
 
     def __init__(self, wanted: dict[str, str | None]):
@@ -95,9 +95,12 @@ class BatchActivationObserver:
         fn = self.wanted[name] or function
         with torch.no_grad():
             v = t.detach()
-            n = int(v.shape[0])
-            vd = v.double()
-            sums = [torch.as_tensor(n), torch.as_tensor(v.numel()), vd.sum(), vd.square().sum()]
+            # Two passes, not torch.var_mean: its CPU kernel took longer than LeNet's convolutions.
+            # Centred before squaring, so a near-constant output keeps its tiny variance.
+            flat = v.reshape(-1).float()
+            mean = flat.mean()
+            centred = flat - mean
+            sums = torch.stack([mean.double(), (torch.dot(centred, centred) / max(flat.numel(), 1)).double()])
             sat = None
             if fn == "sigmoid":
                 sat = ((v < 0.01) | (v > 0.99)).sum()
@@ -107,24 +110,21 @@ class BatchActivationObserver:
             if fn in ZERO_DEAD_FUNCTIONS and v.dim() >= 2:
                 # A unit is a channel (conv) or a feature (linear): it shares its weights across
                 # positions, so it stops learning only if it is zero at all of them, for every sample.
-                alive = (v != 0).transpose(0, 1).reshape(v.shape[1], -1).any(dim=1)
-            prev = self._sums.get(name)
-            if prev is None:
-                self._sums[name] = [sums, sat, alive]
-            else:
-                prev[0] = [a + b for a, b in zip(prev[0], sums)]
-                prev[1] = None if sat is None or prev[1] is None else prev[1] + sat
-                prev[2] = None if alive is None or prev[2] is None or prev[2].shape != alive.shape \
-                    else prev[2] | alive
+                dims = (0, *range(2, v.dim()))
+                alive = v.amax(dim=dims) > 0
+            self._sums.setdefault(name, []).append((int(v.shape[0]), int(v.numel()), sums, sat, alive))
 
     def take(self) -> dict[str, ActivationBatch]:
         """The sums since the last ``take()``, as numpy records; the observer starts empty again."""
         out = {}
-        for name, (sums, sat, alive) in self._sums.items():
-            samples, count, total, total_sq = (float(s) for s in torch.stack([s.double() for s in sums]).cpu())
-            out[name] = ActivationBatch(samples=int(samples), count=int(count), total=total, total_sq=total_sq,
+        for name, parts in self._sums.items():
+            for samples, count, moments, sat, alive in parts:
+                mean, var = (float(m) for m in moments.cpu())
+                batch = ActivationBatch(samples=samples, count=count, total=mean * count,
+                                        total_sq=(var + mean * mean) * count,
                                         saturated=None if sat is None else int(sat),
                                         alive=None if alive is None else alive.cpu().numpy().copy())
+                out[name] = out[name].merge(batch) if name in out else batch
         self._sums = {}
         return out
 
