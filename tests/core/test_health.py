@@ -294,7 +294,7 @@ def test_live_dead_units_are_judged_on_256_samples_collected_from_training_batch
     try:
         model.train()
         for step, (x, y) in enumerate(loader, start=1):
-            inspector.layer_probe.arm((), want_grads=False, batch_observer=observer)
+            inspector.layer_probe.arm((), want_grads=False, stats=False, batch_observer=observer)
             try:
                 loss = F.cross_entropy(model(x), y)
             finally:

@@ -227,7 +227,7 @@ def measure_health(inspector: Inspector, images: torch.Tensor, labels: torch.Ten
                 raise Cancelled("the health check was cancelled")
             x = images[start:stop].to(device=device, dtype=dtype)
             y = labels[start:stop].to(device)
-            probe.arm((), want_grads=False, batch_observer=observer)
+            probe.arm((), want_grads=False, stats=False, batch_observer=observer)
             try:
                 with probe.functional():
                     logits = model(x)
