@@ -5,6 +5,7 @@
     cnn-visualizer models                      the zoo, one line each
     cnn-visualizer info MODEL                  layer table of a zoo name, checkpoint or file.py:Name
     cnn-visualizer render MODEL [--input IMAGE] --out DIR   every view as PNG, no display
+    cnn-visualizer health MODEL [--dataset D] [--json]      dead, saturated, vanishing, exploding layers
     cnn-visualizer --version
 
 Errors print one line (no traceback) and exit non-zero.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 STARTED = time.perf_counter()  # when the entry point was imported: "window visible within 3 s" counts from here
 
-COMMANDS = ("train", "models", "info", "render")
+COMMANDS = ("train", "models", "info", "render", "health")
 # `train` flags whose default is filled in only for a fresh run (argparse dest -> default).
 TRAIN_DEFAULTS = {"arch": "lenet5", "dataset": "digits", "epochs": 3, "batch_size": 64, "optimizer": "sgd",
                   "lr": None, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0, "schedule": "none",
@@ -83,6 +84,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--input", default=None, help="image to feed (default: a sample of the model's dataset)")
     r.add_argument("--arch", default=None, help="architecture for a bare state dict")
     r.add_argument("--out", required=True, help="folder for the PNGs")
+
+    h = sub.add_parser("health", help="check every layer for dead, saturated, vanishing, exploding or "
+                       "not-learning units on a batch of data")
+    h.add_argument("model", help="zoo name, checkpoint file, or path/to/file.py:Name")
+    h.add_argument("--dataset", default=None, help="data to measure on (default: the checkpoint's own "
+                   "data set; digits for a zoo name)")
+    h.add_argument("--arch", default=None, help="architecture for a bare state dict")
+    h.add_argument("--input-size", type=int, default=None)
+    h.add_argument("--in-channels", type=int, default=None)
+    h.add_argument("--samples", type=int, default=256, help="batch size of the measurement (at least 256)")
+    h.add_argument("--optimizer", default=None, choices=("sgd", "adam", "adamw"),
+                   help="optimizer of the one throw-away step (default: the checkpoint's, else sgd)")
+    h.add_argument("--lr", type=float, default=None, help="its learning rate (default: the checkpoint's, else 0.01)")
+    h.add_argument("--seed", type=int, default=0, help="which samples are drawn")
+    h.add_argument("--json", action="store_true", help="one JSON object per layer instead of the table")
     return p
 
 
@@ -115,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_gui(argv[0] if argv else None, argv)
     args = _parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "models": cmd_models, "info": cmd_info, "render": cmd_render}[args.command](args)
+        return {"train": cmd_train, "models": cmd_models, "info": cmd_info, "render": cmd_render,
+                "health": cmd_health}[args.command](args)
     except KeyboardInterrupt:
         print("cnn-visualizer: interrupted", file=sys.stderr)
         return 130
@@ -359,3 +376,55 @@ def _default_probe_image(bundle):
         except Exception as e:  # noqa: BLE001 - fall through to a blank image, but say why
             print(f"note: could not load dataset {name!r} for a sample ({e}); using a blank image", file=sys.stderr)
     return np.zeros(bundle.input_shape, dtype=np.float32), None
+
+
+# --- health --------------------------------------------------------------------------------------
+def cmd_health(args) -> int:
+    import dataclasses
+
+    import torch
+
+    from .core.architectures import ARCHITECTURES
+    from .core.assemble import data_for, new_model_bundle
+    from .core.config import TrainConfig
+    from .core.datasets import load_dataset
+    from .core.health.measure import health_batch, measure_health
+    from .core.health.text import format_health_table, health_json_lines
+    from .core.inspector import Inspector
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    if args.model in ARCHITECTURES:
+        # Fresh weights shaped for the data: the health of an initialisation.
+        ds = load_dataset(args.dataset or "digits", seed=args.seed)
+        bundle = new_model_bundle(args.model, ds, input_size=args.input_size, seed=args.seed)
+        trained = False
+    else:
+        bundle = resolve_model(args.model, arch=args.arch, input_size=args.input_size, in_channels=args.in_channels)
+        name = args.dataset or bundle.meta.get("dataset")
+        if not name:
+            raise CliError(f"{args.model}: does not say which data it was trained on; give --dataset")
+        ds = load_dataset(name, seed=args.seed)
+        trained = bool(bundle.meta)   # our checkpoints carry their normalisation: measure it as trained
+    if ds.skipped:
+        print(f"note: skipped {len(ds.skipped)} unreadable item(s), e.g. {ds.skipped[0]}", file=sys.stderr)
+    data = data_for(bundle, ds, val_fraction=0.0, reuse_normalisation=trained)
+    saved = bundle.meta.get("config") if isinstance(bundle.meta.get("config"), dict) else {}
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    if args.optimizer:
+        config.optimizer = args.optimizer
+        if args.lr is None and not saved:
+            config.lr = 0.01 if args.optimizer == "sgd" else 0.001
+    if args.lr is not None:
+        config.lr = args.lr
+    config.validate()
+    x, y = health_batch(data, args.samples, seed=args.seed)
+    with Inspector(bundle) as inspector:
+        report = measure_health(inspector, x, y, config=config)
+    if args.json:
+        print(health_json_lines(report))
+    else:
+        print(format_health_table(report, f"health of {args.model} on {ds.name}"))
+    for w in bundle.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0

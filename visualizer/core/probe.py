@@ -23,6 +23,11 @@ no-op otherwise. The module stack from the pre-hooks names them exactly as
 
 A layer called several times in one pass (a shared activation) is captured at
 its first call, like introspection lists it.
+
+``arm(batch_observer=f)`` also hands every layer's whole-batch output (detached, not
+copied) to ``f(name, kind, function, tensor)`` once per armed pass: the health report
+and the top-patch search reduce a training batch through the same hooks instead of
+registering their own, and nothing of the batch is kept here.
 """
 from __future__ import annotations
 
@@ -58,6 +63,7 @@ class Probe:
         self._modules: dict[str, nn.Module] = {}
         self._layers = {l.name: l for l in info.layers}
         self._has_functional = any(l.functional for l in info.layers)
+        self._observer = None
         self._clear_pass()
         self._register()
 
@@ -139,6 +145,8 @@ class Probe:
             # on a LeNet C1 batch); it also flags finite values that overflow when summed (>1e38),
             # which only happens in a run that is diverging anyway.
             self._bad[name] = ~torch.isfinite(t.detach().sum())
+        if self._observer is not None:
+            self._observer(name, kind, self._function_of(name)[0] if kind == "activation" else None, t.detach())
         selected = self._selected is None or name in self._selected
         n_ch = self._max_ch if selected else self._overview_ch
         if self._want_grads and t.requires_grad and torch.is_grad_enabled():
@@ -190,7 +198,8 @@ class Probe:
         self._collected = None
 
     def arm(self, layers="*", sample_index: int = 0, max_channels: int = 64, want_grads: bool = True, *,
-            overview_channels: int = 0, stats: bool = True, track_nonfinite: bool = False) -> None:
+            overview_channels: int = 0, stats: bool = True, track_nonfinite: bool = False,
+            batch_observer=None) -> None:
         """Capture on the next forward pass(es) until ``disarm()``; clears the previous capture.
 
         ``layers``: names whose outputs (maps) to keep with ``max_channels`` channels, ``"*"``
@@ -198,7 +207,8 @@ class Probe:
         max_channels and overview_channels). Other layers keep ``overview_channels``.
         ``stats``: keep every activation's input and output for its statistics;
         ``want_grads``: record activation-gradient norms in the backward pass;
-        ``track_nonfinite``: flag layers whose output (whole batch) is non-finite.
+        ``track_nonfinite``: flag layers whose output (whole batch) is non-finite;
+        ``batch_observer``: see the module docstring (dropped by ``disarm()``).
         """
         if isinstance(layers, CaptureRequest):
             max_channels = layers.max_channels
@@ -214,6 +224,7 @@ class Probe:
         self._want_grads = bool(want_grads)
         self._stats = bool(stats)
         self._track_nonfinite = bool(track_nonfinite)
+        self._observer = batch_observer
         self._clear_pass()
         self._tracker.reset()
         self._armed = True
@@ -221,6 +232,7 @@ class Probe:
     def disarm(self) -> None:
         """Stop capturing; what was captured stays until the next ``arm()``."""
         self._armed = False
+        self._observer = None
         self._tracker.reset()
 
     @property
