@@ -74,7 +74,8 @@ class OnnxInspector:
             if every or name in wanted:
                 pool = None
                 if kind == "pool" and pre is not None:
-                    pool = pool_capture(layer.node, g.sample(pre), tuple(sample.shape), request.max_channels)
+                    pool = pool_capture(layer.node, g.sample(pre), tuple(sample.shape), request.max_channels,
+                                        g.weights)
                 captures.append(layer_capture(name, kind, sample, request.max_channels, pool))
             if kind == "activation" and pre is not None:
                 stats.append(activation_stats(name, layer.info.activation or "other", layer.info.activation_params,

@@ -63,6 +63,30 @@ def _xy(v) -> str:
     return f"{a}" if a == b else f"{a}x{b}"
 
 
+# Global pooling written as a reduction over H and W (how exporters write AdaptiveAvgPool2d(1)
+# and Keras' GlobalAveragePooling2D).
+REDUCE_POOLS = {"ReduceMean": "avg", "ReduceMax": "max"}
+
+
+def reduce_axes(node, weights: dict) -> set[int] | None:
+    """The axes a Reduce* node reduces (attribute before opset 18, an input since), None if unknown."""
+    a = attributes(node)
+    if "axes" in a:
+        return {int(v) for v in a["axes"]}
+    if len(node.input) > 1 and node.input[1] in weights:
+        return {int(v) for v in np.asarray(weights[node.input[1]]).reshape(-1)}
+    return None
+
+
+def pool_mode(node, weights: dict) -> str | None:
+    """"max" / "avg" / "lp" for a pooling node (a spatial Reduce* included), else None."""
+    if node.op_type in POOL_OPS:
+        return POOL_OPS[node.op_type]
+    if node.op_type in REDUCE_POOLS and reduce_axes(node, weights) in ({2, 3}, {-2, -1}):
+        return REDUCE_POOLS[node.op_type]
+    return None
+
+
 def conv_weight_name(node) -> str | None:
     """The input that holds a conv node's kernels (QLinearConv passes scales and zero points first)."""
     i = 3 if node.op_type == "QLinearConv" else 1
@@ -77,7 +101,7 @@ def kind_of(node, weights: dict) -> str:
         if group > 1 and w is not None and w.ndim >= 3 and w.shape[1] == 1 and op != "ConvTranspose":
             return "depthwise_conv"
         return "conv"
-    if op in POOL_OPS:
+    if pool_mode(node, weights) is not None:
         return "pool"
     if op in ACTIVATION_OPS:
         return "activation"
@@ -139,9 +163,9 @@ def describe(node, kind: str, weights: dict) -> str:
             text += f", {cin}→{cout}"
         return text
     if kind == "pool":
-        mode = POOL_OPS[op]
-        if op.startswith("Global"):
-            return f"{mode} global"
+        mode = pool_mode(node, weights)
+        if op.startswith("Global") or op in REDUCE_POOLS:
+            return f"{mode} global" + (f" ({op})" if op in REDUCE_POOLS else "")
         ks = _pair(a.get("kernel_shape"))
         return f"{mode} {ks[0]}x{ks[1]} s{_xy(_pair(a.get('strides')))}"
     if kind == "activation":

@@ -184,6 +184,11 @@ def load_onnx(path: str | os.PathLike, *, input_shape: tuple[int, int, int] | No
         runner.close()
         raise LoadError(p, f"one pass produces {captured:,} bytes of layer outputs, over the limit of "
                         f"{limits.max_capture_bytes:,}", "raise the ONNX capture limit, or inspect a smaller input")
+    # Small integer tensors the graph computes (reduction axes, Clip bounds built from constants)
+    # are fixed for a fixed input size: known values for telling kinds, like initializers.
+    for name, a in outputs.items():
+        if name not in weights and not np.issubdtype(a.dtype, np.floating) and a.size <= 16:
+            weights[name] = a
     graph.layers = node_layers(proto.graph, weights, outputs, graph.batch)
     logits = outputs.get(graph.output_name)
     k = int(np.prod(per_sample(logits.shape, graph.batch))) if logits is not None else 0

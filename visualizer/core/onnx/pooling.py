@@ -12,7 +12,7 @@ import numpy as np
 
 from ..reduce import sanitize
 from ..snapshot import PoolCapture
-from .layers import POOL_OPS, attributes
+from .layers import REDUCE_POOLS, attributes, pool_mode
 
 
 def _pair(v, default: int) -> tuple[int, int]:
@@ -62,16 +62,17 @@ def max_pool_argmax(x: np.ndarray, kernel, stride, pad, dilation, out_hw) -> np.
     return out
 
 
-def pool_capture(node, x: np.ndarray | None, out_shape: tuple[int, ...], max_channels: int) -> PoolCapture | None:
+def pool_capture(node, x: np.ndarray | None, out_shape: tuple[int, ...], max_channels: int,
+                 weights: dict) -> PoolCapture | None:
     """The PoolCapture of a 2-D pooling node for one sample's input ``x`` (C, H, W), or None."""
-    mode = POOL_OPS.get(node.op_type)
+    mode = pool_mode(node, weights)
     if x is None or mode not in ("max", "avg") or x.ndim != 3 or len(out_shape) != 3:
         return None
     x = x[:max_channels]
     hi, wi = int(x.shape[1]), int(x.shape[2])
     ho, wo = int(out_shape[1]), int(out_shape[2])
     a = attributes(node)
-    if node.op_type.startswith("Global"):
+    if node.op_type.startswith("Global") or node.op_type in REDUCE_POOLS:
         kernel, stride, dilation, pad = (hi, wi), (hi, wi), (1, 1), (0, 0)
     else:
         kernel = _pair(a.get("kernel_shape"), 1)
