@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from tests.extras import require
 from visualizer.core.checkpoint import inspect_model_file, load_model, load_user_model
 from visualizer.core.errors import LoadError
 
@@ -123,18 +124,23 @@ def test_old_zoo_state_dict_with_batchnorm_fits_inferred_options(tmp_path):
     note(b, "num_batches_tracked")
 
 
-def test_modern_file_missing_the_counter_is_refused_like_load_state_dict_does(tmp_path):
-    """Versions say BatchNorm 2 (the counter exists since then): PyTorch refuses, so must we."""
+@pytest.mark.parametrize("wrapped", [False, True], ids=["plain", "DataParallel"])
+def test_modern_file_missing_the_counter_is_refused_like_load_state_dict_does(tmp_path, wrapped):
+    """Versions say BatchNorm 2 (the counter exists since then): PyTorch refuses, so must we; with
+    DataParallel's prefix too, whose module versions must follow the keys when 'module.' is removed."""
     src = tmp_path / "cifar_net.py"
     src.write_text(NET_SRC)
     spec = f"{src}:Net"
-    sd = load_user_model(spec).state_dict()
-    assert sd._metadata["bn1"]["version"] == 2
-    del sd["bn1.num_batches_tracked"]
+    net = load_user_model(spec)
+    prefix = "module." if wrapped else ""
+    sd = (nn.DataParallel(net) if wrapped else net).state_dict()
+    assert sd._metadata[f"{prefix}bn1"]["version"] == 2
+    del sd[f"{prefix}bn1.num_batches_tracked"]
     p = tmp_path / "edited.pth"
     torch.save(sd, p)
     with pytest.raises(RuntimeError, match="num_batches_tracked"):
-        load_user_model(spec).load_state_dict(torch.load(p, weights_only=True))
+        (nn.DataParallel(load_user_model(spec)) if wrapped else load_user_model(spec)).load_state_dict(
+            torch.load(p, weights_only=True))
     with pytest.raises(LoadError) as err:
         load_model(p, model_spec=spec)
     assert str(p) in str(err.value) and "missing from the file: bn1.num_batches_tracked" in err.value.problem
@@ -262,7 +268,7 @@ def test_net_acc_epoch_dict_from_an_old_release(tmp_path, net):
 # --- Lightning -------------------------------------------------------------------------------------
 
 def _lightning_module(net_model, class_names):
-    L = pytest.importorskip("lightning", reason="the [lightning] extra is not installed")
+    L = require("lightning", "lightning")
 
     class CifarClassifier(L.LightningModule):
         def __init__(self, model, lr=0.05, class_names=()):

@@ -8,9 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from tests.core.test_qt_free import _imports
+from tests.extras import require
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +25,7 @@ def test_core_onnx_imports_no_torch_and_gui_no_onnx():
 
 
 def test_inspecting_an_onnx_model_never_loads_torch(tmp_path):
-    pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+    require("onnxruntime", "onnx")
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 

@@ -7,14 +7,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
-pytest.importorskip("onnxscript", reason="the [onnx] extra is not installed")
-
-from visualizer.core.errors import ModelError
+from tests.extras import require
+from visualizer.core.errors import LoadError, ModelError
 from visualizer.core.inspector import Inspector
 from visualizer.core.model_bundle import ModelBundle
 from visualizer.core.onnx import OnnxInspector, OnnxNotTrainable, load_onnx
 from visualizer.core.snapshot import CaptureRequest
+
+require("onnxruntime", "onnx")
+require("onnxscript", "onnx")   # torch.onnx.export(dynamo=True) writes through it
 
 COMPARED_KINDS = ("conv", "depthwise_conv", "pool", "activation", "norm", "linear")
 
@@ -325,3 +326,27 @@ def test_info_command_prints_the_onnx_layer_table(exported, capsys):
     assert "depthwise_conv" in out and "groups=12" in out and "relu6" in out
     assert out.strip().splitlines()[-1].startswith("input 3×16×16, ")
     assert "inspection only" in err
+
+
+def test_open_image_size_is_guessed_and_can_be_given(tmp_path):
+    """A fully convolutional export with dynamic batch and spatial size (as tf2onnx writes Keras models)."""
+    from torch.export import Dim
+
+    model = _trained_looking(DepthwiseNet)
+    path = tmp_path / "dynamic.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 3, 16, 16),), str(path), dynamo=True, verbose=False,
+                      dynamic_shapes={"x": {0: Dim("batch"), 2: Dim("h", min=8, max=512), 3: Dim("w", min=8, max=512)}})
+    guessed = load_onnx(path)
+    assert guessed.input_shape == (3, 224, 224)
+    assert any("leaves the image size open: using 224x224" in w for w in guessed.warnings)
+    guessed.graph.runner.close()
+    given = load_onnx(path, input_shape=(3, 40, 40))
+    assert given.input_shape == (3, 40, 40) and not any("image size" in w for w in given.warnings)
+    x = image((3, 40, 40))
+    with OnnxInspector(given) as oi:
+        snap = oi.probe(CaptureRequest(layers=(oi.info.of_kind("depthwise_conv")[0].name,)), x)
+    with torch.no_grad():
+        expected = model.dw(model.act1(model.expand(torch.from_numpy(x)[None])))[0].numpy()
+    np.testing.assert_allclose(snap.layers[0].maps, expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(LoadError, match="does not fit the model's input"):
+        load_onnx(path, input_shape=(1, 40, 40))

@@ -13,15 +13,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-pytest.importorskip("onnx", reason="the [onnx] extra is not installed")
-pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
-import onnx
-from onnx import TensorProto, helper, numpy_helper
-
+from tests.extras import require
 from visualizer.core.checkpoint import inspect_model_file, load_model
 from visualizer.core.errors import LoadError
 from visualizer.core.onnx import OnnxInspector, OnnxLimits, load_onnx
 from visualizer.core.snapshot import CaptureRequest
+
+onnx = require("onnx", "onnx")
+require("onnxruntime", "onnx")
+TensorProto, helper, numpy_helper = onnx.TensorProto, onnx.helper, onnx.numpy_helper
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
