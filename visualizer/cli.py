@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list the model zoo")
 
     i = sub.add_parser("info", help="print the layer table of a model")
-    i.add_argument("model", help="zoo name, checkpoint file, or path/to/file.py:Name")
+    i.add_argument("model", help="zoo name, checkpoint file, path/to/file.py:Name, or model.onnx")
     i.add_argument("--arch", default=None, help="architecture for a bare state dict")
     i.add_argument("--input-size", type=int, default=None)
     i.add_argument("--in-channels", type=int, default=None)
@@ -193,6 +193,16 @@ def resolve_model(spec: str, *, arch: str | None = None, input_size: int | None 
 
 def cmd_info(args) -> int:
     from .core.introspect import introspect
+    from .core.onnx import is_onnx_path
+    if is_onnx_path(args.model):  # other frameworks' models: the layer table from the graph (needs [onnx])
+        from .core.onnx import load_onnx
+        shape = None if args.input_size is None else (args.in_channels or 1, args.input_size, args.input_size)
+        onnx_bundle = load_onnx(args.model, input_shape=shape)
+        onnx_bundle.graph.runner.close()
+        print(format_layer_table(onnx_bundle.info))
+        for w in onnx_bundle.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        return 0
     bundle = resolve_model(args.model, arch=args.arch, input_size=args.input_size, in_channels=args.in_channels)
     info = introspect(bundle.model, bundle.input_shape)
     print(format_layer_table(info))

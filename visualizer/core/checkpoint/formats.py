@@ -167,8 +167,13 @@ def sniff(path: Path) -> Sniffed:
         with open(path, "rb") as f:
             unsafe = _legacy_unsafe_globals(f.read(min(size, 64 << 20)))
         return Sniffed("legacy_pickle", unsafe, "legacy (non-zip) torch.save or pickle file")
+    if path.suffix.lower() == ".onnx":
+        # Protobuf has no magic number: the suffix is what tells an ONNX model apart.
+        raise LoadError(path, "an ONNX model, not a PyTorch model file: it opens for inspection only "
+                        "(layers, filters, feature maps), through the ONNX loader",
+                        'open it with `cnn-visualizer info` or the app; it needs pip install "cnn-visualizer[onnx]"')
     raise LoadError(path, "not a model file this program can read (unrecognised contents)",
-                    "expected a .pt/.pth (torch.save), .safetensors, TorchScript or .pt2 file")
+                    "expected a .pt/.pth (torch.save), .safetensors, TorchScript, .pt2 or .onnx file")
 
 
 def _looks_like_our_checkpoint(obj) -> bool:

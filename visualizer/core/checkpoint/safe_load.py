@@ -24,8 +24,9 @@ from ..model_bundle import ModelBundle
 from ..precision import to_float32
 from .formats import Sniffed, check_readable, info_for_trust, parse_json_meta, sniff
 from .guess import guessed_metadata
+from .provenance import Provenance, of_safetensors, of_torch_file
 from .save import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, SAFETENSORS_FORMAT
-from .state_dict import apply_state_dict, nonfinite_warning, strip_prefixes, unwrap_state_dict
+from .state_dict import apply_state_dict, nonfinite_warning, unwrap_state_dict
 from .torch_io import load_trusted, load_weights_only
 from .user_model import USER_MODULE_PREFIX, load_user_model
 from .zoo_match import build_matching
@@ -183,10 +184,8 @@ def _bundle_from_module(p: Path, module: nn.Module, *, probeable: bool, known_sh
 def _from_object(p: Path, obj, arch, arch_options, model_spec) -> ModelBundle:
     if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
         return _from_checkpoint(p, obj, arch, arch_options, model_spec)
-    sd, extras = unwrap_state_dict(obj, p)
-    names = extras.get("class_names", extras.get("classes"))
-    names = tuple(names) if isinstance(names, (list, tuple)) and all(isinstance(c, str) for c in names) else None
-    return _from_state_dict(p, sd, arch, arch_options, model_spec, class_names=names)
+    sd, key, extras = unwrap_state_dict(obj, p)
+    return _from_state_dict(p, sd, arch, arch_options, model_spec, of_torch_file(key, extras))
 
 
 def _build_named(p: Path, sd, arch, arch_options, model_spec, recorded_arch=None, recorded_class=None):
@@ -212,18 +211,25 @@ def _build_named(p: Path, sd, arch, arch_options, model_spec, recorded_arch=None
                                "choose a zoo architecture, or give your model as path/to/file.py:Name")
 
 
-def _from_state_dict(p: Path, sd, arch, arch_options, model_spec, class_names=None) -> ModelBundle:
-    sd = strip_prefixes(sd)
+def _from_state_dict(p: Path, sd, arch, arch_options, model_spec, saved: Provenance | None = None) -> ModelBundle:
+    saved = saved or Provenance()
     model, label, opts, inferred = _build_named(p, sd, arch, arch_options, model_spec)
-    apply_state_dict(model, sd, p, label)
+    fitted = apply_state_dict(model, sd, p, label, holder=saved.holder)
     known = (opts["in_channels"], opts["input_size"], opts["input_size"]) if (
         "in_channels" in opts and "input_size" in opts) else None
-    shape, names, mean, std, guessed = guessed_metadata(model, sd, known_shape=known, class_names=class_names)
-    warnings = tuple(w for w in (nonfinite_warning(sd),) if w) + guessed
+    shape, names, mean, std, guessed = guessed_metadata(model, model.state_dict(), known_shape=known,
+                                                        class_names=saved.class_names)
+    warnings = tuple(w for w in (nonfinite_warning(sd),) if w) + saved.notes + _key_notes(fitted) + guessed
     if inferred:
         warnings += (f"{label} options inferred from the weights: {opts}",)
+    meta = {"saved_with": dict(saved.info)} if saved.info else {}
     return ModelBundle(model=model, input_shape=shape, class_names=names, mean=mean, std=std,
-                       arch=label, arch_options=opts, source=str(p), meta={}, warnings=warnings)
+                       arch=label, arch_options=opts, source=str(p), meta=meta, warnings=warnings)
+
+
+def _key_notes(notes: tuple[str, ...]) -> tuple[str, ...]:
+    """What loading adapted, as one line the app shows (empty when the file fitted as saved)."""
+    return ("Loaded with adaptations: " + "; ".join(notes) + ".",) if notes else ()
 
 
 MAX_INPUT_SIDE = 4096  # channels or pixels per side; anything larger is a damaged or hostile file
@@ -277,14 +283,13 @@ def _from_checkpoint(p: Path, ck: dict, arch, arch_options, model_spec) -> Model
     sd = ck.get("state_dict")
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise LoadError(p, "the checkpoint's weights are missing or damaged", "use an undamaged copy")
-    sd = strip_prefixes(sd)
     recorded = info["arch"]
     if not (arch or model_spec) and recorded and ":" not in recorded:
         arch, arch_options = recorded, (arch_options or info["arch_options"])
     model, label, opts, inferred = _build_named(p, sd, arch, arch_options, model_spec, recorded,
                                                 info["meta"].get("model_class"))
-    apply_state_dict(model, sd, p, label)
-    warnings = tuple(w for w in (nonfinite_warning(sd),) if w)
+    fitted = apply_state_dict(model, sd, p, label)
+    warnings = tuple(w for w in (nonfinite_warning(sd),) if w) + _key_notes(fitted)
     if inferred:
         warnings += (f"{label} options inferred from the weights: {opts}",)
     meta = info["meta"]
@@ -315,4 +320,4 @@ def _from_safetensors(p: Path, arch, arch_options, model_spec) -> ModelBundle:
               "mean": parse_json_meta(header.get("mean"), None), "std": parse_json_meta(header.get("std"), None),
               "meta": parse_json_meta(header.get("meta"), {}), "state_dict": sd}
         return _from_checkpoint(p, ck, arch, arch_options, model_spec)
-    return _from_state_dict(p, sd, arch, arch_options, model_spec)
+    return _from_state_dict(p, sd, arch, arch_options, model_spec, of_safetensors(header))

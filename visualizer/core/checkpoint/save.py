@@ -19,7 +19,7 @@ CHECKPOINT_FORMAT = "cnn-visualizer-checkpoint"
 CHECKPOINT_VERSION = 1
 SAFETENSORS_FORMAT = "cnn-visualizer"
 # Keys of bundle.meta that describe this load, not the model: never written back.
-TRANSIENT_META = ("training_state", "trusted_load", "sha256")
+TRANSIENT_META = ("training_state", "trusted_load", "sha256", "saved_with")
 
 
 def _state_dict_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:

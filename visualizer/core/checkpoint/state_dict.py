@@ -1,23 +1,25 @@
-"""State dicts from the wild: find them, clean their keys, compare them with a model.
+"""State dicts from the wild: find them, fit their keys, load them as PyTorch itself would.
 
-Every difference is reported before anything is copied, because
-``load_state_dict(strict=False)`` still raises on a shape mismatch and its
-message is a wall of text; the user gets the first few of each kind instead.
+What loads is exactly what ``nn.Module.load_state_dict`` accepts once the keys are fitted
+(``key_fit``); what it refuses is reported as the first few differences of each kind
+(its own message is a wall of text), and what was adapted on the way comes back as notes
+the app shows.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from ..errors import LoadError
+from .key_fit import fit_keys
 
 # Common wrappers around a state dict: torch tutorials, Lightning, timm, DDP scripts.
 WRAPPER_KEYS = ("model_state_dict", "state_dict", "model", "model_state", "net", "network",
                 "weights", "params", "module")
-# DataParallel/DDP add "module.", torch.compile adds "_orig_mod."; they can stack.
-PREFIXES = ("module.", "_orig_mod.")
 MAX_LISTED = 8
 
 
@@ -26,14 +28,24 @@ def is_tensor_dict(obj) -> bool:
             and all(isinstance(v, torch.Tensor) or k.endswith("_extra_state") for k, v in obj.items()))
 
 
-def unwrap_state_dict(obj, path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """The state dict inside ``obj`` and the other top-level entries (epoch, class names...)."""
+def with_metadata(new: dict, like) -> OrderedDict:
+    """``new`` as an OrderedDict carrying ``like``'s ``_metadata`` (module versions that
+    ``load_state_dict`` reads: a plain ``dict(sd)`` would silently drop them)."""
+    out = OrderedDict(new)
+    metadata = getattr(like, "_metadata", None)
+    if metadata is not None:
+        out._metadata = metadata
+    return out
+
+
+def unwrap_state_dict(obj, path: Path) -> tuple[OrderedDict, str | None, dict]:
+    """(the state dict inside ``obj``, the key it was under or None, the other top-level entries)."""
     if is_tensor_dict(obj):
-        return dict(obj), {}
+        return with_metadata(obj, obj), None, {}
     if isinstance(obj, dict):
         for key in WRAPPER_KEYS:
             if is_tensor_dict(obj.get(key)):
-                return dict(obj[key]), {k: v for k, v in obj.items() if k != key}
+                return with_metadata(obj[key], obj[key]), key, {k: v for k, v in obj.items() if k != key}
         keys = ", ".join(repr(k) for k in list(obj)[:MAX_LISTED])
         raise LoadError(path, f"no model weights found (top-level keys: {keys or 'none'})",
                         "expected a state_dict, or a dict holding one under 'model_state_dict' or 'state_dict'")
@@ -41,21 +53,8 @@ def unwrap_state_dict(obj, path: Path) -> tuple[dict[str, torch.Tensor], dict]:
                     "expected a state_dict saved with torch.save(model.state_dict(), path)")
 
 
-def strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, value in sd.items():
-        changed = True
-        while changed:
-            changed = False
-            for prefix in PREFIXES:
-                if key.startswith(prefix):
-                    key, changed = key[len(prefix):], True
-        out[key] = value
-    return out
-
-
 def differences(model: nn.Module, sd: dict[str, torch.Tensor]):
-    """(missing, unexpected, [(key, model shape, file shape)]) between ``model`` and ``sd``."""
+    """(missing, unexpected, [(key, model shape, file shape)]) by name alone, before PyTorch has its say."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
@@ -81,17 +80,81 @@ def describe_differences(missing, unexpected, mismatched) -> str:
     return "; ".join(parts)
 
 
-def apply_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], path: Path, model_name: str) -> None:
-    """Copy ``sd`` into ``model`` exactly, or raise LoadError listing every kind of difference."""
-    missing, unexpected, mismatched = differences(model, sd)
-    if missing or unexpected or mismatched:
-        raise LoadError(path, f"the weights do not fit {model_name}: "
-                        + describe_differences(missing, unexpected, mismatched),
-                        "choose the architecture and options the weights were saved from")
+@dataclass(frozen=True)
+class Fit:
+    """How a state dict went into a model: what still differs (nothing: it loaded) and what was adapted."""
+
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    mismatched: tuple[tuple[str, tuple, tuple], ...]
+    notes: tuple[str, ...]            # the key rule used, entries left out, keys PyTorch filled in
+    error: str | None = None          # load_state_dict itself failed (a dtype it cannot copy, ...)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched or self.error)
+
+    def describe(self) -> str:
+        text = describe_differences(self.missing, self.unexpected, self.mismatched) or self.error or ""
+        rules = [n for n in self.notes if n.startswith(("removed", "took", "added"))]
+        return text + (f" (after the keys were fitted: {'; '.join(rules)})" if rules else "")
+
+
+def _filled_note(filled: list[str]) -> str:
+    counters = [k for k in filled if k.endswith("num_batches_tracked")]
+    notes = []
+    if counters:
+        layers = [k.rsplit(".", 1)[0] if "." in k else "(model)" for k in counters]
+        notes.append(f"the file has no num_batches_tracked for {len(counters)} BatchNorm layer(s) "
+                     f"({_listed(layers)}), as files from PyTorch before 0.4.1 do: PyTorch's "
+                     "load_state_dict filled in the counter (its running mean and variance are the file's)")
+    others = [k for k in filled if k not in counters]
+    if others:
+        notes.append(f"the file lacks {_listed(others)}: the model's own loading code accepted that")
+    return "; ".join(notes)
+
+
+def load_into_new_model(model: nn.Module, sd, *, holder: str = "") -> Fit:
+    """Fit ``sd``'s keys to ``model`` and copy it in, accepting exactly what ``load_state_dict`` accepts.
+
+    ``model`` must be new (built for this load): when the result is not ``ok`` it may hold a
+    partial copy and has to be discarded. Shapes are compared first, because
+    ``load_state_dict(strict=False)`` still raises on them with a wall of text; then
+    PyTorch's own missing/unexpected lists decide (it fills in BatchNorm's
+    ``num_batches_tracked`` for files without module versions, and a model's own
+    ``_load_from_state_dict`` or load hooks may rename or accept keys). ``holder``: what
+    a kept prefix is, for the note ("the LightningModule's attribute ...").
+    """
+    expected = model.state_dict()
+    fit = fit_keys(expected, sd)
+    fitted = fit.state_dict
+    _, _, mismatched = differences(model, fitted)
+    bad = {k for k, _, _ in mismatched}
+    loadable = with_metadata({k: v for k, v in fitted.items() if k not in bad}, fitted)
+    notes = fit.rule_notes(holder)
     try:
-        model.load_state_dict(sd, strict=True)
-    except Exception as e:  # dtype that cannot be copied, odd extra_state...
-        raise LoadError(path, f"the weights could not be copied into {model_name} ({e})") from e
+        result = model.load_state_dict(loadable, strict=False)
+    except Exception as e:  # noqa: BLE001 - a dtype that cannot be copied, odd extra_state, a user hook...
+        return Fit((), (), tuple(mismatched), notes, error=f"load_state_dict failed ({e})")
+    missing = [k for k in result.missing_keys if k not in bad]
+    filled = [k for k in expected if k not in fitted and k not in result.missing_keys]
+    if filled:
+        notes += (_filled_note(filled),)
+    return Fit(tuple(missing), tuple(result.unexpected_keys), tuple(mismatched), notes)
+
+
+def apply_state_dict(model: nn.Module, sd, path: Path, model_name: str, *, holder: str = "") -> tuple[str, ...]:
+    """Copy ``sd`` into the new ``model``, or raise LoadError listing every kind of difference.
+
+    Returns the notes on what was adapted (the key rule, entries left out, keys PyTorch filled in).
+    """
+    fit = load_into_new_model(model, sd, holder=holder)
+    if fit.error and not (fit.missing or fit.unexpected or fit.mismatched):
+        raise LoadError(path, f"the weights could not be copied into {model_name} ({fit.error})")
+    if not fit.ok:
+        raise LoadError(path, f"the weights do not fit {model_name}: " + fit.describe(),
+                        "choose the architecture and options the weights were saved from")
+    return fit.notes
 
 
 def nonfinite_warning(sd: dict[str, torch.Tensor]) -> str | None:
