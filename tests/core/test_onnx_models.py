@@ -150,10 +150,10 @@ def both_snapshots(model, path, shape):
     x = image(shape)
     torch_bundle = ModelBundle(model=model, input_shape=shape, class_names=tuple(str(i) for i in range(10)))
     with Inspector(torch_bundle) as ti:
-        convs = tuple(l.name for l in ti.info.convs())
+        convs = tuple(l.name for l in ti.info.of_kind("conv", "depthwise_conv"))
         t = ti.probe(CaptureRequest(layers=("*",), filter_layers=convs), x, label=2)
     with OnnxInspector(path) as oi:
-        convs = tuple(l.name for l in oi.info.convs())
+        convs = tuple(l.name for l in oi.info.of_kind("conv", "depthwise_conv"))
         o = oi.probe(CaptureRequest(layers=("*",), filter_layers=convs), x, label=2)
         info = oi.info
     return t, o, info
@@ -218,7 +218,7 @@ def test_lenet5_matches_pytorch_layer_by_layer(exported):
     assert kinds == ["conv", "activation", "pool", "conv", "activation", "pool", "linear", "activation",
                      "linear", "activation", "linear"]
     assert info.total_params == sum(p.numel() for p in model.parameters()) and info.num_outputs == 10
-    assert info.by_name(info.convs()[0].name).detail == "5x5 s1 p0, 1→6"
+    assert info.by_name(info.of_kind("conv", "depthwise_conv")[0].name).detail == "5x5 s1 p0, 1→6"
 
 
 def test_batchnorm_model_kept_as_nodes_matches_pytorch(exported):
@@ -236,7 +236,7 @@ def test_batchnorm_folded_by_the_exporter_still_gives_the_same_maps(exported):
     bundle = load_onnx(path)
     assert "norm" not in [l.kind for l in bundle.info.layers]
     with OnnxInspector(bundle) as oi:
-        conv = oi.info.convs()[0].name
+        conv = oi.info.of_kind("conv", "depthwise_conv")[0].name
         snap = oi.probe(CaptureRequest(layers=(conv,)), x)
     with torch.no_grad():
         expected = model.bn(model.conv(torch.from_numpy(x)[None]))[0].numpy()
@@ -266,7 +266,7 @@ def test_depthwise_model_matches_pytorch(exported):
 def test_channel_selection_and_filter_limits(exported):
     model, path = exported(ResidualNet)
     with OnnxInspector(path) as oi:
-        conv = oi.info.convs()[1].name
+        conv = oi.info.of_kind("conv", "depthwise_conv")[1].name
         snap = oi.probe(CaptureRequest(layers=(conv,), filter_layers=(conv, "no such layer"), max_channels=3),
                         image(SHAPES[ResidualNet]))
         assert [c.name for c in snap.layers] == [conv]
@@ -294,7 +294,7 @@ def test_channels_last_input_is_transposed_for_the_model(tmp_path):
         logits = model(torch.from_numpy(x).permute(1, 2, 0)[None])[0]
         conv = model.conv(torch.from_numpy(x)[None])[0].numpy()
     np.testing.assert_allclose(snap.probabilities, torch.softmax(logits, 0).numpy(), rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(snap.layer(bundle.info.convs()[0].name).maps, conv, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(snap.layer(bundle.info.of_kind("conv", "depthwise_conv")[0].name).maps, conv, rtol=1e-4, atol=1e-5)
 
 
 def test_bundle_reports_the_model_and_refuses_training(exported):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from visualizer.core.reduce import channel_levels, grid_shape, histogram, levels_of, make_mosaic, sanitize, subsample
+from visualizer.core.reduce import channel_levels, grid_shape, histogram, levels_of, make_mosaic, sanitize
 
 
 def test_sanitize_replaces_and_counts_nonfinite():
@@ -111,11 +111,3 @@ def test_histogram_counts_finite_values():
     assert h.counts.sum() == 3 and h.edges[-1] > h.edges[0]
     h = histogram(a, bins=4, lo=-1, hi=3)
     assert h.edges[0] == -1 and h.edges[-1] == 3
-
-
-def test_subsample_bounded_deterministic():
-    a = np.arange(10000)
-    s = subsample(a, 100)
-    assert s.shape == (100,) and s[0] == 0 and s[-1] == 9999
-    np.testing.assert_array_equal(s, subsample(a, 100))
-    assert subsample(np.arange(5), 100).shape == (5,)

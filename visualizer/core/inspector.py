@@ -18,7 +18,7 @@ from .model_bundle import ModelBundle
 from .outputs import class_scores_or_none
 from .probe import Probe
 from .probe_reduce import HostCopy
-from .reduce import sanitize
+from .reduce import probabilities, sanitize
 from .snapshot import CaptureRequest, FilterCapture, GradientStats, ProbeSnapshot, frozen_array
 
 
@@ -27,28 +27,6 @@ def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     if p is None:
         return torch.device("cpu"), torch.float32
     return p.device, (p.dtype if p.is_floating_point() else torch.float32)
-
-
-def _as_probabilities(v: np.ndarray) -> np.ndarray:
-    """Softmax of one sample's outputs (host values), unless they already are (log-)probabilities.
-
-    Many user models end in ``softmax``/``log_softmax`` (the classic MNIST
-    example): a second softmax would flatten their confidence towards uniform.
-    """
-    v = np.asarray(v, dtype=np.float64).reshape(-1)
-    if v.size == 0:
-        return frozen_array(np.zeros(0, np.float32))
-    finite = bool(np.isfinite(v).all())
-    if finite and (v >= 0).all() and (v <= 1).all() and abs(float(v.sum()) - 1.0) < 1e-3:
-        p = v
-    elif finite and (v <= 0).all() and abs(float(np.exp(v).sum()) - 1.0) < 1e-3:
-        p = np.exp(v)
-    else:
-        z = np.nan_to_num(v, nan=0.0, posinf=1e4, neginf=-1e4)
-        e = np.exp(z - z.max())
-        p = e / e.sum()
-    out, _ = sanitize(p)
-    return out
 
 
 class Inspector:
@@ -134,7 +112,7 @@ class Inspector:
         finish_also = [stage(flat) for stage in (also or ())]
         flat.copy_to_host()                                   # the one device -> host copy
         captures, stats = finish_pass() if finish_pass is not None else ((), ())
-        probs = _as_probabilities(flat.take(logits_i)) if logits_i is not None else \
+        probs = probabilities(flat.take(logits_i)) if logits_i is not None else \
             frozen_array(np.zeros(0, np.float32))
         names = tuple(self.bundle.class_names)
         if len(names) != probs.size:

@@ -14,19 +14,14 @@ properties derive it where it is shown.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .snapshot import ActivationStats, Histogram, LayerCapture, PoolCapture
-
-HIST_BINS = 64
-_MIN_SPAN = 1e-6
-# Saturation rules by function (sigmoid: out < 0.01 or > 0.99; tanh: |out| > 0.99).
-_SATURATING = {"sigmoid": 1, "tanh": 2}
+from .reduce import activation_stats
+from .snapshot import ActivationStats, LayerCapture, PoolCapture
 
 
 @dataclass
@@ -139,73 +134,6 @@ class HostCopy:
         return int(self._bad[self._offsets[i]:self._offsets[i + 1]].sum())
 
 
-@lru_cache(maxsize=64)
-def _segments(sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(segment id of each value, start of each segment, which are non-empty, counts) for concatenated
-    segments of ``sizes``: the same for every snapshot of a model, so worked out once."""
-    n = np.array(sizes, dtype=np.int64)
-    seg = np.repeat(np.arange(len(sizes)), n)
-    # reduceat needs every start inside the array: an empty segment borrows one and is zeroed after.
-    starts = np.minimum(np.concatenate([[0], np.cumsum(n)[:-1]]), max(int(n.sum()) - 1, 0))
-    return seg, starts, n > 0, np.maximum(n, 1)
-
-
-@lru_cache(maxsize=64)
-def _saturation_rule(functions: tuple[str, ...]) -> np.ndarray:
-    return np.array([_SATURATING.get(fn, 0) for fn in functions], dtype=np.int8)
-
-
-def _activation_stats(names: list[str], kept: PassTensors, pre: np.ndarray, pre_sizes: tuple[int, ...],
-                      out: np.ndarray, out_sizes: tuple[int, ...]) -> tuple[ActivationStats, ...]:
-    """Every activation layer's statistics at once: segment reductions over the concatenated values.
-
-    On the host, after the one copy: for the small tensors of one sample, numpy's
-    ``reduceat`` and ``bincount`` cost a quarter of the same segment ops in torch (0.13 vs
-    0.52 ms for LeNet-5's four activations), whose per-call overhead dominates.
-    """
-    if not names:
-        return ()
-    k = len(names)
-    seg_pre, start_pre, has_pre, _ = _segments(pre_sizes)
-    seg_out, start_out, has_out, count = _segments(out_sizes)
-    zeros = np.zeros(k)
-    lo = np.where(has_pre, np.minimum.reduceat(pre, start_pre), 0.0) if pre.size else zeros
-    hi = np.where(has_pre, np.maximum.reduceat(pre, start_pre), 0.0) if pre.size else zeros
-    # A (nearly) constant input gets a bin range of width 1 around it, as reduce.histogram does.
-    narrow = (hi - lo) < _MIN_SPAN
-    h_lo = np.where(narrow, lo - 0.5, lo)
-    h_hi = np.where(narrow, lo + 0.5, hi)
-    scale = HIST_BINS / (h_hi - h_lo)
-    idx = ((pre - h_lo[seg_pre]) * scale[seg_pre]).astype(np.int64)
-    np.clip(idx, 0, HIST_BINS - 1, out=idx)
-    idx += seg_pre * HIST_BINS
-    counts = np.bincount(idx, minlength=k * HIST_BINS).reshape(k, HIST_BINS).astype(np.float32)
-
-    def per_layer(values: np.ndarray) -> np.ndarray:
-        return np.where(has_out, np.add.reduceat(values, start_out, dtype=np.float64), 0.0) if out.size else zeros
-
-    mean = per_layer(out) / count
-    std = np.sqrt(per_layer(np.square(out - mean[seg_out])) / count)
-    dead = per_layer(out == 0) / count
-    functions = tuple(kept.act_fn[n][0] for n in names)
-    rule = _saturation_rule(functions)
-    if rule.any():
-        r = rule[seg_out]
-        sat_mask = np.where(r == 1, (out < 0.01) | (out > 0.99), (r == 2) & (np.abs(out) > 0.99))
-        saturated = per_layer(sat_mask) / count
-    else:
-        saturated = zeros
-    edges_all = (h_lo[:, None] + (h_hi - h_lo)[:, None] * np.linspace(0.0, 1.0, HIST_BINS + 1)).astype(np.float32)
-    counts.setflags(write=False)
-    edges_all.setflags(write=False)
-    figures = np.stack([lo, hi, mean, std, dead, saturated], 1).tolist()
-    return tuple(
-        ActivationStats(name=n, function=functions[i], params=tuple(kept.act_fn[n][1]),
-                        pre=Histogram(counts=counts[i], edges=edges_all[i]), pre_min=f[0], pre_max=f[1],
-                        out_mean=f[2], out_std=f[3], frac_dead=f[4], frac_saturated=f[5])
-        for i, (n, f) in enumerate(zip(names, figures)))
-
-
 def reduce_pass(kept: PassTensors, kinds: dict[str, str], modules: dict[str, nn.Module], order) \
         -> tuple[tuple[LayerCapture, ...], tuple[ActivationStats, ...]]:
     """The records of one armed pass (execution order via ``order(name)``); see the module docstring."""
@@ -265,6 +193,6 @@ def _finish(kept, kinds, flat, layer_names, act_names, out_idx, pools, pre_idx, 
                                input_maps=flat.take(xi), argmax=argmax)
         layers.append(LayerCapture(name=n, kind=kinds.get(n, "other"), shape=shape, maps=maps, channels=channels,
                                    vector=vector, nonfinite=bad, pool=pool))
-    stats = _activation_stats(act_names, kept, flat.span(pre_idx), flat.sizes(pre_idx),
-                              flat.span(out_idx_act), flat.sizes(out_idx_act))
+    stats = activation_stats(act_names, [kept.act_fn[n] for n in act_names], flat.span(pre_idx),
+                             flat.sizes(pre_idx), flat.span(out_idx_act), flat.sizes(out_idx_act))
     return tuple(layers), stats

@@ -13,13 +13,13 @@ import os
 import numpy as np
 
 from ..errors import ModelError
-from ..reduce import sanitize
+from ..reduce import probabilities, sanitize
 from ..snapshot import CaptureRequest, FilterCapture, ProbeSnapshot, frozen_array
 from .layers import conv_weight_name
 from .limits import DEFAULT_LIMITS, OnnxLimits
 from .loader import OnnxBundle, OnnxNotTrainable, load_onnx
 from .pooling import pool_capture
-from .records import activation_stats, filter_capture, layer_capture, probabilities
+from .records import activation_stats, filter_capture, layer_capture
 
 
 class OnnxInspector:
