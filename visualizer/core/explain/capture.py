@@ -41,9 +41,10 @@ class FollowingActivation:
 class LayerPass:
     module: nn.Module
     input: torch.Tensor                   # (1, ...) clone of the layer's real input (first call)
-    output: torch.Tensor                  # (1, ...) clone of its real output
+    output: torch.Tensor                  # (1, ...) clone of its real output (with keep_graph: the tensor itself)
     activation: FollowingActivation | None
     next_layer: str | None                # the first module run on the output (activation or not)
+    model_output: Any = None              # what the model returned (with keep_graph: still in the graph)
 
 
 def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -55,8 +56,8 @@ def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
 
 def as_batch(model: nn.Module, image: Any) -> torch.Tensor:
     """(C, H, W) or (1, C, H, W), numpy or torch, in the model's normalisation -> a (1, C, H, W) tensor."""
-    t = torch.as_tensor(np.asarray(image, dtype=np.float32)) if not isinstance(image, torch.Tensor) \
-        else image.detach()
+    # A copy: records and snapshots hold read-only arrays, which torch must not wrap.
+    t = torch.tensor(np.array(image, dtype=np.float32)) if not isinstance(image, torch.Tensor) else image.detach()
     if t.dim() == 3:
         t = t[None]
     if t.dim() != 4 or t.shape[0] != 1:
@@ -91,9 +92,19 @@ def find_module(model: nn.Module, name: str, kinds: tuple[type, ...], what: str)
     return m
 
 
-def run_layer_pass(model: nn.Module, x: torch.Tensor, name: str, module: nn.Module) -> LayerPass:
-    """Forward ``x`` once (eval, no_grad, flags restored) and keep what ``name`` saw and what followed it."""
+def run_layer_pass(model: nn.Module, x: torch.Tensor, name: str, module: nn.Module, *,
+                   keep_graph: bool = False) -> LayerPass:
+    """Forward ``x`` once (eval, flags restored) and keep what ``name`` saw and what followed it.
+
+    Under ``no_grad`` with clones, unless ``keep_graph``: then autograd records the pass and
+    the layer's output and the activation's output are the tensors of the graph themselves
+    (for Grad-CAM's gradient); the caller must let go of them, which frees the graph.
+    """
     tracker = CallTracker()
+
+    def keep(t: torch.Tensor) -> torch.Tensor:
+        # clone: an in-place activation that follows would overwrite the values (PITFALLS.md)
+        return t if keep_graph else t.detach().clone()
     state: dict[str, Any] = {"in": None, "out": None, "obj": None, "act": None, "next": None}
 
     def pre(mod_name, mod):
@@ -116,12 +127,12 @@ def run_layer_pass(model: nn.Module, x: torch.Tensor, name: str, module: nn.Modu
                 t = first_tensor(out)
                 if t is not None and args and isinstance(args[0], torch.Tensor):
                     state["in"] = args[0].detach().clone()
-                    state["out"] = t.detach().clone()
+                    state["out"] = keep(t)
                     state["obj"] = t              # the object the next layer receives
             act = state["act"]
             if act is not None and act.output is None and state.get("act_module") is m:
                 t = first_tensor(out)
-                act.output = None if t is None else t.detach().clone()
+                act.output = None if t is None else keep(t)
             tracker.pop(mod_name)
             return None
         return hook
@@ -136,7 +147,7 @@ def run_layer_pass(model: nn.Module, x: torch.Tensor, name: str, module: nn.Modu
             rest, kw = args[1:], dict(kwargs)
             state["act"] = FollowingActivation(fn_name, spec.name, True,
                                                lambda t: func(t, *rest, **kw),
-                                               output=out.detach().clone())
+                                               output=keep(out))
             state["next"] = fn_name
         return out
 
@@ -145,9 +156,10 @@ def run_layer_pass(model: nn.Module, x: torch.Tensor, name: str, module: nn.Modu
         for mod_name, m in model.named_modules():
             handles.append(m.register_forward_pre_hook(pre(mod_name, m)))
             handles.append(m.register_forward_hook(post(mod_name), always_call=True))
-        with eval_mode(model), torch.no_grad(), FunctionalActivationMode(on_functional):
+        grad_mode = torch.enable_grad() if keep_graph else torch.no_grad()
+        with eval_mode(model), grad_mode, FunctionalActivationMode(on_functional):
             try:
-                model(x)
+                result = model(x)
             except Exception as e:
                 raise ExplainError(f"the forward pass failed: {type(e).__name__}: {e}") from e
     finally:
@@ -157,7 +169,7 @@ def run_layer_pass(model: nn.Module, x: torch.Tensor, name: str, module: nn.Modu
     if state["out"] is None:
         raise ExplainError(f"layer {name!r} was not called in the forward pass (eval mode)")
     return LayerPass(module=module, input=state["in"], output=state["out"], activation=state["act"],
-                     next_layer=state["next"])
+                     next_layer=state["next"], model_output=result)
 
 
 def apply_activation(act: FollowingActivation | None, channel: int, channels: int, value: float,

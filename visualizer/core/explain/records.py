@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..model_info import ModelInfo
+
+CAM_METHODS = ("auto", "cam", "grad-cam")
+
 
 class ExplainError(ValueError):
     """The explanation asked for cannot be made (no such layer, wrong kind, position out of range)."""
@@ -167,7 +171,8 @@ class ClassActivationMap:
     """Where the model looks for one class: a heat map at the input's resolution."""
 
     method: str                       # "cam" (Zhou et al. 2016) or "grad-cam" (Selvaraju et al. 2017)
-    layer: str                        # the conv layer whose maps are weighted
+    layer: str                        # the layer asked for (Grad-CAM) or found (CAM: the maps the pooling averages)
+    source_layer: str                 # whose output maps were weighted: ``layer``, or the activation right after it
     class_index: int
     class_name: str
     predicted: int                    # the model's predicted class for this input
@@ -178,3 +183,20 @@ class ClassActivationMap:
     peak: float                       # max of ``raw``: 0 means the map is empty (no positive evidence)
     input_image: np.ndarray           # (C, H, W) float32 in [0, 1] to draw under the map
     class_names: tuple[str, ...]
+
+
+def grad_cam_layers(info: ModelInfo) -> tuple[str, ...]:
+    """Conv layers whose output is still a map (more than 1x1), input to output: what Grad-CAM can use.
+
+    Torch-free, from the layer list the window already has, so a layer picker can be filled
+    without asking the model. The last one is the usual choice (``default_grad_cam_layer``):
+    the most abstract maps that still say where.
+    """
+    return tuple(l.name for l in info.layers
+                 if l.kind in ("conv", "depthwise_conv") and l.output_shape is not None
+                 and len(l.output_shape) == 3 and l.output_shape[1] * l.output_shape[2] > 1)
+
+
+def default_grad_cam_layer(info: ModelInfo) -> str | None:
+    names = grad_cam_layers(info)
+    return names[-1] if names else None
