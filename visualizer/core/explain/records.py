@@ -149,6 +149,7 @@ class LinearStep:
     layer: str
     unit: int
     in_features: int
+    out_features: int                 # units in the layer (play/step goes through them)
     inputs: np.ndarray                # (F,) the layer's real input
     weights: np.ndarray               # (F,) the unit's weights
     products: np.ndarray              # (F,) inputs * weights

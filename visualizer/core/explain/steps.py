@@ -222,7 +222,7 @@ def explain_linear(model: nn.Module, image, layer: str, unit: int, top_k: int = 
     bias = float(m.bias.detach()[unit]) if has_bias else 0.0
     total = float(products.sum()) + bias
     return LinearStep(
-        layer=layer, unit=unit, in_features=int(m.in_features),
+        layer=layer, unit=unit, in_features=int(m.in_features), out_features=int(m.out_features),
         inputs=frozen_array(xs.float().cpu().numpy()), weights=frozen_array(w.float().cpu().numpy()),
         products=frozen_array(products.float().cpu().numpy()), top=frozen_array(top.cpu().numpy(), np.int64),
         rest=float(products[order[k:]].sum()) if k < products.numel() else 0.0,
