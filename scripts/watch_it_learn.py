@@ -148,28 +148,33 @@ def train_and_capture(recipe, config: TrainConfig, times, fast: bool, log):
 
 # ------------------------------------------------------------------ pictures
 
-def render(recipe, captures, out: Path, size) -> list[tuple[float, Path, Path]]:
-    from PyQt6.QtWidgets import QApplication
+def render(app, recipe, captures, out: Path, size) -> list[tuple[float, Path, Path]]:
+    from PyQt6.QtCore import QCoreApplication, QEvent
 
     from visualizer.gui.views.filters import FilterView
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
     view = FilterView()
-    view.resize(*size)
-    view.set_layer(recipe.filter_layer)
-    view.set_scale(recipe.filter_scale)
-    paths = []
-    for t, _step, _loss, snap in captures:
-        row = []
-        for mode, stem in (("weights", "weights"), ("change since start", "change")):
-            view.set_mode(mode)
-            view.show_probe(snap)
-            path = out / f"{stem}_{round(t):03d}s.png"
-            view.export_png(path)
-            row.append(path)
-        paths.append((t, *row))
-    view.close()
-    app.processEvents()
+    try:
+        view.resize(*size)
+        view.set_layer(recipe.filter_layer)
+        view.set_scale(recipe.filter_scale)
+        paths = []
+        for t, _step, _loss, snap in captures:
+            row = []
+            for mode, stem in (("weights", "weights"), ("change since start", "change")):
+                view.set_mode(mode)
+                view.show_probe(snap)
+                path = out / f"{stem}_{round(t):03d}s.png"
+                view.export_png(path)
+                row.append(path)
+            paths.append((t, *row))
+    finally:
+        # Deleted now, while the application lives: a view left to interpreter shutdown
+        # can be destroyed after QApplication and crash the process at exit.
+        view.close()
+        view.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        app.processEvents()
     return paths
 
 
@@ -222,7 +227,10 @@ def main(argv=None) -> int:
           + (" (fast)" if args.fast else " (real time)"), flush=True)
 
     captures, losses, end = train_and_capture(recipe, config, times, args.fast, lambda s: print(s, flush=True))
-    paths = render(recipe, captures, out, size)
+    from PyQt6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    paths = render(app, recipe, captures, out, size)
     sheet = montage(paths, captures, out)
     with open(out / "loss.csv", "w", newline="") as f:
         w = csv.writer(f)
