@@ -267,3 +267,15 @@ def test_ten_thousand_updates_do_not_grow_memory():
     assert grown_py < 256 * 1024, grown_py                           # Python objects: flat
     assert grown_rss < 16 * 2**20, grown_rss                         # the process: flat (torch's tensors included)
     assert model.training and all(not m._forward_hooks for m in model.modules())
+
+
+def test_cam_record_travels_as_a_record_without_pickle():
+    from visualizer.core.record.encoding import decode_record, encode_record
+    bundle = load_model(MODELS / "lenet5_mnist.pt")
+    image01 = np.zeros(bundle.input_shape, np.float32)
+    image01[0, 8:24, 14:18] = 1.0
+    r = cam_for_bundle(bundle, image01, layer="C1")
+    back = decode_record(encode_record(r, compact=False))
+    assert np.array_equal(back.heatmap, r.heatmap) and np.array_equal(back.input_image, r.input_image)
+    assert (back.method, back.layer, back.source_layer, back.class_index, back.class_names) == \
+        (r.method, r.layer, r.source_layer, r.class_index, r.class_names)

@@ -272,3 +272,20 @@ def test_trained_lenet_steps_match_what_the_feature_map_view_is_sent(lenet_and_d
     assert p.output == pytest.approx(float(snap.layer("S2").maps[3, 7, 7]), abs=1e-7) and close(p.computed, p.output)
     u = explain_linear(bundle.model, x, "F6", 11)
     assert close(u.total, u.output) and u.output == pytest.approx(float(snap.layer("F6").vector[11]), abs=1e-5)
+
+
+def test_step_records_travel_as_records_without_pickle(lenet_and_digit):
+    """The engine runs in another process: its records cross in the run-file/stream encoding, exactly."""
+    from visualizer.core.record.encoding import decode_record, encode_record
+    bundle, img01 = lenet_and_digit
+    x = model_input(img01, bundle.mean, bundle.std)
+    for rec in (explain_conv(bundle.model, x, "C3", 3, 2, 2), explain_pool(bundle.model, x, "S2", 1, 4, 4),
+                explain_linear(bundle.model, x, "F6", 5)):
+        back = decode_record(encode_record(rec, compact=False))
+        assert type(back) is type(rec)
+        for name in rec.__dataclass_fields__:
+            a, b = getattr(rec, name), getattr(back, name)
+            if isinstance(a, np.ndarray):
+                assert np.array_equal(a, b) and a.dtype == b.dtype, name
+            else:
+                assert a == b, name

@@ -27,8 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..inspector import _as_probabilities
 from ..introspect import eval_mode, first_tensor, introspect
+from ..reduce import probabilities
 from ..snapshot import frozen_array
 from .capture import as_batch, model_input, run_layer_pass
 from .records import CAM_METHODS, ClassActivationMap, ExplainError, default_grad_cam_layer
@@ -58,7 +58,7 @@ def _record(method, layer, source, raw: torch.Tensor, logits: torch.Tensor, c: i
     up = F.interpolate(raw[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
     peak = float(up.max()) if up.numel() else 0.0
     heat = (up / peak).clamp_(0.0, 1.0) if peak > 0 else torch.zeros_like(up)
-    probs = _as_probabilities(logits.detach())
+    probs = probabilities(logits.detach().float().cpu().numpy())
     names = tuple(class_names) if len(class_names) == logits.numel() else tuple(str(i) for i in range(logits.numel()))
     if image01 is None:     # no [0, 1] image given: show the normalised input stretched to [0, 1]
         a = x[0].detach().float()

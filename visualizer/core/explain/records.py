@@ -9,6 +9,9 @@ Coordinates: (y, x), row first. A window's cells are given by the input rows and
 they read (``rows``, ``cols``, in the coordinates of the unpadded input, so a cell in the
 padding has a negative index or one past the input's edge); ``inside`` says which cells
 lie on the real input.
+
+Every record class is registered with ``core.record`` so that it travels like a snapshot
+(the run-file and stream encoding, no pickle) from the process that owns the model.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model_info import ModelInfo
+from ..record.record_types import register_record_type
 
 CAM_METHODS = ("auto", "cam", "grad-cam")
 
@@ -25,6 +29,7 @@ class ExplainError(ValueError):
     """The explanation asked for cannot be made (no such layer, wrong kind, position out of range)."""
 
 
+@register_record_type
 @dataclass(frozen=True)
 class WindowGeometry:
     """How a conv or pooling window slides over its input: enough to draw it and to play it."""
@@ -73,6 +78,7 @@ class WindowGeometry:
         return 0 <= y < self.output_size[0] and 0 <= x < self.output_size[1]
 
 
+@register_record_type
 @dataclass(frozen=True)
 class ActivationStep:
     """The activation applied to the unit's value, when the layer is followed directly by one."""
@@ -84,6 +90,7 @@ class ActivationStep:
     output: float              # the value in the activation's real output
 
 
+@register_record_type
 @dataclass(frozen=True)
 class ConvStep:
     """One output value of a conv layer, computed in front of the class from the layer's real input."""
@@ -116,6 +123,7 @@ class ConvStep:
         return abs(self.total - self.output)
 
 
+@register_record_type
 @dataclass(frozen=True)
 class PoolStep:
     """One output value of a pooling layer: the window, the winner (max) or the mean (average)."""
@@ -142,6 +150,7 @@ class PoolStep:
         return abs(self.computed - self.output)
 
 
+@register_record_type
 @dataclass(frozen=True)
 class LinearStep:
     """One unit of a fully connected layer: its largest contributions w_i * x_i, sorted, plus the bias."""
@@ -167,6 +176,7 @@ class LinearStep:
         return abs(self.total - self.output)
 
 
+@register_record_type
 @dataclass(frozen=True)
 class ClassActivationMap:
     """Where the model looks for one class: a heat map at the input's resolution."""
