@@ -73,6 +73,8 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.settings = settings or Settings()
         self.controller = controller or Controller(self.settings, self)
+        if self.controller.parent() is None:
+            self.controller.setParent(self)   # its session (and every connection to it) ends with the window
         self.session = self.controller.session
         self.views: list = []
         self.view_docks: dict[object, QDockWidget] = {}
@@ -322,7 +324,7 @@ class MainWindow(QMainWindow):
         c.config_provider = self.training_config
         c.augment_provider = self.augment
         c.message.connect(self.show_message)
-        c.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        c.notice.connect(self._show_notice)
         c.data_changed.connect(self._on_data)
         c.run_ended.connect(self._on_run_ended)
         s.model_changed.connect(self._on_model)
@@ -332,7 +334,7 @@ class MainWindow(QMainWindow):
         s.training_changed.connect(self._on_training)
         self.layer_tree.layer_selected.connect(c.select_layer)
 
-        tp.start.connect(lambda: c.start_training(self.training_config()))
+        tp.start.connect(self._start_from_panel)
         tp.pause.connect(c.pause)
         tp.resume.connect(c.resume)
         tp.step.connect(c.step)
@@ -350,6 +352,14 @@ class MainWindow(QMainWindow):
         ip.sample_requested.connect(c.use_sample)
         ip.input_chosen.connect(c.use_probe_input)
         ip.image_open_requested.connect(self.open_image_dialog)
+
+    # Slots of the window itself, not lambdas: Qt drops them when the window is deleted, and the
+    # controller (tests keep it) may outlive it.
+    def _show_notice(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    def _start_from_panel(self) -> None:
+        self.controller.start_training(self.training_config())
 
     def _install_dialog_hooks(self) -> None:
         from . import dialogs
