@@ -310,9 +310,16 @@ def test_pooling_marks_winners_at_argmax(qtbot):
     v.grid.setChecked(True)
     v.flush()
     assert len(v.windows.getData()[0]) == 14 * 14 * 8
-    v.set_layer("C1")
+    v.set_layer("C1")     # not a pooling layer: the view stays on the pooling layer of its picker
     v.flush()
-    assert v.stack.currentWidget() is v.message and "S2, S4" in v.message.text()
+    assert v.stack.currentWidget() is v.graphics and "S2" in v.geometry_text()
+    assert [v.layer_box.itemText(i) for i in range(v.layer_box.count())] == ["S2", "S4"]
+    with qtbot.waitSignal(v.layer_requested) as picked:
+        v.layer_box.activated.emit(1)
+    assert picked.args == ["S4"]
+    v.set_layer("S4")
+    v.flush()
+    assert "S4" in v.geometry_text() and v.layer_box.currentText() == "S4"
 
 
 # --- activations --------------------------------------------------------------

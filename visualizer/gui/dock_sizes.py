@@ -15,6 +15,7 @@ from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
 from PyQt6.QtWidgets import QDockWidget, QMainWindow
 
 SIDE_CAP_SHARE = 0.3   # after a window resize, no side panel keeps more than this share of it
+CURVES_SHARE = 0.28    # of the views' column (overview, view tabs, curves): the curves' default height
 
 
 class DockSizes(QObject):
@@ -41,9 +42,21 @@ class DockSizes(QObject):
         overview, tabs, curves = self.middle
         self.set_side_widths(min(380, max(270, int(0.2 * w))), min(400, max(300, int(0.21 * w))))
         win.resizeDocks([self.left, self.left_lower], [int(0.42 * h), int(0.58 * h)], Qt.Orientation.Vertical)
-        heights = {overview: int(0.16 * h), tabs: int(0.56 * h), curves: int(0.28 * h)}
+        heights = {overview: int(0.16 * h), tabs: int((0.84 - CURVES_SHARE) * h), curves: int(CURVES_SHARE * h)}
         column = [d for d in self.middle if d is not None]
         win.resizeDocks(column, [heights[d] for d in column], Qt.Orientation.Vertical)
+
+    def set_curves_share(self, share: float | None) -> None:
+        """Share the view tabs' and the curves' height so the curves get ``share`` of the column
+        (None: the default); a lesson about the curves gives them more."""
+        _overview, tabs, curves = self.middle
+        if tabs is None or curves is None or not (_docked(tabs) and _docked(curves)):
+            return
+        share = CURVES_SHARE if share is None else float(share)
+        both = tabs.height() + curves.height()
+        column = 0.84
+        self.window.resizeDocks([tabs, curves], [int(both * (column - share) / column), int(both * share / column)],
+                                Qt.Orientation.Vertical)
 
     def apply_defaults_later(self) -> None:
         """After Reset layout: once the restored docks are laid out."""

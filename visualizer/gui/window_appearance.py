@@ -36,3 +36,6 @@ class WindowAppearance:
             set_presentation(app, on)
         for v in self.views:
             v.set_presentation(on)
+        bar = getattr(self, "presentation_bar", None)
+        if bar is not None:
+            bar.set_active(on)   # the views get the screen; the side panels wait behind the bar

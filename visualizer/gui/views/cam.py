@@ -26,6 +26,7 @@ METHOD_NAMES = {"auto": "automatic", "cam": "CAM", "grad-cam": "Grad-CAM"}
 
 class CamView(View):
     title = "Class activation map"
+    tab_title = "Where it looks"
     class_requested = pyqtSignal(int)      # a class index, or PREDICTED
     method_requested = pyqtSignal(str)     # one of CAM_METHODS
 
@@ -88,6 +89,17 @@ class CamView(View):
             self.layers.addItem(n, n)
         i = self.layers.findData(current)
         self.layers.setCurrentIndex(max(i, 0))
+
+    def show_problem(self, text: str) -> None:
+        """No map for the current input (the model has no conv layer, the request failed): say why."""
+        self._cam = None
+        self.note.setText(text)
+        self._schedule()
+
+    def reset_choices(self) -> None:
+        """A new model: the predicted class, automatic method, default layer (no signals)."""
+        for box in (self.classes, self.method, self.layers):
+            box.setCurrentIndex(0)
 
     def _clear_data(self) -> None:
         self._cam = None

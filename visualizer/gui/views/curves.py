@@ -21,6 +21,9 @@ from .series import HISTORY_CAP, STEP_HISTORY_CAP, GrowableTable, ema
 TRAIN_COLOUR = "#1e88e5"
 VAL_COLOUR = "#e53935"
 VAL_DOTS_MAX = 60   # validation points drawn as dots up to this many (then as a line)
+# Below this height (a 1280x720 projector's bottom strip) the two plots stand side by side: stacked,
+# each would be too short for readable axes.
+SIDE_BY_SIDE_BELOW = 300
 
 
 class SmoothedColumn:
@@ -93,8 +96,28 @@ class CurvesView(View):
         self.follower = RangeFollower(self.loss_plot.vb, x=(0.0, 0.5), y=(0.15, 0.05))
         self.follower.watch(self.acc_plot.vb)
         self._loss_bounds = (np.inf, -np.inf)
+        self.side_by_side = False
         self.compose([(self.latest, 1), "smoothing", self.smoothing, self.smoothing_label], g)
         self.finish_setup()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._arrange()
+
+    def _arrange(self) -> None:
+        """Loss over accuracy when there is height for both, side by side when there is not."""
+        g = self.graphics
+        side = g.height() < SIDE_BY_SIDE_BELOW and g.width() > 2 * g.height()
+        if side == self.side_by_side:
+            return
+        self.side_by_side = side
+        g.ci.removeItem(self.acc_plot)
+        g.ci.addItem(self.acc_plot, row=0 if side else 1, col=1 if side else 0)
+        if side:
+            self.loss_plot.setLabel("bottom", "step")
+        else:
+            self.loss_plot.getAxis("bottom").showLabel(False)
+        self._style_plot(self.loss_plot)
 
     def _restyle(self) -> None:
         w = self.line_width()
@@ -183,5 +206,6 @@ class CurvesView(View):
         self._follow(d, v)
         t = self._training
         if t is not None:
+            # Learning rate and speed are in the status bar: this line must fit a narrow column.
             self.latest.setText(f"step {t.step} · epoch {t.epoch + 1} · loss {t.loss:.4f} · "
-                                f"accuracy {100 * t.accuracy:.1f}% · lr {t.lr:g} · {t.samples_per_sec:.0f} samples/s")
+                                f"accuracy {100 * t.accuracy:.1f}%")

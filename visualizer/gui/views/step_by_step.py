@@ -109,6 +109,12 @@ class StepByStepView(View):
         for text, ms in SPEEDS:
             self.speed.addItem(text, ms)
         self.speed.setCurrentIndex(1)
+        # Which output channel (or unit) to explain; the window also sets it from a click on a feature map.
+        self.unit = QSpinBox()
+        self.unit.setPrefix("output channel ")
+        self.unit.setRange(0, 0)
+        self.unit.setKeyboardTracking(False)
+        self.unit.valueChanged.connect(self._unit_changed)
         self.input_channel = QSpinBox()
         self.input_channel.setPrefix("input channel ")
         self.input_channel.valueChanged.connect(lambda _: self._schedule())
@@ -171,7 +177,7 @@ class StepByStepView(View):
             self.stack.addWidget(w)
         g.ci.layout.setRowStretchFactor(1, 2)    # the maps
         g.ci.layout.setRowStretchFactor(3, 3)    # the numbers: the most space
-        self.compose([STRETCH, self.input_channel, self.back, self.play, self.forward, self.speed],
+        self.compose([STRETCH, self.unit, self.input_channel, self.back, self.play, self.forward, self.speed],
                      self.stack, [self.headline, self.equation])
         self._shapes = None
         self._prompt()
@@ -189,6 +195,25 @@ class StepByStepView(View):
     @property
     def step_record(self):
         return self._step
+
+    def show_problem(self, text: str) -> None:
+        """The last request could not be answered (or the layer cannot be explained): say why."""
+        self._step = None
+        self._awaiting = False
+        self.play.setChecked(False)
+        self._prompt(text)
+
+    def set_units(self, count: int, unit: int, *, linear: bool = False) -> None:
+        """The output channels (or, for a fully connected layer, units) the picker offers, and the one shown."""
+        self.unit.blockSignals(True)
+        self.unit.setPrefix("unit " if linear else "output channel ")
+        self.unit.setRange(0, max(0, int(count) - 1))
+        self.unit.setValue(int(unit))
+        self.unit.setEnabled(count > 1)
+        self.unit.blockSignals(False)
+
+    def _unit_changed(self, value: int) -> None:
+        self.channel_selected.emit(int(value))
 
     def request_next(self, step: int = 1) -> bool:
         """Ask for the window (or unit) ``step`` after the current one; False while a request is out."""
