@@ -12,10 +12,14 @@ itself it gave the side panels more room than the views. This keeps:
 from __future__ import annotations
 
 from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
+from PyQt6.QtGui import QGuiApplication
 from PyQt6.QtWidgets import QDockWidget, QMainWindow
 
 SIDE_CAP_SHARE = 0.3   # after a window resize, no side panel keeps more than this share of it
-CURVES_SHARE = 0.28    # of the views' column (overview, view tabs, curves): the curves' default height
+# Shares of the views' column (overview strip, view tabs, curves) by default; the tabs get the rest.
+STRIP_SHARE, CURVES_SHARE = 0.16, 0.28
+SHORT_WINDOW = 800                    # a window less tall than this is a short one (a projector's 720)
+SMALL_STRIP_SHARE, SMALL_CURVES_SHARE = 0.13, 0.34
 
 
 class DockSizes(QObject):
@@ -29,6 +33,8 @@ class DockSizes(QObject):
         self.restored = False         # a saved layout was restored: keep its sizes
         self.side_widths: tuple[int, int] | None = None   # what a window resize keeps
         self._laid_out_width = -1
+        self._setting = False          # set_side_widths is ours: what it gives is what we keep
+        self._restore_due = False
         for dock in (left, right):
             dock.installEventFilter(self)
 
@@ -42,9 +48,16 @@ class DockSizes(QObject):
         overview, tabs, curves = self.middle
         self.set_side_widths(min(380, max(270, int(0.2 * w))), min(400, max(300, int(0.21 * w))))
         win.resizeDocks([self.left, self.left_lower], [int(0.42 * h), int(0.58 * h)], Qt.Orientation.Vertical)
-        heights = {overview: int(0.16 * h), tabs: int((0.84 - CURVES_SHARE) * h), curves: int(CURVES_SHARE * h)}
+        strip, plots = self.shares()
+        heights = {overview: int(strip * h), tabs: int((1 - strip - plots) * h), curves: int(plots * h)}
         column = [d for d in self.middle if d is not None]
         win.resizeDocks(column, [heights[d] for d in column], Qt.Orientation.Vertical)
+
+    def shares(self) -> tuple[float, float]:
+        """(overview strip, curves) shares of the views' column. A short window (a 1280x720 projector)
+        gives the curves a bit more, or their axes are too short to read."""
+        return (SMALL_STRIP_SHARE, SMALL_CURVES_SHARE) if self.window.height() < SHORT_WINDOW \
+            else (STRIP_SHARE, CURVES_SHARE)
 
     def set_curves_share(self, share: float | None) -> None:
         """Share the view tabs' and the curves' height so the curves get ``share`` of the column
@@ -52,9 +65,10 @@ class DockSizes(QObject):
         _overview, tabs, curves = self.middle
         if tabs is None or curves is None or not (_docked(tabs) and _docked(curves)):
             return
-        share = CURVES_SHARE if share is None else float(share)
+        strip, plots = self.shares()
+        share = plots if share is None else float(share)
         both = tabs.height() + curves.height()
-        column = 0.84
+        column = 1 - strip
         self.window.resizeDocks([tabs, curves], [int(both * (column - share) / column), int(both * share / column)],
                                 Qt.Orientation.Vertical)
 
@@ -83,7 +97,10 @@ class DockSizes(QObject):
         self.sized = True
         if not self.restored:
             self.apply_defaults()
-        QTimer.singleShot(0, self._note_laid_out)
+            # Once more after Qt's first layout of the shown window, which spreads the width over the
+            # docks by their size hints and undid the first (the side panels came out ~15% too wide).
+            QTimer.singleShot(0, self.apply_defaults)
+        QTimer.singleShot(0, lambda: QTimer.singleShot(0, self._note_laid_out))
 
     def window_resized(self, event) -> None:
         """The window's resizeEvent, after Qt has spread the change over all docks: put the
@@ -94,11 +111,29 @@ class DockSizes(QObject):
             QTimer.singleShot(0, lambda: self.set_side_widths(left, right))
 
     def eventFilter(self, obj, event) -> bool:
-        # A side panel resized while the window kept its width: the user dragged it (or we
-        # set it). Those are the widths a window resize keeps.
+        # A side panel resized while the window kept its width: the user dragged it (a mouse button
+        # is down) or we set it; those are the widths a window resize keeps. Without the mouse it was
+        # Qt re-laying out the window after some text changed size, which crept the panels wider a
+        # few pixels at a time (a view column squeezed to its minimum): put them back.
         if event.type() == QEvent.Type.Resize and self.window.width() == self._laid_out_width:
-            self.side_widths = (self.left.width(), self.right.width())
+            widths = (self.left.width(), self.right.width())
+            dragged = QGuiApplication.mouseButtons() != Qt.MouseButton.NoButton
+            if dragged or self.side_widths is None or self._setting:
+                self.side_widths = widths
+            elif widths != self.side_widths and not self._restore_due:
+                self._restore_due = True
+                QTimer.singleShot(0, self._restore_widths)
         return False
+
+    def _restore_widths(self) -> None:
+        self._restore_due = False
+        if self.side_widths is None or (self.left.width(), self.right.width()) == self.side_widths:
+            return
+        self._setting = True
+        try:
+            self.set_side_widths(*self.side_widths)
+        finally:
+            self._setting = False
 
     def _note_laid_out(self) -> None:
         self._laid_out_width = self.window.width()

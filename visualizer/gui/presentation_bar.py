@@ -7,10 +7,12 @@ as they were when presentation mode ends.
 """
 from __future__ import annotations
 
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtWidgets import QComboBox, QLabel, QSizePolicy, QToolBar
 
 from visualizer.core.lessons import LESSONS
+
+PRESENTATION_SHARES = (0.12, 0.6, 0.28)   # overview strip, the view in front, the curves
 
 
 class PresentationBar(QToolBar):
@@ -57,18 +59,40 @@ class PresentationBar(QToolBar):
 
     # ---- presentation on/off ------------------------------------------------------------
     def set_active(self, on: bool) -> None:
+        status = self.window.statusBar()
         if on:
+            # The status bar's fields are for the lecturer's screen; on the projector the curves' line
+            # says step, epoch, loss and accuracy. Its fixed-width fields in large type were wider
+            # than a 1280-pixel screen.
+            self._status_shown = status.isVisible()
+            status.hide()
+            self._state_before = self.window.saveState()      # every dock as it was, to come back to
             self._shown_before = {d: d.isVisible() for d in self.side_docks}
             self.act_panels.blockSignals(True)
             self.act_panels.setChecked(False)
             self.act_panels.blockSignals(False)
             self._show_panels(False)
             self.show()
+            QTimer.singleShot(0, self._share_column)
         else:
             self.hide()
-            for dock, shown in self._shown_before.items():
-                dock.setVisible(shown)
+            status.setVisible(getattr(self, "_status_shown", True))
+            state, self._state_before = getattr(self, "_state_before", None), None
+            if state is None or not self.window.restoreState(state):
+                for dock, shown in self._shown_before.items():
+                    dock.setVisible(shown)
             self._shown_before = {}
+
+    def _share_column(self) -> None:
+        """On the projector the view in front gets most of the height: the strip and the curves less."""
+        sizes = self.window.dock_sizes
+        overview, tabs, curves = sizes.middle
+        column = [d for d in (overview, tabs, curves) if d is not None and d.isVisible() and not d.isFloating()]
+        if tabs not in column:
+            return
+        h = sum(d.height() for d in column)
+        share = {overview: PRESENTATION_SHARES[0], curves: PRESENTATION_SHARES[2], tabs: PRESENTATION_SHARES[1]}
+        self.window.resizeDocks(column, [int(h * share[d]) for d in column], Qt.Orientation.Vertical)
 
     def _show_panels(self, on: bool) -> None:
         for dock in self.side_docks:

@@ -25,6 +25,7 @@ from .axes import live_axes
 from .frame_pacer import FramePacer
 
 STRETCH = object()   # in View.compose's bar: the space between the left and right controls
+PRESENTATION_PT = (12, 18)   # the views' text size in presentation mode: on 720 lines, on 1080 and more
 
 
 class View(QWidget):
@@ -216,7 +217,13 @@ class View(QWidget):
         return 4.0 if self._presentation else 1.6
 
     def font_pt(self) -> int:
-        return 18 if self._presentation else 9
+        """Text size in the view. In presentation mode it follows the screen: 18 pt on a 1080-line
+        projector, down to 12 pt on a 720-line one, where 18 pt left no room for the images."""
+        if not self._presentation:
+            return 9
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        lines = screen.geometry().height() if screen is not None else 1080
+        return int(max(PRESENTATION_PT[0], min(PRESENTATION_PT[1], round(lines / 60))))
 
     def make_graphics(self) -> pg.GraphicsLayoutWidget:
         g = pg.GraphicsLayoutWidget()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QFontMetrics
 from PyQt6.QtWidgets import QLabel, QSlider, QWidget
 
 from visualizer.core.snapshot import EpochEnd, TrainingSnapshot
@@ -120,6 +121,8 @@ class CurvesView(View):
         self._style_plot(self.loss_plot)
 
     def _restyle(self) -> None:
+        # As wide as "0.00" in the font it has now (presentation mode enlarges it).
+        self.smoothing_label.setFixedWidth(QFontMetrics(self.smoothing_label.font()).horizontalAdvance("0.00") + 8)
         w = self.line_width()
         faint = pg.mkColor(TRAIN_COLOUR)
         faint.setAlpha(70)

@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QFontMetrics
-from PyQt6.QtWidgets import QLabel, QWidget
+from PyQt6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from visualizer.core.snapshot import LayerCapture
 
@@ -40,6 +40,8 @@ class OverviewStripView(View):
         self.graphics = self.make_graphics()
         self.badge = self.make_badge()
         self.message = QLabel()
+        self.message.setWordWrap(True)   # wraps rather than widening the window (presentation fonts)
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.compose([(self.message, 1), self.badge], self.graphics)
         self._names: tuple[str, ...] | None = None
         self._cols = 1
@@ -89,7 +91,15 @@ class OverviewStripView(View):
         self._names = names
         self._restyle()
 
+    def _tick_font(self):
+        # The names under the cells stay small next to their images, also on a projector.
+        font = super()._tick_font()
+        if self._presentation:
+            font.setPointSize(max(9, self.font_pt() - 4))
+        return font
+
     def _restyle(self) -> None:
+        self.message.setVisible(not self._presentation)   # the cells say it; the room is the images'
         fg, _ = self.colors()
         font = self._tick_font()
         for label in self._labels.values():
@@ -132,7 +142,7 @@ class OverviewStripView(View):
         h, w = shape[:2]
         vb = self._boxes[name]
         box_h = vb.height() if vb.height() > 1 else self._cell_height()
-        text_px = lines * metrics.height() + 6
+        text_px = lines * metrics.height() + 12   # the text item draws a few pixels of margin round it
         image_px = max(8.0, box_h - text_px)
         total = h * box_h / image_px
         self._labels[name].setPos(w / 2, h)

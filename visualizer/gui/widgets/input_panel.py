@@ -78,9 +78,9 @@ class InputPanel(QWidget):
         g.addWidget(self.open_button, 2, 1, 1, 3)
         g.addWidget(self.sample_label, 3, 0, 1, 4)
         g.addWidget(self.note_label, 4, 0, 1, 4)
-        g.setColumnStretch(1, 1)
-        g.setColumnStretch(2, 1)
-        g.setColumnStretch(3, 1)
+        g.setColumnStretch(1, 2)
+        g.setColumnStretch(2, 2)
+        g.setColumnStretch(3, 3)     # "Random" is the longest word
         self.sample_label.setWordWrap(True)
         self.sample_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.note_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import zlib
 
-from PyQt6.QtCore import QEvent, Qt, pyqtSignal
+from PyQt6.QtCore import QEvent, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
 from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem
 
@@ -213,6 +213,11 @@ class LayerTree(QTreeWidget):
             shown = col + 1
         for col in range(len(HEADERS)):
             self.setColumnHidden(col, col >= shown)
+
+    def sizeHint(self) -> QSize:
+        # Not the width of every column's contents (a scroll area's default): that grew the whole
+        # left panel each time a model opened. The panel's width is the window's to decide.
+        return QSize(240, 220)
 
     def visible_columns(self) -> list[int]:
         return [c for c in range(len(HEADERS)) if not self.isColumnHidden(c)]
