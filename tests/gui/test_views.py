@@ -22,6 +22,7 @@ from visualizer.gui.views import (
     ProbabilityView,
 )
 from visualizer.gui.views.activation_functions import evaluate
+from visualizer.gui.views.base import PRESENTATION_PT
 from visualizer.gui.views.series import GrowableTable, ema
 from visualizer.gui.views.tiling import tile
 
@@ -248,7 +249,7 @@ def test_overview_labels_fit_their_cells(qtbot):
     assert v._labels["C1"].toPlainText() == "C1"
     v.resize(1400, 300)
     v.set_presentation(True)   # projector fonts: cells narrower than a shape's text
-    v.resize(640, 110)
+    v.resize(440, 110)
     v.flush()
     metrics = QFontMetrics(v._tick_font())
     cell = v.graphics.width() / v._cols
@@ -534,7 +535,9 @@ def test_presentation_mode_thickens_lines_and_enlarges_fonts(qtbot):
     normal = v.loss_smooth.opts["pen"].widthF()
     v.set_presentation(True)
     assert v.loss_smooth.opts["pen"].widthF() > normal
-    assert v.loss_plot.getAxis("left").style["tickFont"].pointSize() >= 18
+    # The size follows the screen: 12 pt on 720 lines up to 18 pt on 1080 and more (normal: 9 pt).
+    pt = v.loss_plot.getAxis("left").style["tickFont"].pointSize()
+    assert pt == v.font_pt() and PRESENTATION_PT[0] <= pt <= PRESENTATION_PT[1]
     v.set_presentation(False)
     assert v.loss_smooth.opts["pen"].widthF() == normal
 

@@ -100,6 +100,9 @@ class ExplainLink(QObject):
         cam_view.class_requested.connect(self._on_cam_class)
         cam_view.method_requested.connect(self._on_cam_method)
         cam_view.layer_requested.connect(self._on_cam_layer)
+        # Whether each view's tab is in front: its dock says so at once, while the view's own geometry
+        # (QMainWindow moves the tabs behind out of the window) follows only at the next layout.
+        self._front: dict = {}
         for view in (step_view, cam_view):
             dock = window.view_docks.get(view)
             if dock is not None:
@@ -199,8 +202,17 @@ class ExplainLink(QObject):
             self._timer.start(int(wait * 1000) + 1)
 
     def _on_visibility(self, visible: bool) -> None:
+        dock = self.sender()
+        view = next((v for v, d in self.window.view_docks.items() if d is dock), None)
+        if view is not None:
+            self._front[view] = bool(visible)
         if visible:
             QTimer.singleShot(0, self._refresh_visible)
+
+    def shown(self, view) -> bool:
+        """Is ``view`` where the user can see it (its tab in front)?"""
+        front = self._front.get(view)
+        return view.isVisible() and (front if front is not None else view.on_screen())
 
     def _refresh_visible(self) -> None:
         self._last_refresh = time.monotonic()
@@ -218,7 +230,7 @@ class ExplainLink(QObject):
         params = self.step_params()
         if params is None or self.session.model is None:
             return
-        if not self.step_view.isVisible():
+        if not self.shown(self.step_view):
             self._stale[self.step] = True    # asked for when it is shown
             return
         if not (force or self._stale[self.step]):
@@ -227,7 +239,7 @@ class ExplainLink(QObject):
         self.step.ask(params)
 
     def _ask_cam(self, force: bool = False) -> None:
-        if self.session.model is None or not (force or self._stale[self.cam]) or not self.cam_view.isVisible():
+        if self.session.model is None or not (force or self._stale[self.cam]) or not self.shown(self.cam_view):
             return
         self._stale[self.cam] = False
         self.cam.ask({k: v for k, v in self.cam_params.items() if v is not None})

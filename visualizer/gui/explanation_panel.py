@@ -60,6 +60,13 @@ class ExplanationPanel(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.show_lesson(None)
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        # Never shorter than its text at this width: a narrower window wraps it onto more lines.
+        need = self.needed_height(event.size().width())
+        if need != self.minimumHeight():
+            self.setMinimumHeight(need)
+
     def needed_height(self, width: int | None = None) -> int:
         """The height the text, formula and buttons take at ``width`` (default: the current one)."""
         lay = self.layout()

@@ -69,6 +69,8 @@ class LessonRunner(QObject):
         self.variant: Variant | None = None
         self._after_stop: tuple[Lesson, Variant | None, bool] | None = None
         self._expect: dict | None = None       # what the lesson's model looks like once it has arrived
+        self.pending = False                   # its model is on its way (the commands are queued)
+        self._model_before = None              # the model open when they were sent
         self.session.model_changed.connect(self._on_model)
         self.session.state_changed.connect(self._on_state)
         panel.variant_chosen.connect(self.apply_variant)
@@ -122,6 +124,7 @@ class LessonRunner(QObject):
                                                or variant.limit != KEEP)
         if needs_model or needs_data:
             current = self.session.model
+            self.pending, self._model_before = True, current
             if needs_data and current is not None and current.arch not in ARCHITECTURES:
                 self._issue_model(lesson, variant)   # a built-in model can be refitted to the new data
             if needs_data:
@@ -157,6 +160,8 @@ class LessonRunner(QObject):
 
     def _on_model(self, model: LoadedModel) -> None:
         if self.lesson is not None and self.matches(model):
+            if model is not self._model_before:
+                self.pending = False
             # After the session has finished announcing the model (it selects its default layer last).
             QTimer.singleShot(0, self._model_arrived)
 

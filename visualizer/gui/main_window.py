@@ -193,6 +193,12 @@ class MainWindow(WindowMenus, WindowFiles, WindowAppearance, QMainWindow):
             self.current_view = first.widget()
         self._middle_docks = (overview_dock, first, curves_dock)
 
+    def resizeDocks(self, docks, sizes, orientation) -> None:
+        sizes_keeper = getattr(self, "dock_sizes", None)
+        if sizes_keeper is not None:
+            sizes_keeper.explicit_resize()   # kept, unlike the few pixels Qt's own re-layouts shift them
+        super().resizeDocks(docks, sizes, orientation)
+
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self.dock_sizes.window_resized(event)   # a bigger window widens the views, not the panels

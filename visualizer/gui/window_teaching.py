@@ -47,6 +47,27 @@ def install_teaching(w) -> None:
     w.explain_link = ExplainLink(w, step, cam, find_view(w, "feature_maps")) if step and cam else None
     w.presentation_bar = PresentationBar(w, w.lesson_runner)
     w.whole_tab_titles = WholeTabTitles(w)
+    w.tab_catch_up = TabCatchUp(w)
+
+
+class TabCatchUp(QObject):
+    """A view whose tab is brought to the front draws what arrived while it was behind.
+
+    QMainWindow moves the tabs behind the front one out of the window instead of hiding them, so a
+    view gets no showEvent when its tab is chosen; its dock says so (visibilityChanged).
+    """
+
+    def __init__(self, window):
+        super().__init__(window)
+        self._views = {}
+        for view, dock in window.view_docks.items():
+            self._views[dock] = view
+            dock.visibilityChanged.connect(self._changed)
+
+    def _changed(self, visible: bool) -> None:
+        view = self._views.get(self.sender())
+        if visible and view is not None:
+            QTimer.singleShot(0, view.catch_up)     # once the dock is in place
 
 
 class WholeTabTitles(QObject):

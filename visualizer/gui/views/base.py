@@ -181,11 +181,21 @@ class View(QWidget):
         """Draw if there is something new and the view is visible (or forced); True if it drew."""
         if not self._dirty:
             return False
-        if not force and not self.isVisible():
-            return False  # a hidden tab costs nothing; showEvent catches up
+        if not force and not self.on_screen():
+            return False  # a hidden tab costs nothing; showEvent (or catch_up) catches up
         self._dirty = False
         self._draw()
         return True
+
+    def on_screen(self) -> bool:
+        """Shown and not covered: QMainWindow keeps the tabs behind the front one "visible", moved
+        outside the window, so isVisible() alone made every hidden tab draw every frame."""
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
+    def catch_up(self) -> None:
+        """Brought to the front (its tab chosen): draw what arrived while it was behind."""
+        if self._dirty:
+            FramePacer.shared().submit(self)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

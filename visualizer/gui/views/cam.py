@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import QComboBox, QLabel, QSlider, QWidget
+from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QWidget
 
 from visualizer.core.explain.records import CAM_METHODS, ClassActivationMap
 
@@ -47,6 +47,11 @@ class CamView(View):
         self.opacity.setRange(0, 100)
         self.opacity.setValue(60)
         self.opacity.setMaximumWidth(120)
+        self.opacity.setMinimumWidth(50)
+        for box in (self.classes, self.method, self.layers):
+            # Short minimums: the bar must fit beside a projector's side panels.
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(7)
         self.opacity.setToolTip("opacity of the heat map over the input")
         self.opacity.valueChanged.connect(lambda v: self.heat_item.setOpacity(v / 100))
 
@@ -62,8 +67,16 @@ class CamView(View):
         self.colorbar.setImageItem(self.heat_item)
         self.note = QLabel()
         self.note.setWordWrap(True)
-        self.compose([STRETCH, "class:", self.classes, "method:", self.method, "layer:", self.layers,
-                      "overlay:", self.opacity], self.graphics, [self.note])
+        # The overlay slider sits under the map, beside the note: the bar above must fit a projector's
+        # narrow views column.
+        below = QWidget()
+        row = QHBoxLayout(below)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.note, 1)
+        row.addWidget(QLabel("overlay:"))
+        row.addWidget(self.opacity)
+        self.compose([STRETCH, "class:", self.classes, "method:", self.method, "layer:", self.layers],
+                     self.graphics, [below])
         self._shape = None
         self._names: tuple[str, ...] = ()
         self.note.setText("The heat map appears once a class activation map is computed for the current input.")

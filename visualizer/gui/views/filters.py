@@ -64,7 +64,11 @@ class FilterView(View):
         self.scale.setToolTip("per layer: one colour range for all kernels; "
                               "per filter: each filter on its own symmetric range")
         self.scale.currentTextChanged.connect(lambda _: self._schedule())
-        self.average = QCheckBox("average over input channels")
+        self.average = QCheckBox("average inputs")
+        self.average.setToolTip("One kernel per filter: the average over its input channels")
+        for box in (self.mode, self.scale):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(9)
         self.average.toggled.connect(lambda _: self._schedule())
         self.layer_label = self.live_label()
 

@@ -124,16 +124,21 @@ class OverviewStripView(View):
         """
         dims = "×".join(map(str, shape))
         w, _h = self._area()
-        room = max(12, int(w / max(1, self._cols)) - 8)
+        room = int(w / max(1, self._cols)) - 8
+        tip = f"{name}: {dims}"
+        if self._boxes[name].toolTip() != tip:
+            self._boxes[name].setToolTip(tip)
+        if room < metrics.horizontalAdvance("Mm…"):
+            # Cells of a deep model too narrow for even an elided name: no label (the tooltip names it),
+            # rather than labels running into each other.
+            self.set_text(self._labels[name], "")
+            return 0
         text = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, room)
         lines = 1
         if self._lines(metrics) == 2 and metrics.horizontalAdvance(dims) <= room:
             text += "\n" + dims
             lines = 2
         self.set_text(self._labels[name], text)
-        tip = f"{name}: {dims}"
-        if self._boxes[name].toolTip() != tip:
-            self._boxes[name].setToolTip(tip)
         return lines
 
     def _place(self, name: str, shape, lines: int, metrics: QFontMetrics) -> None:
@@ -142,7 +147,7 @@ class OverviewStripView(View):
         h, w = shape[:2]
         vb = self._boxes[name]
         box_h = vb.height() if vb.height() > 1 else self._cell_height()
-        text_px = lines * metrics.height() + 12   # the text item draws a few pixels of margin round it
+        text_px = lines * metrics.height() + 12 if lines else 2   # the text item has a margin round it
         image_px = max(8.0, box_h - text_px)
         total = h * box_h / image_px
         self._labels[name].setPos(w / 2, h)
