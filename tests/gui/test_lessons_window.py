@@ -226,3 +226,46 @@ def test_lessons_menu_lists_every_lesson(qtbot, settings):
 @pytest.fixture
 def settings(tmp_path):
     return Settings(tmp_path / "settings.ini")
+
+
+USER_MODEL = """
+import torch.nn as nn
+
+
+class TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 10)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.conv(x).relu()).flatten(1))
+"""
+
+
+def test_the_training_panel_names_the_model_actually_open(qtbot, settings, tmp_path):
+    w = open_window(qtbot, settings)
+    panel = w.training_panel
+    try:
+        assert panel.model_note.text() == "Open: LeNet-5 from lenet5_mnist.pt, trained 12 epochs, 98.7% held out"
+        assert panel.arch.currentText() == "LeNet-5"
+        path = tmp_path / "tiny_net.py"
+        path.write_text(USER_MODEL)
+        w.open_path(f"{path}:TinyNet")
+        qtbot.waitUntil(lambda: w.session.model.arch == f"{path}:TinyNet", timeout=20_000)
+        assert panel.arch.currentText() == "tiny_net.py:TinyNet"          # not "LeNet-5"
+        assert "your model tiny_net.py:TinyNet" in panel.model_note.text()
+        assert not panel.activation.isEnabled() and not panel.width.isEnabled()   # built-in options only
+        assert panel.values()["arch"] == "lenet5"        # a file's model is not a choice to restore next time
+        model = w.session.model
+        panel.batch_size.setValue(16)                    # a change that builds nothing
+        panel.dropout.setValue(0.3)                      # greyed out, but set by a program: still nothing
+        qtbot.wait(300)
+        assert w.session.model is model and w.last_message is None
+        panel.arch.setCurrentIndex(panel.arch.findData("simplecnn"))    # a built-in one is built again
+        qtbot.waitUntil(lambda: w.session.model.arch == "simplecnn", timeout=20_000)
+        assert panel.arch.findData("__open__:" + str(path) + ":TinyNet") < 0
+        assert panel.model_note.text() == "Open: SimpleCNN, fresh weights" and panel.activation.isEnabled()
+    finally:
+        w.close()
