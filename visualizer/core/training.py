@@ -63,10 +63,15 @@ def reinitialise(model: nn.Module, seed: int = 0) -> None:
 
 def probe_input(request: CaptureRequest, data, input_shape) -> tuple[np.ndarray, int | None]:
     """The image a capture request asks for: its own input (fitted to ``input_shape``), else the
-    ``probe_index``-th sample of ``data``'s probe split (PreparedData or None), else a blank one."""
+    ``probe_index``-th sample of ``data``'s probe split (or of ``probe_split``: a top patch found in the
+    training split; PreparedData or None), else a blank one."""
     if request.probe_input is not None:
         return fit_probe_image(request.probe_input, tuple(input_shape), request.probe_via), request.probe_label
-    found = data.probe_sample(request.probe_index) if data is not None else None
+    found = None
+    if data is not None:
+        split = request.probe_split or data.probe_split
+        n = len(data.split(split)) if split in ("train", "val") else 0
+        found = data.sample(request.probe_index % n, split=split) if n else data.probe_sample(request.probe_index)
     return found if found is not None else (np.zeros(input_shape, np.float32), None)
 
 
@@ -260,6 +265,10 @@ class Trainer:
         self._epoch_loss = 0.0
         self._epoch_correct = 0
         self._epoch_count = 0
+        # Looking at whole training batches (live health, top patches; engine/live.py): called by the
+        # probe with every layer's batch output on the steps it is armed (those a snapshot is due).
+        self.batch_observer: Callable[[str, str, str | None, torch.Tensor], None] | None = None
+        self.batch_positions: list[int] = []   # positions in the train split of the batch being stepped
 
     # --- set-up ---------------------------------------------------------------------
     def _build_optimizer(self) -> None:
@@ -321,6 +330,7 @@ class Trainer:
 
     def _batch(self, order: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = order[b * self.config.batch_size:(b + 1) * self.config.batch_size].tolist()
+        self.batch_positions = idx
         ds = self.data.train
         # __getitems__ (when the dataset has it) fetches and augments the batch in one vectorised call
         items = ds.__getitems__(idx) if hasattr(ds, "__getitems__") else [ds[i] for i in idx]
@@ -390,7 +400,7 @@ class Trainer:
         if probe is not None:
             # Armed for this one step only: records d loss / d output of sample 0 per layer
             # (the activation-gradient norms); maps come from the eval-mode probe pass later.
-            probe.arm(set(), sample_index=0, want_grads=True, stats=False)
+            probe.arm(set(), sample_index=0, want_grads=True, stats=False, batch_observer=self.batch_observer)
         try:
             with probe.functional() if probe is not None else contextlib.nullcontext():
                 logits = class_scores(self.model(x), len(self.data.class_names))  # the rule: outputs.py

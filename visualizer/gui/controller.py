@@ -50,6 +50,9 @@ class Controller(QObject):
     run_ended = pyqtSignal(object)        # Finished | Diverged: the last word on a run
     analysis_ready = pyqtSignal(object)   # messages.AnalysisResult (the view that asked keeps its request_id)
     analysis_progress = pyqtSignal(object)  # messages.AnalysisProgress
+    health_report = pyqtSignal(object)    # health.HealthReport, live during training
+    health_alerts = pyqtSignal(object)    # tuple of health.HealthAlert: new flags, each reported once
+    live_top_patches = pyqtSignal(object)  # channels.TopPatches accumulated while training runs
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None, *,
                  sample_limit: int | None = None, process: bool = False):
@@ -70,6 +73,7 @@ class Controller(QObject):
         self._input_label: int | None = None
         self._input_via: tuple[int, int] | None = None
         self._probe_index = 0
+        self._probe_split = ""         # "": the probe split; "train": a training image (a top patch's)
         self._request_id = 0
         self._analysis_id = 0
         self._closed = False
@@ -105,6 +109,9 @@ class Controller(QObject):
         w.crashed.connect(self._on_crashed)
         w.analysis.connect(self.analysis_ready)
         w.analysis_progress.connect(self.analysis_progress)
+        w.health_report.connect(self.health_report)
+        w.health_alerts.connect(self.health_alerts)
+        w.live_top_patches.connect(self.live_top_patches)
 
     # ==== views ====================================================================
     def add_view(self, view) -> None:
@@ -208,6 +215,8 @@ class Controller(QObject):
         if self.session.model is None:
             self.message.emit("warning", "Open a model before training.")
             return
+        if self._refuse_training():
+            return
         config = config or self.config_provider()
         self.session.clear_history()
         self.worker.start_training(config, augment=augment if augment is not None else self.augment_provider())
@@ -225,7 +234,7 @@ class Controller(QObject):
 
     def step(self) -> None:
         """One batch; from Stopped this starts a run that waits paused after it."""
-        if self.session.model is None:
+        if self.session.model is None or self._refuse_training():
             return
         if self.session.training_state == STOPPED:
             self.session.clear_history()
@@ -234,6 +243,13 @@ class Controller(QObject):
         else:
             self.worker.step(1)
         self.session.set_training_state(PAUSED)
+
+    def _refuse_training(self) -> bool:
+        """A model that cannot be trained here (an ONNX file): say why instead of asking the engine."""
+        reason = getattr(self.session.model, "training_refusal", "")
+        if reason:
+            self.message.emit("warning", f"Training is not available for this model.\n\n{reason}.")
+        return bool(reason)
 
     def stop(self) -> None:
         # The state turns Stopped when the worker reports Finished, not before:
@@ -330,6 +346,10 @@ class Controller(QObject):
     def cancel_analysis(self, request_id: int) -> None:
         self.worker.cancel_analysis(request_id)
 
+    def watch_top_patches(self, layer: str | None) -> None:
+        """Accumulate ``layer``'s top patches from the training passes while a run goes (None: none)."""
+        self.worker.watch_top_patches(layer)
+
     # ==== selection and input ===================================================
     def select_layer(self, name: str | None) -> None:
         if name == self.session.layer:
@@ -340,10 +360,11 @@ class Controller(QObject):
     def select_channel(self, channel: int | None) -> None:
         self.session.set_channel(channel)
 
-    def use_sample(self, index: int) -> None:
-        """Probe the ``index``-th sample of the dataset's probe split."""
+    def use_sample(self, index: int, split: str = "") -> None:
+        """Probe the ``index``-th sample of the dataset's probe split (or of ``split``: "train", "val")."""
         self._input_image, self._input_label = None, None
         self._probe_index = max(0, int(index))
+        self._probe_split = str(split or "")
         self._send_request()
 
     def use_image(self, image01: np.ndarray, label: int | None = None, note: str = "", *,
@@ -414,7 +435,7 @@ class Controller(QObject):
         self._request_id += 1
         return CaptureRequest(layers=layers, filter_layers=filters, probe_input=self._input_image,
                               probe_via=self._input_via, probe_label=self._input_label,
-                              probe_index=self._probe_index,
+                              probe_index=self._probe_index, probe_split=self._probe_split,
                               request_id=self._request_id)
 
     def _send_request(self) -> None:

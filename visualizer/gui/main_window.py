@@ -34,6 +34,7 @@ from .settings import Settings
 from .widgets.live_text import LiveText
 from .window_appearance import WindowAppearance
 from .window_files import WindowFiles
+from .window_looking import attach_looking
 from .window_menus import WindowMenus
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ VIEW_CLASSES = (
     ("visualizer.gui.views.activations", "ActivationView"),
     ("visualizer.gui.views.gradients", "GradientView"),
     ("visualizer.gui.views.probabilities", "ProbabilityView"),
+    ("visualizer.gui.views.health", "HealthView"),
+    ("visualizer.gui.views.top_patches", "TopPatchesView"),
 )
 OVERVIEW_CLASS = ("visualizer.gui.views.overview", "OverviewStripView")
 CURVES_CLASS = ("visualizer.gui.views.curves", "CurvesView")
@@ -87,6 +90,7 @@ class MainWindow(WindowMenus, WindowFiles, WindowAppearance, QMainWindow):
         self._build_actions()
         self._build_menus()
         self._wire()
+        self.looking = attach_looking(self)   # Health, Top patches, inspect-only models (window_looking.py)
         self._install_dialog_hooks()
         self.dock_sizes = DockSizes(self, self.layers_dock, self.input_dock, self.training_dock,
                                     self._middle_docks)

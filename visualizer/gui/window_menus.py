@@ -31,7 +31,7 @@ class WindowMenus:
         c = self.controller
         A = self._action
         self.act_open = A("&Open model…", self.open_dialog, QKeySequence.StandardKey.Open,
-                          "Open a checkpoint, a state dict or a model .py file")
+                          "Open a checkpoint, a state dict, a model .py file or an ONNX model (inspection only)")
         self.act_sample = A("Open &sample model", c.open_sample, "Ctrl+Shift+O")
         self.act_open_image = A("Open &image as input…", self.open_image_dialog, "Ctrl+I")
         self.act_save = A("&Save checkpoint…", self.save_dialog, QKeySequence.StandardKey.Save)

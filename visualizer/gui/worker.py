@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 # The engine's events that become a signal of the same name carrying the payload.
 _EVENTS = frozenset(("probe_ready", "training_snapshot", "epoch_end", "finished", "diverged", "failed",
                      "model_loaded", "data_ready", "trust_required", "architecture_required", "notice", "saved",
-                     "analysis", "analysis_progress"))
+                     "analysis", "analysis_progress", "health_report", "health_alerts", "live_top_patches"))
 
 
 class Worker(QObject):
@@ -43,6 +43,9 @@ class Worker(QObject):
     crashed = pyqtSignal(str)                # the engine itself died (after ``failed``): call restart()
     analysis = pyqtSignal(object)            # messages.AnalysisResult
     analysis_progress = pyqtSignal(object)   # messages.AnalysisProgress
+    health_report = pyqtSignal(object)       # health.HealthReport of the run going on (live)
+    health_alerts = pyqtSignal(object)       # tuple of health.HealthAlert: flags that have just appeared
+    live_top_patches = pyqtSignal(object)    # channels.TopPatches accumulated from the training passes
 
     def __init__(self, parent: QObject | None = None, *, sample_limit: int | None = None, process: bool = False):
         super().__init__(parent)
@@ -158,6 +161,12 @@ class Worker(QObject):
 
     def cancel_analysis(self, request_id: int) -> None:
         self._call("cancel_analysis", int(request_id))
+
+    def watch_top_patches(self, layer: str | None) -> None:
+        self._call("watch_top_patches", layer)
+
+    def set_live_health(self, on: bool) -> None:
+        self._call("set_live_health", bool(on))
 
     def set_side_probe_always(self, on: bool) -> None:
         self._call("set_side_probe_always", bool(on))

@@ -29,6 +29,7 @@ from ..errors import LoadError, ModelError, TrustRequired
 from ..model_bundle import ModelBundle
 from ..resources import SAMPLE_DATASET, sample_model_path
 from ..snapshot import OUT_OF_MEMORY, CaptureRequest, Diverged, EpochEnd, Finished, TrainingSnapshot, frozen_array
+from .inspect_only import close_bundle, is_inspect_only, make_inspector, model_info, open_onnx, training_refusal
 from .messages import ArchitectureRequest, DataInfo, LoadedModel, TrustRequest, describe_error, is_out_of_memory
 from .side_probe import SIDE_PROBE_MIN_PARAMS, SideProbe
 
@@ -69,6 +70,10 @@ class Engine:
         self._last_run: dict | None = None  # the finished run's resumable state and figures, until the model changes
         self.side_probe_always = False   # tests: use the side probe for small models too
         self.side: SideProbe | None = None
+        # The viewer's wishes for looking during a run (engine/live.py), read at every training event.
+        self.live_health = True                  # the health monitor follows training
+        self.live_patches_layer: str | None = None   # conv layer whose top patches follow training
+        self.live = None                         # LiveLooking of the run going on
 
     # ==== models and data ==========================================================
     def load_sample(self) -> None:
@@ -89,7 +94,16 @@ class Engine:
         """kwargs go to checkpoint.load_model (arch, arch_options, model_spec, trust)."""
         from ..checkpoint import load_model
         from ..checkpoint.safe_load import ArchitectureRequired
+        from ..onnx import is_onnx_path
         path = str(path)
+        if is_onnx_path(path):   # another framework's model, for inspection only (inspect_only.py)
+            bundle = open_onnx(path)
+            try:
+                self._install(bundle, fresh=False, trusted=False, source=self._source, origin=path)
+            except BaseException:
+                close_bundle(bundle)
+                raise
+            return
         try:
             bundle = load_model(path, **kwargs)
         except TrustRequired as exc:
@@ -143,8 +157,8 @@ class Engine:
             self._commit_data(bundle, source, data, info)
             self.emit("requeue_probe", None)
             return
-        if bundle.arch and ":" not in bundle.arch:
-            # A zoo model can be rebuilt for the new data; a user's model cannot.
+        if bundle.arch and ":" not in bundle.arch and not is_inspect_only(bundle):
+            # A zoo model can be rebuilt for the new data; a user's model (or an ONNX file) cannot.
             rebuilt = self._build_bundle(bundle.arch, dict(bundle.arch_options), source, seed=seed)
             self._install(rebuilt, fresh=True, trusted=False, source=source, origin=spec)
             self.emit("notice", f"{bundle.arch} was rebuilt for {k} classes and {c} channel(s): its weights are fresh.")
@@ -214,14 +228,12 @@ class Engine:
     def _install(self, bundle: ModelBundle, *, fresh: bool, trusted: bool, source: DataSource | None,
                  origin: str | None = None) -> None:
         """Make ``bundle`` (and ``source``'s data) current only once everything about it is known to work."""
-        from ..inspector import Inspector
-        from ..introspect import introspect
         origin = origin or bundle.source or bundle.arch
         inspector = None
         try:
-            info = introspect(bundle.model, bundle.input_shape)
+            info = model_info(bundle)
             data, info_data = self._prepared(bundle, source, fresh=fresh, origin=origin)
-            inspector = Inspector(bundle, info) if bundle.probeable else None
+            inspector = make_inspector(bundle, info)
         except Exception as exc:
             if inspector is not None:
                 inspector.close()
@@ -240,7 +252,7 @@ class Engine:
             arch=bundle.arch, arch_options=tuple(sorted(bundle.arch_options.items())), source=bundle.source,
             meta=tuple(sorted((k, v) for k, v in bundle.meta.items() if isinstance(v, (str, int, float, bool)))),
             warnings=tuple(bundle.warnings), probeable=bundle.probeable, trusted=trusted,
-            dataset=self.dataset_spec, dataset_size=self._data_size()))
+            dataset=self.dataset_spec, dataset_size=self._data_size(), training_refusal=training_refusal(bundle)))
         for w in bundle.warnings:
             self.emit("notice", w)
         self.emit("requeue_probe", None)
@@ -265,8 +277,7 @@ class Engine:
 
     def _idle_inspector(self):
         if self._inspector is None:
-            from ..inspector import Inspector
-            self._inspector = Inspector(self.bundle)
+            self._inspector = make_inspector(self.bundle)
         return self._inspector
 
     def _close_inspector(self) -> None:
@@ -303,6 +314,7 @@ class Engine:
                 self.emit("failed", describe_error(exc, config.batch_size))
         finally:
             self._close_side()
+            self._close_live()
             step, epoch = (self.trainer.step, self.trainer.epoch) if self.trainer is not None else (0, 0)
             if self.trainer is not None and self.trainer.step > 0:
                 self._last_run = self._run_record(self.trainer)
@@ -318,6 +330,8 @@ class Engine:
         from ..training import Trainer
         if self.bundle is None or self.data is None:
             raise ModelError("Open a model and a dataset before training.")
+        if is_inspect_only(self.bundle):
+            raise ModelError(training_refusal(self.bundle))
         if not self.bundle.probeable:
             raise ModelError("This model cannot be trained here (TorchScript has no hooks or optimizer state).")
         if self.bundle.num_classes != len(self.data.class_names):
@@ -348,9 +362,12 @@ class Engine:
                                 f"({exc})", "train from scratch, or use another checkpoint") from exc
         for n in self.trainer.notices:
             self.emit("notice", n)
+        from .live import LiveLooking
+        self.live = LiveLooking(self, self.trainer, self.emit)
         self.emit("started_training", None)
         for event in self.trainer.run():
             self._emit_event(event)
+            self.live.after_event(event)
             if isinstance(event, (Finished, Diverged)):
                 return True
             if between_events is not None:
@@ -378,6 +395,11 @@ class Engine:
         elif isinstance(event, Finished):
             self.emit("finished", event)
         # Paused: nothing to tell; it only gives the service a chance to read commands.
+
+    def _close_live(self) -> None:
+        live, self.live = self.live, None
+        if live is not None:
+            live.close()
 
     def _close_side(self) -> None:
         side, self.side = self.side, None
@@ -450,6 +472,7 @@ class Engine:
 
     def close(self) -> None:
         self._close_side()
+        self._close_live()
         self._close_trainer()
         self._close_inspector()
         self.bundle = None

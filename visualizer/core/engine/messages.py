@@ -47,6 +47,7 @@ class LoadedModel:
     trusted: bool = False                      # loaded only after the user trusted the file
     dataset: str | None = None                 # dataset the engine prepared for it
     dataset_size: int = 0                      # samples in the probe split
+    training_refusal: str = ""                 # why this model cannot be trained here (an ONNX file); "": it can
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from .side_probe import SideProbe
 COMMANDS = ("load_sample", "load_file", "load_bundle", "load_user_model", "build", "set_dataset",
             "start_training", "pause", "resume", "step", "stop", "set_lr", "set_speed", "reset_weights",
             "save", "save_safetensors", "request_capture", "snapshot_consumed", "probe_consumed",
-            "set_side_probe_always", "analyse", "cancel_analysis")
+            "set_side_probe_always", "analyse", "cancel_analysis", "watch_top_patches", "set_live_health")
 
 
 class Mailbox:
@@ -232,6 +232,17 @@ class EngineService:
         finally:
             self._cancels.pop(request_id, None)
         self._emit("analysis", result)
+
+    def watch_top_patches(self, layer: str | None) -> None:
+        """Accumulate ``layer``'s top patches from the training passes (None: stop); takes effect at the next
+        training event, so it is set directly rather than queued behind a step (engine/live_patches.py)."""
+        self.engine.live_patches_layer = None if layer is None else str(layer)
+        if self._control is not None:
+            self._control.wake()   # a paused run applies it now
+
+    def set_live_health(self, on: bool) -> None:
+        """Whether the health monitor follows the next training runs (engine/live_health.py)."""
+        self.engine.live_health = bool(on)
 
     def set_side_probe_always(self, on: bool) -> None:
         """Tests: answer views from the side probe for small models too."""
