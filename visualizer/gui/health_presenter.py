@@ -18,7 +18,7 @@ import logging
 
 from PyQt6.QtCore import QObject
 
-from visualizer.core.health import HealthReport
+from visualizer.core.health import FLAGS, HealthReport
 
 from .widgets.health_marks import HealthMarks
 
@@ -80,9 +80,10 @@ class HealthPresenter(QObject):
             return
         for a in alerts:
             log.info("health: %s", a.message)
+        first = min(alerts, key=lambda a: urgency(a.flag))   # the most urgent flag speaks
         more = f"  (+{len(alerts) - 1} more: see the Health view)" if len(alerts) > 1 else ""
-        step = f"Step {alerts[0].step}: " if alerts[0].step is not None else ""
-        self._status(f"{step}{alerts[0].message}{more}")
+        step = f"Step {first.step}: " if first.step is not None else ""
+        self._status(f"{step}{first.message}{more}")
 
     # ---- shared ----------------------------------------------------------------------
     def _show(self, report: HealthReport) -> None:
@@ -106,9 +107,14 @@ class HealthPresenter(QObject):
             if reason else "Measure every layer on a batch of 256 samples of the data")
 
 
+def urgency(flag: str) -> int:
+    """Position in FLAGS (most urgent first): a dead layer before the vanishing gradients it causes upstream."""
+    return FLAGS.index(flag) if flag in FLAGS else len(FLAGS)
+
+
 def checked_summary(report: HealthReport) -> str:
-    """The status bar's line after Check now: what was flagged, or that nothing was."""
-    flagged = report.flagged()
+    """The status bar's line after Check now: what was flagged (most urgent first), or that nothing was."""
+    flagged = sorted(report.flagged(), key=lambda r: urgency(r.flags[0]))   # stable: layer order within a flag
     if not flagged:
         return f"Health check: no flags, all {len(report.layers)} layers within their thresholds " \
                f"({report.samples} samples)."

@@ -1,9 +1,9 @@
 """The Top patches view's life in the window: what each channel of the selected conv layer looks for.
 
 - "Find top patches" asks the engine for the ``top_patches`` analysis of the selected layer
-  over the probe split (the images the Input panel steps through): it runs in the engine's
-  thread, reports its progress (the view's bar) and stops at the next batch on Cancel,
-  answering with what it found so far.
+  over the training split (the most images, and the ones live accumulation sees, so both give
+  the same answer for the same weights): it runs in the engine's thread, reports its progress
+  (the view's bar) and stops at the next batch on Cancel, answering with what it found so far.
 - While training runs, the engine accumulates the selected conv layer's top patches from the
   training passes themselves (``core/engine/live_patches.py``), but only while this view is
   on screen: nothing is computed for a view nobody looks at. A search is not offered then
@@ -16,6 +16,7 @@ from __future__ import annotations
 from PyQt6.QtCore import QObject
 
 CONV_KINDS = ("conv", "depthwise_conv")
+SEARCHED_SPLIT = "train"
 WHILE_TRAINING = ("While training runs, the top patches of the selected conv layer follow the training batches; "
                   "pause or stop training to search the whole data set")
 
@@ -40,14 +41,17 @@ class TopPatchesPresenter(QObject):
         s.model_changed.connect(self._on_model)
         s.layer_changed.connect(self.update)
         s.state_changed.connect(self.update)
-        dock.visibilityChanged.connect(self.update)
+        # The dock says when its tab comes to the front or goes behind another (the widget's own
+        # isVisible() may not have changed yet when it does).
+        self._on_screen = view.isVisible()
+        dock.visibilityChanged.connect(self._on_visibility)
         self.update()
 
     # ---- searching ---------------------------------------------------------------------
     def search(self, layer: str) -> None:
         if self._request is not None or self._blocked_reason() is not None:
             return
-        self._request = self.controller.request_analysis("top_patches", layer=layer)
+        self._request = self.controller.request_analysis("top_patches", layer=layer, split=SEARCHED_SPLIT)
 
     def cancel(self) -> None:
         if self._request is not None:
@@ -73,10 +77,14 @@ class TopPatchesPresenter(QObject):
         if result.layer == self.watching and self._request is None:
             self.view.set_patches(result)
 
+    def _on_visibility(self, visible: bool) -> None:
+        self._on_screen = bool(visible)
+        self.update()
+
     def update(self, *_args) -> None:
         """Tell the engine which layer to follow, and the view whether it may search now."""
         layer = self._conv_layer()
-        watch = layer if layer is not None and self.view.isVisible() and not self._refusal() else None
+        watch = layer if layer is not None and self._on_screen and not self._refusal() else None
         if watch != self.watching:
             self.watching = watch
             self.controller.watch_top_patches(watch)
