@@ -121,3 +121,30 @@ def test_check_now_during_training_answers_between_steps(qtbot, window):
                     timeout=WAIT)
     assert window.session.training_state == RUNNING
     stop(qtbot, window)
+
+
+def test_in_the_app_the_flags_cross_from_the_training_process(qtbot, tmp_path):
+    """As the app runs (the engine in a child process): the broken model saved as a checkpoint, opened
+    from the file, trained; its flag reaches the window's tree and status bar as plain records."""
+    from visualizer.core.checkpoint import save_checkpoint
+    from visualizer.gui.controller import Controller
+    from visualizer.gui.main_window import MainWindow
+
+    path = tmp_path / "dead_relu.pt"
+    save_checkpoint(path, dead_relu_lenet())
+    settings = Settings(tmp_path / "settings.ini")
+    controller = Controller(settings, sample_limit=600, process=True)
+    w = MainWindow(settings, controller=controller)
+    qtbot.addWidget(w)
+    try:
+        w.show()
+        w.start(str(path))
+        status = StatusLog(w)
+        qtbot.waitUntil(lambda: w.session.model is not None and w.session.model.source == str(path), timeout=60_000)
+        w.controller.start_training(LIVE)
+        qtbot.waitUntil(lambda: marks(w).get("C3_act", ())[:1] == (DEAD,), timeout=60_000)
+        qtbot.waitUntil(lambda: bool(status.containing("C3_act: dead")), timeout=WAIT)
+        stop(qtbot, w)
+    finally:
+        w.close()
+    assert not w.controller.worker.is_running()

@@ -69,7 +69,7 @@ def probe_input(request: CaptureRequest, data, input_shape) -> tuple[np.ndarray,
         return fit_probe_image(request.probe_input, tuple(input_shape), request.probe_via), request.probe_label
     found = None
     if data is not None:
-        split = request.probe_split or data.probe_split
+        split = request.probe_split
         n = len(data.split(split)) if split in ("train", "val") else 0
         found = data.sample(request.probe_index % n, split=split) if n else data.probe_sample(request.probe_index)
     return found if found is not None else (np.zeros(input_shape, np.float32), None)

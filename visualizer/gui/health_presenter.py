@@ -81,9 +81,10 @@ class HealthPresenter(QObject):
         for a in alerts:
             log.info("health: %s", a.message)
         first = min(alerts, key=lambda a: urgency(a.flag))   # the most urgent flag speaks
-        more = f"  (+{len(alerts) - 1} more: see the Health view)" if len(alerts) > 1 else ""
-        step = f"Step {first.step}: " if first.step is not None else ""
-        self._status(f"{step}{first.message}{more}")
+        # The layer, the flag and its figure first: a narrow status bar cuts the end of the line.
+        more = f" (+{len(alerts) - 1} more flags: see the Health view)" if len(alerts) > 1 else ""
+        step = f" (step {first.step})" if first.step is not None else ""
+        self._status(f"{first.message}{step}{more}")
 
     # ---- shared ----------------------------------------------------------------------
     def _show(self, report: HealthReport) -> None:
