@@ -19,6 +19,7 @@ from visualizer.core.engine import live, live_patches
 from visualizer.core.engine.engine import Engine
 from visualizer.core.engine.messages import describe_error
 from visualizer.core.health import measure
+from visualizer.core.snapshot import CaptureRequest
 from visualizer.core.training import TrainingControl
 
 LIMIT = 256
@@ -58,14 +59,24 @@ def sample_engine(limit: int = LIMIT) -> tuple[Engine, Viewer]:
 # --------------------------------------------------------------------------- live top patches
 
 def test_live_patches_of_a_layer_that_does_not_change_equal_a_search_of_the_training_split(monkeypatch):
+    """...also when a health check runs mid-run: its batch (train mode, gradients on, the training batch
+    size) is not training images at the last batch's positions and must not be fed."""
+    from visualizer.core.engine.analysis import analyse
     monkeypatch.setattr(live_patches, "FEED_BUDGET", 1.0)     # look at every batch (no pacing)
-    engine, viewer = sample_engine()
+    engine, viewer = sample_engine(limit=400)                 # 360 training images: a health batch of 256
+    checks = []
+
+    def between_events():
+        if len(checks) < 2:
+            checks.append(analyse(engine, "health", {}, CaptureRequest()))
+
     try:
         model = engine.bundle.model
         model.C1.weight.requires_grad_(False)                 # C1 (the first layer) then never changes
         model.C1.bias.requires_grad_(False)
         engine.live_patches_layer = "C1"
-        viewer.train(engine, TrainConfig(epochs=2, batch_size=32, lr=0.05))
+        viewer.train(engine, TrainConfig(epochs=2, batch_size=32, lr=0.05), between_events=between_events)
+        assert len(checks) == 2 and checks[0].samples == 256
         results = viewer.of("live_top_patches")
         assert results and all(r.layer == "C1" and r.split == "train" for r in results)
         last = results[-1]

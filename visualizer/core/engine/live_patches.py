@@ -50,7 +50,7 @@ class LivePatches:
         self._acc = None
         self._field = None
         self._handle = None
-        self._fed = None                 # the batch (trainer.batch_positions) last fed
+        self._fed = None                 # the batch (trainer.batch_positions) last looked at
         self._seen = np.zeros(len(self._source), bool)
         self._last_step = -1
         self._last_emit = float("-inf")
@@ -96,6 +96,7 @@ class LivePatches:
         self._seen[:] = False
         self._emitted_seen = -1
         self._spent, self._since = 0.0, time.perf_counter()
+        self._fed = self._trainer.batch_positions   # stepped before the hook existed: not a batch to feed
         self._handle = module.register_forward_hook(self._observe)
 
     def _stop(self) -> None:
@@ -115,10 +116,10 @@ class LivePatches:
         t = first_tensor(out)
         if t is None or t.dim() != 4 or t.shape[0] != len(positions):
             return
+        self._fed = positions               # seen or skipped, this batch's positions are used up
         t0 = time.perf_counter()
         if self._spent > FEED_BUDGET * (t0 - self._since):
             return                          # over budget: this batch goes by unseen
-        self._fed = positions
         self._acc.feed(t.detach(), positions)
         self._seen[positions] = True
         self._spent += time.perf_counter() - t0
