@@ -89,6 +89,9 @@ class TopPatchesPresenter(QObject):
             self.watching = watch
             self.controller.watch_top_patches(watch)
         self.view.set_search_blocked(self._blocked_reason())
+        running = self.session.training_state == "running"
+        self.view.set_placeholder(f"Following training: the top patches of {watch} appear as the training batches "
+                                  "go by." if watch and running else None)
 
     def _conv_layer(self) -> str | None:
         model, name = self.session.model, self.session.layer

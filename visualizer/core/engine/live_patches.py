@@ -131,8 +131,8 @@ class LivePatches:
             self._seen[:] = False
         self._last_step = snap.step
         acc = self._acc
-        if acc is None or acc.seen == self._emitted_seen:
-            return
+        if acc is None or acc.seen == 0 or acc.seen == self._emitted_seen:
+            return   # nothing looked at yet, or nothing new
         now = time.monotonic()
         if now - self._last_emit < max(MIN_INTERVAL_S, self._cost / RESULT_BUDGET):
             return

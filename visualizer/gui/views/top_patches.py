@@ -39,6 +39,7 @@ class TopPatchesView(View):
         self._searching = False
         self._blocked: str | None = None      # why no search can be asked for now (set_search_blocked)
         self._error: str | None = None        # why the last search failed (shown until the next result)
+        self._placeholder: str | None = None  # what to say while there is no result (set_placeholder)
 
         self.summary = self.live_label()
         self.first = QSpinBox()
@@ -100,6 +101,12 @@ class TopPatchesView(View):
         self._blocked = reason or None
         self._update_search_button()
 
+    def set_placeholder(self, text: str | None) -> None:
+        """What the view says while it has no result (None: how to start a search)."""
+        if text != self._placeholder:
+            self._placeholder = text
+            self._schedule()
+
     def search_failed(self, text: str) -> None:
         """The search asked for could not run: the progress ends and ``text`` is written under the grid."""
         self._set_searching(False)
@@ -124,7 +131,8 @@ class TopPatchesView(View):
     def _draw(self) -> None:
         r = self._result
         if r is None or not r.channels:
-            self.message.setText((self._error or EMPTY) if r is None else f"{r.layer} has no channels to show.")
+            self.message.setText((self._error or self._placeholder or EMPTY) if r is None
+                                 else f"{r.layer} has no channels to show.")
             self.stack.setCurrentWidget(self.message)
             self.clear_label(self.summary)
             return
