@@ -48,6 +48,7 @@ class Controller(QObject):
     data_changed = pyqtSignal(object)     # DataInfo
     saved = pyqtSignal(str)
     run_ended = pyqtSignal(object)        # Finished | Diverged: the last word on a run
+    external_ended = pyqtSignal()         # the window shows the engine's model again (a run or live stream was left)
     analysis_ready = pyqtSignal(object)   # messages.AnalysisResult (the view that asked keeps its request_id)
     analysis_progress = pyqtSignal(object)  # messages.AnalysisProgress
 
@@ -72,6 +73,8 @@ class Controller(QObject):
         self._probe_index = 0
         self._request_id = 0
         self._analysis_id = 0
+        self._external = False        # a replayed run or a live stream fills the session, not the engine
+        self._engine_model: LoadedModel | None = None
         self._closed = False
         self._sample_limit = sample_limit
         self._dataset_limits: dict[str, int | None] = {}  # spec -> limit asked for (to reopen after a crash)
@@ -179,6 +182,10 @@ class Controller(QObject):
         self.worker.load_file(req.path, **kwargs)
 
     def _on_model_loaded(self, model: LoadedModel) -> None:
+        self._engine_model = model
+        if self._external:                # a model opened while a run was shown: back to the engine
+            self._external = False
+            self.external_ended.emit()
         self.session.set_model(model)   # the views follow: cleared, then the new model's layer
         if model.source:
             self.settings.add_recent(model.source)
@@ -208,6 +215,7 @@ class Controller(QObject):
         if self.session.model is None:
             self.message.emit("warning", "Open a model before training.")
             return
+        self.end_external()   # training shows the engine's model again
         config = config or self.config_provider()
         self.session.clear_history()
         self.worker.start_training(config, augment=augment if augment is not None else self.augment_provider())
@@ -225,6 +233,7 @@ class Controller(QObject):
 
     def step(self) -> None:
         """One batch; from Stopped this starts a run that waits paused after it."""
+        self.end_external()
         if self.session.model is None:
             return
         if self.session.training_state == STOPPED:
@@ -257,6 +266,9 @@ class Controller(QObject):
         self.worker.save(path)
 
     def _on_training_snapshot(self, snap: TrainingSnapshot) -> None:
+        if self._external:
+            self.worker.snapshot_consumed()   # the engine goes on; the window shows a run meanwhile
+            return
         if self.session.latest_training is None:
             log.info("training: first snapshot at step %d", snap.step)  # scripts wait for this line
         self.session.set_training(snap)
@@ -264,6 +276,9 @@ class Controller(QObject):
         FramePacer.shared().when_drawn(self.worker.snapshot_consumed)
 
     def _on_probe(self, snap: ProbeSnapshot) -> None:
+        if self._external:
+            self.worker.probe_consumed()
+            return
         self.session.set_probe(snap)
         FramePacer.shared().when_drawn(self.worker.probe_consumed)
 
@@ -318,6 +333,30 @@ class Controller(QObject):
     def _on_saved(self, path: str) -> None:
         self.notice.emit(f"Saved {path}")
         self.saved.emit(path)
+
+    # ==== showing a run or a live stream instead of the engine =========================
+    def show_external(self, model: LoadedModel) -> None:
+        """The session shows ``model`` from a run file or a live recorder until ``end_external``."""
+        self._external = True
+        self.session.set_model(model)
+
+    def show_external_snapshot(self, snap: TrainingSnapshot) -> None:
+        if self._external:
+            self.session.set_training(snap)
+
+    def end_external(self) -> None:
+        """Back to the engine's model (and a fresh probe of it)."""
+        if not self._external:
+            return
+        self._external = False
+        self.external_ended.emit()
+        if self._engine_model is not None:
+            self.session.set_model(self._engine_model)
+            self._send_request()
+
+    @property
+    def showing_external(self) -> bool:
+        return self._external
 
     # ==== looking into the model =================================================
     def request_analysis(self, kind: str, **params) -> int:
@@ -418,7 +457,7 @@ class Controller(QObject):
                               request_id=self._request_id)
 
     def _send_request(self) -> None:
-        if self.session.model is not None:
+        if self.session.model is not None and not self._external:
             self.worker.request_capture(self.capture_request())
 
 

@@ -35,6 +35,7 @@ from .widgets.live_text import LiveText
 from .window_appearance import WindowAppearance
 from .window_files import WindowFiles
 from .window_menus import WindowMenus
+from .window_runs import WindowRuns
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def _load_class(module: str, name: str):
         return None
 
 
-class MainWindow(WindowMenus, WindowFiles, WindowAppearance, QMainWindow):
+class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWindow):
     def __init__(self, settings: Settings | None = None, *, controller: Controller | None = None,
                  restore: bool = True):
         super().__init__()
@@ -83,6 +84,7 @@ class MainWindow(WindowMenus, WindowFiles, WindowAppearance, QMainWindow):
         self._closing = False
 
         self._build_docks()
+        self._build_runs()
         self._build_status_bar()
         self._build_actions()
         self._build_menus()

@@ -113,7 +113,8 @@ class CurvesView(View):
 
     def _ingest_training(self, snap: TrainingSnapshot) -> None:
         h = np.asarray(snap.history, dtype=np.float64).reshape(-1, 3)
-        h = h[np.isfinite(h).all(axis=1)]
+        # A step needs a finite loss; its accuracy may be unknown (NaN: a user's loop recorded no accuracy).
+        h = h[np.isfinite(h[:, :2]).all(axis=1)]
         if len(self.train) and len(h):
             h = h[h[:, 0] > self.train.data[-1, 0]]  # a re-sent row must not draw a loop back
         self.train.append(h)
@@ -165,9 +166,13 @@ class CurvesView(View):
             steps = d[:, 0]
             # Rows are finite (filtered on the way in): skip pyqtgraph's per-frame check.
             self.loss_raw.setData(steps, d[:, 1], skipFiniteCheck=True)
-            self.acc_raw.setData(steps, d[:, 2], skipFiniteCheck=True)
             self.loss_smooth.setData(steps, self._smooth_loss.update(self.train, 1, a), skipFiniteCheck=True)
-            self.acc_smooth.setData(steps, self._smooth_acc.update(self.train, 2, a), skipFiniteCheck=True)
+            if np.isfinite(d[-1, 2]):
+                self.acc_raw.setData(steps, d[:, 2], skipFiniteCheck=True)
+                self.acc_smooth.setData(steps, self._smooth_acc.update(self.train, 2, a), skipFiniteCheck=True)
+            else:   # no accuracy recorded: nothing to draw (a NaN must never reach a curve unchecked)
+                self.acc_raw.setData([], [])
+                self.acc_smooth.setData([], [])
         else:
             for c in (self.loss_raw, self.acc_raw, self.loss_smooth, self.acc_smooth):
                 c.setData([], [])
