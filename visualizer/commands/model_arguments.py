@@ -194,7 +194,9 @@ def open_model(choice: ModelChoice, dataset=None, *, seed: int = 0):
     try:
         bundle = load_model(choice.path, arch=choice.arch, model_spec=choice.model_spec)
     except ArchitectureRequired as e:
-        raise CliError(f"{e.message()}; name it with --arch NAME or --arch path/to/file.py:Name") from e
+        hint = f" ({e.hint})" if e.hint else ""
+        raise CliError(f"{e.path}: {e.problem}; name its model with --arch NAME or --arch path/to/file.py:Name"
+                       f"{hint}") from e
     shape = choice.input_shape(bundle.input_shape[0])
     if shape is not None:
         bundle = dataclasses.replace(bundle, input_shape=shape)
