@@ -202,6 +202,15 @@ def test_train_starts_from_the_weights_given(files, how, tmp_path):
     assert all(torch.allclose(got[k], start[k], atol=1e-6) for k in start)
 
 
+def test_train_takes_the_model_file_as_arch_alone_like_a_zoo_name(files, tmp_path):
+    """`train --arch lenet5` has always named the model itself; `--arch file.py:Name` alone does too."""
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    assert main(["train", "--arch", files["spec"], *DATA, "--epochs", "1", "--quiet", "--out", str(a)]) == 0
+    assert main(["train", files["spec"], *DATA, "--epochs", "1", "--quiet", "--out", str(b)]) == 0
+    sa, sb = trained_state(a, files["spec"]), trained_state(b, files["spec"])
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def test_train_of_a_model_file_is_seeded_like_a_zoo_model(files, tmp_path):
     a, b, c = (tmp_path / f"{n}.pt" for n in "abc")
     for path, seed in ((a, "1"), (b, "1"), (c, "2")):
