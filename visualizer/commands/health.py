@@ -5,7 +5,7 @@ import os
 import sys
 
 from .model_arguments import add_model_arguments, choose_model
-from .model_data import open_with_data
+from .model_data import open_with_data, saved_config
 
 
 def add_parser(sub) -> None:
@@ -23,11 +23,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import dataclasses
-
     import torch
 
-    from ..core.config import TrainConfig
     from ..core.health.measure import health_batch, measure_health
     from ..core.health.text import format_health_table, health_json_lines
     from ..core.inspector import Inspector
@@ -36,12 +33,10 @@ def run(args) -> int:
     choice = choose_model(args, "health")
     looked = open_with_data(choice, args.dataset, seed=args.seed, required=True)
     bundle, data = looked.bundle, looked.data
-    saved = bundle.meta.get("config") if isinstance(bundle.meta.get("config"), dict) else {}
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    config = saved_config(bundle)
     if args.optimizer:
         config.optimizer = args.optimizer
-        if args.lr is None and not saved:
+        if args.lr is None and not isinstance(bundle.meta.get("config"), dict):
             config.lr = 0.01 if args.optimizer == "sgd" else 0.001
     if args.lr is not None:
         config.lr = args.lr

@@ -53,6 +53,17 @@ def open_with_data(choice: ModelChoice, dataset: str | None, *, seed: int = 0, l
     return ModelOnData(bundle, data, ds.name)
 
 
+def saved_config(bundle):
+    """The TrainConfig a checkpoint was trained with (the defaults for anything else): the optimizer
+    whose one throw-away step gives the update ratios of a looking-only backward pass."""
+    import dataclasses
+
+    from ..core.config import TrainConfig
+    saved = bundle.meta.get("config") if isinstance(bundle.meta.get("config"), dict) else {}
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in saved.items() if k in known})
+
+
 def _read(name: str, seed: int, limit: int | None):
     from ..core.datasets import load_dataset
     ds = load_dataset(name, seed=seed, limit=limit)

@@ -113,13 +113,13 @@ def _look_onnx(bundle, image01, label):
 
 def _one_backward_pass(inspector, bundle, data):
     """A TrainingSnapshot of the gradients one step on a batch of ``data`` would see (no step is taken)."""
-    from ..core.config import TrainConfig
     from ..core.gradient_pass import batch_gradients, data_batch
     from ..core.snapshot import TrainingSnapshot, frozen_array
+    from .model_data import saved_config
 
     n = min(GRADIENT_BATCH, len(data.train))
     x, y = data_batch(data, n)
-    config = TrainConfig()
+    config = saved_config(bundle)      # the update ratios of the optimizer it was trained with
     measured = batch_gradients(inspector, x, y, config=config)
     step = int(bundle.meta.get("steps") or 0)
     history = frozen_array(np.array([[step, measured.loss, measured.accuracy]], np.float32))
