@@ -48,6 +48,8 @@ class Controller(QObject):
     data_changed = pyqtSignal(object)     # DataInfo
     saved = pyqtSignal(str)
     run_ended = pyqtSignal(object)        # Finished | Diverged: the last word on a run
+    analysis_ready = pyqtSignal(object)   # messages.AnalysisResult (the view that asked keeps its request_id)
+    analysis_progress = pyqtSignal(object)  # messages.AnalysisProgress
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None, *,
                  sample_limit: int | None = None, process: bool = False):
@@ -69,6 +71,7 @@ class Controller(QObject):
         self._input_via: tuple[int, int] | None = None
         self._probe_index = 0
         self._request_id = 0
+        self._analysis_id = 0
         self._closed = False
         self._sample_limit = sample_limit
         self._dataset_limits: dict[str, int | None] = {}  # spec -> limit asked for (to reopen after a crash)
@@ -100,6 +103,8 @@ class Controller(QObject):
         w.notice.connect(self.notice)
         w.saved.connect(self._on_saved)
         w.crashed.connect(self._on_crashed)
+        w.analysis.connect(self.analysis_ready)
+        w.analysis_progress.connect(self.analysis_progress)
 
     # ==== views ====================================================================
     def add_view(self, view) -> None:
@@ -313,6 +318,17 @@ class Controller(QObject):
     def _on_saved(self, path: str) -> None:
         self.notice.emit(f"Saved {path}")
         self.saved.emit(path)
+
+    # ==== looking into the model =================================================
+    def request_analysis(self, kind: str, **params) -> int:
+        """Ask the engine to look at the open model (core/engine/analysis.py); returns the request id
+        the ``analysis_ready`` answer will carry."""
+        self._analysis_id += 1
+        self.worker.analyse(kind, params, self._analysis_id)
+        return self._analysis_id
+
+    def cancel_analysis(self, request_id: int) -> None:
+        self.worker.cancel_analysis(request_id)
 
     # ==== selection and input ===================================================
     def select_layer(self, name: str | None) -> None:

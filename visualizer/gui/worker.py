@@ -20,7 +20,8 @@ from PyQt6.QtCore import QObject, pyqtSignal
 log = logging.getLogger(__name__)
 # The engine's events that become a signal of the same name carrying the payload.
 _EVENTS = frozenset(("probe_ready", "training_snapshot", "epoch_end", "finished", "diverged", "failed",
-                     "model_loaded", "data_ready", "trust_required", "architecture_required", "notice", "saved"))
+                     "model_loaded", "data_ready", "trust_required", "architecture_required", "notice", "saved",
+                     "analysis", "analysis_progress"))
 
 
 class Worker(QObject):
@@ -40,6 +41,8 @@ class Worker(QObject):
     saved = pyqtSignal(str)                  # path written
     started_training = pyqtSignal()          # a Trainer exists and runs (or waits for a step)
     crashed = pyqtSignal(str)                # the engine itself died (after ``failed``): call restart()
+    analysis = pyqtSignal(object)            # messages.AnalysisResult
+    analysis_progress = pyqtSignal(object)   # messages.AnalysisProgress
 
     def __init__(self, parent: QObject | None = None, *, sample_limit: int | None = None, process: bool = False):
         super().__init__(parent)
@@ -149,6 +152,12 @@ class Worker(QObject):
 
     def probe_consumed(self) -> None:
         self._call("probe_consumed")
+
+    def analyse(self, kind: str, params: dict | None = None, request_id: int = 0) -> None:
+        self._call("analyse", kind, dict(params or {}), int(request_id))
+
+    def cancel_analysis(self, request_id: int) -> None:
+        self._call("cancel_analysis", int(request_id))
 
     def set_side_probe_always(self, on: bool) -> None:
         self._call("set_side_probe_always", bool(on))

@@ -267,6 +267,10 @@ class Engine:
         image01, label = probe_input(request, self.data, self.bundle.input_shape)
         return self._idle_inspector().probe(request, image01, label)
 
+    def idle_inspector(self):
+        """The Inspector of the open model when no run owns the hooks."""
+        return self._idle_inspector()
+
     def _idle_inspector(self):
         if self._inspector is None:
             from ..inspector import Inspector
