@@ -34,6 +34,9 @@ class WindowRuns:
         self.timeline_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                                        | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.timeline_dock)
+        curves_dock = self.view_docks.get(self.curves) if self.curves is not None else None
+        if curves_dock is not None:   # under the loss curves, the whole width of the views
+            self.splitDockWidget(curves_dock, self.timeline_dock, Qt.Orientation.Vertical)
         self.timeline_dock.hide()
         r, t, c = self.replay, self.timeline, self.controller
         r.snapshot_ready.connect(c.show_external_snapshot)
