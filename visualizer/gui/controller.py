@@ -11,6 +11,7 @@ without a modal event loop; the main window installs the real dialogs.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Callable
@@ -33,6 +34,7 @@ from visualizer.core.snapshot import (
     frozen_array,
 )
 
+from .compare import COMPARE_MODES, difference
 from .session import PAUSED, RUNNING, STOPPED, Session
 from .settings import Settings
 from .views.frame_pacer import FramePacer
@@ -48,6 +50,7 @@ class Controller(QObject):
     data_changed = pyqtSignal(object)     # DataInfo
     saved = pyqtSignal(str)
     run_ended = pyqtSignal(object)        # Finished | Diverged: the last word on a run
+    external_ended = pyqtSignal()         # the window shows the engine's model again (a run or live stream was left)
     analysis_ready = pyqtSignal(object)   # messages.AnalysisResult (the view that asked keeps its request_id)
     analysis_progress = pyqtSignal(object)  # messages.AnalysisProgress
     health_report = pyqtSignal(object)    # health.HealthReport, live during training
@@ -76,6 +79,12 @@ class Controller(QObject):
         self._probe_split = ""         # "": the probe split; "train": a training image (a top patch's)
         self._request_id = 0
         self._analysis_id = 0
+        self._external = False        # a replayed run or a live stream fills the session, not the engine
+        self.pinned: ProbeSnapshot | None = None   # A of the compare mode (any source: engine, run, live)
+        self.compare_mode = "B"
+        self._raw_training: TrainingSnapshot | None = None   # the latest as it came, before compare
+        self._raw_probe_snap: ProbeSnapshot | None = None
+        self._engine_model: LoadedModel | None = None
         self._closed = False
         self._sample_limit = sample_limit
         self._dataset_limits: dict[str, int | None] = {}  # spec -> limit asked for (to reopen after a crash)
@@ -186,6 +195,10 @@ class Controller(QObject):
         self.worker.load_file(req.path, **kwargs)
 
     def _on_model_loaded(self, model: LoadedModel) -> None:
+        self._engine_model = model
+        if self._external:                # a model opened while a run was shown: back to the engine
+            self._external = False
+            self.external_ended.emit()
         self.session.set_model(model)   # the views follow: cleared, then the new model's layer
         if model.source:
             self.settings.add_recent(model.source)
@@ -215,6 +228,7 @@ class Controller(QObject):
         if self.session.model is None:
             self.message.emit("warning", "Open a model before training.")
             return
+        self.end_external()   # training shows the engine's model again
         if self._refuse_training():
             return
         config = config or self.config_provider()
@@ -234,6 +248,7 @@ class Controller(QObject):
 
     def step(self) -> None:
         """One batch; from Stopped this starts a run that waits paused after it."""
+        self.end_external()
         if self.session.model is None or self._refuse_training():
             return
         if self.session.training_state == STOPPED:
@@ -273,14 +288,20 @@ class Controller(QObject):
         self.worker.save(path)
 
     def _on_training_snapshot(self, snap: TrainingSnapshot) -> None:
+        if self._external:
+            self.worker.snapshot_consumed()   # the engine goes on; the window shows a run meanwhile
+            return
         if self.session.latest_training is None:
             log.info("training: first snapshot at step %d", snap.step)  # scripts wait for this line
-        self.session.set_training(snap)
+        self.session.set_training(self._compared_training(snap))
         # Another one may come once every view has drawn this one (at once if none shows it).
         FramePacer.shared().when_drawn(self.worker.snapshot_consumed)
 
     def _on_probe(self, snap: ProbeSnapshot) -> None:
-        self.session.set_probe(snap)
+        if self._external:
+            self.worker.probe_consumed()
+            return
+        self.session.set_probe(self._compared(snap))
         FramePacer.shared().when_drawn(self.worker.probe_consumed)
 
     def _on_epoch(self, ev: EpochEnd) -> None:
@@ -334,6 +355,68 @@ class Controller(QObject):
     def _on_saved(self, path: str) -> None:
         self.notice.emit(f"Saved {path}")
         self.saved.emit(path)
+
+    # ==== showing a run or a live stream instead of the engine =========================
+    def show_external(self, model: LoadedModel) -> None:
+        """The session shows ``model`` from a run file or a live recorder until ``end_external``."""
+        self._external = True
+        self.session.set_model(model)
+
+    def show_external_snapshot(self, snap: TrainingSnapshot) -> None:
+        if self._external:
+            self._raw_training = snap
+            self.session.set_training(self._compared_training(snap))
+
+    # ==== compare: A pinned, B what comes ==============================================
+    def pin(self, probe: ProbeSnapshot | None = None) -> None:
+        """Pin ``probe`` (default: the one shown, as it came) as A: two steps of a run, two runs or
+        two checkpoints of one model then compare as B, A or B - A."""
+        self.pinned = probe if probe is not None else self._raw_probe()
+        self._reshow()
+
+    def set_compare(self, mode: str) -> None:
+        if mode not in COMPARE_MODES:
+            raise ValueError(f"compare mode must be one of {COMPARE_MODES}, not {mode!r}")
+        self.compare_mode = mode
+        self._reshow()
+
+    def _raw_probe(self) -> ProbeSnapshot | None:
+        if self._raw_training is not None and self._raw_training.probe is not None:
+            return self._raw_training.probe
+        return self._raw_probe_snap
+
+    def _compared(self, probe: ProbeSnapshot) -> ProbeSnapshot:
+        self._raw_probe_snap = probe
+        a = self.pinned
+        if a is None or self.compare_mode == "B":
+            return probe
+        return a if self.compare_mode == "A" else difference(probe, a)
+
+    def _compared_training(self, snap: TrainingSnapshot) -> TrainingSnapshot:
+        self._raw_training = snap
+        if snap.probe is None:
+            return snap
+        return dataclasses.replace(snap, probe=self._compared(snap.probe))
+
+    def _reshow(self) -> None:
+        if self._raw_training is not None and self.session.latest_training is not None:
+            self.session.set_training(self._compared_training(self._raw_training))
+        elif self._raw_probe_snap is not None:
+            self.session.set_probe(self._compared(self._raw_probe_snap))
+
+    def end_external(self) -> None:
+        """Back to the engine's model (and a fresh probe of it)."""
+        if not self._external:
+            return
+        self._external = False
+        self.external_ended.emit()
+        if self._engine_model is not None:
+            self.session.set_model(self._engine_model)
+            self._send_request()
+
+    @property
+    def showing_external(self) -> bool:
+        return self._external
 
     # ==== looking into the model =================================================
     def request_analysis(self, kind: str, **params) -> int:
@@ -439,7 +522,7 @@ class Controller(QObject):
                               request_id=self._request_id)
 
     def _send_request(self) -> None:
-        if self.session.model is not None:
+        if self.session.model is not None and not self._external:
             self.worker.request_capture(self.capture_request())
 
 

@@ -45,8 +45,10 @@ class HealthPresenter(QObject):
 
     # ---- checking on request ---------------------------------------------------------
     def check(self) -> None:
-        model = self.window.session.model
-        if model is None or self._request is not None:
+        if self._request is not None:
+            return
+        self.controller.end_external()   # a replayed run was shown: the check is of the open model
+        if self.window.session.model is None:
             return
         self._request = self.controller.request_analysis("health")
         self._set_checking(True)

@@ -36,6 +36,7 @@ from .window_appearance import WindowAppearance
 from .window_files import WindowFiles
 from .window_looking import attach_looking
 from .window_menus import WindowMenus
+from .window_runs import WindowRuns
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def _load_class(module: str, name: str):
         return None
 
 
-class MainWindow(WindowMenus, WindowFiles, WindowAppearance, QMainWindow):
+class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWindow):
     def __init__(self, settings: Settings | None = None, *, controller: Controller | None = None,
                  restore: bool = True):
         super().__init__()
@@ -86,6 +87,7 @@ class MainWindow(WindowMenus, WindowFiles, WindowAppearance, QMainWindow):
         self._closing = False
 
         self._build_docks()
+        self._build_runs()
         self._build_status_bar()
         self._build_actions()
         self._build_menus()
@@ -504,7 +506,14 @@ class MainWindow(WindowMenus, WindowFiles, WindowAppearance, QMainWindow):
         """Start the worker and open ``path`` or the sample model."""
         self.controller.start()
         self.controller.open_sample()
-        if path:
+        if path and path.lower().endswith(".cnnviz"):
+            # A run is shown instead of the engine's model: once that model is there, or its
+            # arrival would take the window back to it.
+            def open_run_once(_model) -> None:
+                self.session.model_changed.disconnect(open_run_once)
+                self.open_path(path)
+            self.session.model_changed.connect(open_run_once)
+        elif path:
             # After the sample (same queue): a bad file leaves a usable window behind.
             QTimer.singleShot(0, lambda: self.open_path(path))
 

@@ -51,6 +51,7 @@ class TopPatchesPresenter(QObject):
     def search(self, layer: str) -> None:
         if self._request is not None or self._blocked_reason() is not None:
             return
+        self.controller.end_external()   # a replayed run was shown: the search is of the open model
         self._request = self.controller.request_analysis("top_patches", layer=layer, split=SEARCHED_SPLIT)
 
     def cancel(self) -> None:

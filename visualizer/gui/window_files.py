@@ -25,6 +25,8 @@ class WindowFiles:
     def open_path(self, path: str) -> bool:
         if path.lower().endswith(IMAGE_SUFFIXES):
             return self.open_image(path)
+        if path.lower().endswith(".cnnviz"):
+            return self.open_run(path)
         return self.controller.open_path(path)
 
     def _fill_recent(self) -> None:

@@ -27,12 +27,19 @@ from .messages import describe_error, refreeze
 
 log = logging.getLogger(__name__)
 ORPHAN_GRACE_S = 5.0   # a worker whose viewer died stops within this, cleanly or not
+WORKER_NICENESS = 5    # the engine's process yields to the window's when the machine is busy
 _QUIT = "__quit__"
 
 
 def child_main(inbox, outbox, sample_limit) -> None:
     """The worker process: a listener thread applies the viewer's calls, the main thread runs the engine."""
     from .service import COMMANDS, EngineService
+    try:
+        # A little behind the window: when the cores are all busy (another program), the
+        # window's drawing and input come first; training still gets every idle cycle.
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        pass
     service = EngineService(lambda name, payload: outbox.put((name, payload)), sample_limit=sample_limit)
 
     def listen() -> None:

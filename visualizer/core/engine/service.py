@@ -46,10 +46,12 @@ class Mailbox:
         self._request: CaptureRequest | None = None
         self._in_flight = False
         self.last = CaptureRequest()     # shown again on a new model or new data
+        self._asked = False              # no request yet: nothing to show again (an empty one shows nothing)
 
     def put(self, request: CaptureRequest) -> None:
         with self._lock:
             self._request = self.last = request
+            self._asked = True
         self._wake()
 
     def ready(self) -> bool:
@@ -73,7 +75,7 @@ class Mailbox:
     def requeue(self) -> None:
         """After the model or data changed, show the last request again on the new one."""
         with self._lock:
-            if self._request is None:
+            if self._request is None and self._asked:
                 self._request = self.last
         self._wake()
 
