@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, help="continue from a checkpoint saved by `train`: its model, "
                    "optimizer, schedule, options and split are used, and a flag that contradicts them is refused")
     t.add_argument("--out", required=True, help="checkpoint to write (atomically)")
+    t.add_argument("--run", default=None, metavar="RUN.cnnviz",
+                   help="also record the run to this run file (every step's loss, the epochs; open it in the app)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--slim", action="store_true",
                    help="save the weights without optimizer/resume state (smaller; cannot --resume)")
@@ -136,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cnn-visualizer: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as e:   # none of ours: a user's model called sys.exit() (in its forward, say)
+        from .core.engine.messages import describe_exit
+        spec = getattr(args, "model", None) or ""
+        model_file = spec.rpartition(":")[0] if ".py:" in spec else spec or None
+        print(f"cnn-visualizer {args.command}: error: {describe_exit(e, model_file)}", file=sys.stderr)
+        return 2
     except Exception as e:  # one clear line, never a traceback
         from .core.errors import LoadError, ModelError
         if not isinstance(e, (CliError, LoadError, ModelError, ValueError, OSError)):
@@ -234,14 +242,16 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from .core.checkpoint import check_writable
-    from .core.config import Augment, TrainConfig
+    from .core.config import TrainConfig
     from .core.datasets import BUILTIN_DATASETS
     from .core.engine.engine import Engine
-    from .core.resume import check_same_classes
+    from .core.resume import check_same_classes, saved_augment
     from .core.training import TrainingControl
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     check_writable(args.out)  # a bad --out must fail now, not after the training it would have saved
+    if args.run and os.path.exists(args.run):
+        raise CliError(f"{args.run}: a run file already exists; give a new name for the run")
     given = {k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None}
     bundle = resume_state = None
     if args.resume:
@@ -259,11 +269,7 @@ def cmd_train(args) -> int:
         data_opts = {k: a[k] for k in ("val_fraction", "augment", "limit")}
         dataset = a["dataset"]
     config.validate()  # before any slow loading
-    saved_augment = data_opts["augment"]
-    if isinstance(saved_augment, dict):   # a resumed run's own augmentation, as it was recorded
-        augment = Augment(**saved_augment)
-    else:
-        augment = Augment(rotation=10.0, translation=0.1, scale=0.1) if saved_augment else Augment()
+    augment = saved_augment(data_opts["augment"])   # a resumed run's own, as it was recorded
     bar = None
     problems: list[str] = []
 
@@ -306,7 +312,7 @@ def cmd_train(args) -> int:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.3f}")
 
-        engine.train(config, TrainingControl(), on_step=on_step, resume_state=resume_state)
+        engine.train(config, TrainingControl(), on_step=on_step, resume_state=resume_state, run_path=args.run)
         bar.close()
         if problems:
             raise CliError(problems[0])

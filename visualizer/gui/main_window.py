@@ -94,6 +94,8 @@ class MainWindow(QMainWindow):
         self._fit_to_screen()
         if restore:
             self._restore()
+        from .recovery import Recovery
+        self.recovery = Recovery(self)   # a hung or dead worker, and runs a crash interrupted
 
     # ==== construction ============================================================
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
