@@ -103,7 +103,8 @@ def child_main(inbox, events, sample_limit, options=None) -> None:
     threading.Thread(target=beat, name="engine-pulse", daemon=True).start()
     sender.put(("pulse", activity.pulse()))
     from .service import COMMANDS, EngineService
-    service = EngineService(sender.put, sample_limit=sample_limit, activity=activity, **dict(options or {}))
+    service = EngineService(lambda name, payload: sender.put((name, payload)), sample_limit=sample_limit,
+                            activity=activity, **dict(options or {}))
 
     def listen() -> None:
         while True:
@@ -158,6 +159,8 @@ class EngineProcess:
     Heartbeats themselves (``pulse``) are consumed here, not delivered.
     """
 
+    child_main = staticmethod(child_main)   # what the child runs (a test gives one that dies mid-message)
+
     def __init__(self, on_event: Callable[[str, Any], None], *, sample_limit: int | None = None,
                  stuck_after_s: float | None = None, options: dict | None = None):
         self._on_event = on_event
@@ -166,7 +169,7 @@ class EngineProcess:
         self._to_child = ctx.Queue()
         self._events, child_end = ctx.Pipe(duplex=False)
         self._child_end = child_end
-        self._proc = ctx.Process(target=child_main, args=(self._to_child, child_end, sample_limit, options),
+        self._proc = ctx.Process(target=self.child_main, args=(self._to_child, child_end, sample_limit, options),
                                  name="cnn-visualizer-worker", daemon=True)
         self._stop = threading.Event()
         self._exit_expected = threading.Event()
@@ -281,7 +284,8 @@ class EngineProcess:
         heard = self._last_heard
         silent = now - (heard if heard is not None else self._started_at)
         verdict = None
-        if silent > (FROZEN_AFTER_S if heard is not None else START_PATIENCE_S):
+        frozen_after = FROZEN_AFTER_S if self._stuck_after_s is None else max(self._stuck_after_s, 4 * POLL_S)
+        if silent > (frozen_after if heard is not None else START_PATIENCE_S):
             verdict = Unresponsive(pulse.activity if pulse else "starting", pulse.model_file if pulse else None,
                                    silent, frozen=True)
         elif pulse is not None and pulse.busy_s > 0:
