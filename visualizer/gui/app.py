@@ -156,7 +156,7 @@ def run_gui(path: str | None = None, argv: list[str] | None = None) -> int:
     window.start(args.file)
     settle(trains_here=args.thread_worker)
     if args.train:
-        start_training_when_ready(window)
+        start_training_when_ready(window, args.file)
     if args.quit_after is not None:
         QTimer.singleShot(int(args.quit_after * 1000), window.close)
 
@@ -244,15 +244,26 @@ def sweep_interrupted_saves(settings) -> list:
     return removed
 
 
-def start_training_when_ready(window) -> None:
-    """``--train``: start once the first model (and its data) has arrived."""
+def start_training_when_ready(window, path: str | None = None) -> None:
+    """``--train``: start once the model (and its data) has arrived: the one from ``path`` when a file
+    was given (the sample opens first, and training it would be replaced at once), else the first."""
+    import os
     session = window.session
+    wanted = None
+    if path:
+        wanted = path if ".py:" in path else os.path.abspath(path)
 
-    def on_model(_model) -> None:
-        session.model_changed.disconnect(on_model)
-        window.controller.start_training()
+    def matches(model) -> bool:
+        if wanted is None:
+            return True
+        return model.arch == wanted or (model.source is not None and os.path.abspath(model.source) == wanted)
 
-    if session.model is not None:
+    def on_model(model) -> None:
+        if matches(model):
+            session.model_changed.disconnect(on_model)
+            window.controller.start_training()
+
+    if session.model is not None and matches(session.model):
         window.controller.start_training()
     else:
         session.model_changed.connect(on_model)
