@@ -151,8 +151,7 @@ def describe_error(exc: BaseException, batch_size: int | None = None, model_file
 
 def describe_exit(exc: SystemExit, model_file: str | None) -> str:
     """``net.py: the model's code called sys.exit(3) (line 12); ...``: one message naming the file."""
-    return (f"{model_file or 'the model'}: {exit_problem(exc, model_file)}; a model must raise an exception "
-            "instead. Nothing else was changed.")
+    return f"{model_file or 'the model'}: {exit_problem(exc, model_file)}; a model must raise an exception instead"
 
 
 def exit_problem(exc: SystemExit, model_file: str | None) -> str:
