@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..config import TrainConfig
-from ..snapshot import CaptureRequest
+from ..snapshot import CaptureRequest, Finished
 from ..training import TrainingControl
 from .activity import COMMAND_PATIENCE_S, SLOW_COMMAND_PATIENCE_S, TRAINING_PATIENCE_S, Activity
 from .engine import Engine
@@ -185,10 +185,13 @@ class EngineService:
         def resume() -> None:
             try:
                 config, state = self.engine.load_resumable(str(checkpoint), model_spec=model_spec)
-            except BaseException:
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure to resume is reported
                 if self._control is control:
                     self._control = None
-                raise
+                # The viewer shows a run going from the moment it asked: it ends here, saying why.
+                self._emit("failed", describe_error(exc, None, model_spec.rpartition(":")[0] if model_spec else None))
+                self._emit("finished", Finished(0, 0, "failed"))
+                return
             config.snapshot_hz, config.device, config.max_steps_per_sec = snapshot_hz, device, max_steps_per_sec
             self._train(config, control, None, resume_state=state)
 
