@@ -6,19 +6,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Two cores are shared by the whole suite: keep torch from oversubscribing them.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pathlib
-
 import pytest
-
-SHARED_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 @pytest.fixture
 def mnist_dir():
-    """The real MNIST test split shipped beside the repository (skip when absent)."""
-    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip("../shared/data/mnist is not present")
-    return SHARED_MNIST
+    """The folder of the MNIST test split shipped in resources/data (never skipped: it is tracked)."""
+    from visualizer.core.resources import resource_path
+    return resource_path("data", "t10k-images-idx3-ubyte.gz").parent
 
 
 @pytest.fixture(autouse=True)

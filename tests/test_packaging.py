@@ -53,7 +53,9 @@ def test_a_built_wheel_installed_in_a_fresh_venv_trains_and_renders(tmp_path):
     assert "deprecat" not in said and "would be ignored" not in said, build.stderr
     (wheel,) = wheels.glob("cnn_visualizer-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for shipped in ("visualizer/resources/data/digits.csv.gz", "visualizer/models/lenet5_digits.pt",
+    for shipped in ("visualizer/resources/data/digits.csv.gz", "visualizer/resources/data/t10k-images-idx3-ubyte.gz",
+                    "visualizer/resources/data/t10k-labels-idx1-ubyte.gz", "visualizer/resources/data/MNIST-LICENSE.md",
+                    "visualizer/models/lenet5_digits.pt",
                     "visualizer/models/lenet5_mnist.pt", "visualizer/models/simplecnn_shapes.pt"):
         assert shipped in names
 
@@ -79,6 +81,9 @@ def test_a_built_wheel_installed_in_a_fresh_venv_trains_and_renders(tmp_path):
                            "print(visualizer.__file__); print(r.sample_model_path())"], cwd=work, env=env)
                      .stdout.split()[-2])
     assert fresh_site in installed.parents, f"imported {installed}, not the installed wheel"
+    mnist = _run([str(py), "-c", "from visualizer.core.datasets import load_dataset; ds = load_dataset('mnist'); "
+                  "print(len(ds), ds.native_shape, ds.source)"], cwd=work, env=env).stdout.split("\n")[-2]
+    assert mnist.startswith("10000 (1, 28, 28) ") and fresh_site in Path(mnist.split()[-1]).parents, mnist
 
     script = env_dir / "bin" / "cnn-visualizer"
     out = work / "run.pt"

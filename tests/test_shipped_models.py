@@ -36,10 +36,11 @@ def test_sample_models_are_small_and_load_without_trust(name):
     assert bundle.probeable and not bundle.warnings
 
 
-def test_lenet5_mnist_reaches_97_percent_on_held_out_digits(mnist_dir):
+def test_lenet5_mnist_reaches_98_percent_on_held_out_digits():
+    """The app's default sample, measured on the 2,000 shipped MNIST digits its training held out."""
     acc, n = held_out_accuracy(MODELS / "lenet5_mnist.pt", "mnist")
     assert n == 2000
-    assert acc >= 0.97, acc
+    assert acc >= 0.98, acc
 
 
 def test_lenet5_digits_and_shapes_accuracy():

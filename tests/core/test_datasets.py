@@ -9,15 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from visualizer.core.datasets import (
-    BUILTIN_DATASETS,
-    Augment,
-    DataOptions,
-    ImageDataset,
-    load_dataset,
-    prepare,
-    shared_mnist_dir,
-)
+from visualizer.core.datasets import BUILTIN_DATASETS, Augment, DataOptions, ImageDataset, load_dataset, prepare
 from visualizer.core.errors import LoadError
 
 # ---------------------------------------------------------------- writers of the real formats
@@ -162,12 +154,12 @@ def test_shape_classes_are_learnable_by_a_tiny_cnn():
     assert acc > 0.5  # ~0.7 here; chance is 0.17
 
 
-def test_shared_mnist_test_split(mnist_dir):
-    assert shared_mnist_dir().resolve() == mnist_dir.resolve()
+def test_builtin_mnist_is_the_shipped_test_split(mnist_dir):
     t = time.perf_counter()
     ds = load_dataset("mnist")
     elapsed = time.perf_counter() - t
     assert len(ds) == 10_000 and ds.native_shape == (1, 28, 28) and ds.name == "mnist"
+    assert ds.source == str(mnist_dir / "t10k-images-idx3-ubyte.gz")   # the shipped file, not ../shared
     assert np.bincount(ds.labels).tolist()[:2] == [980, 1135]  # the published class counts
     assert elapsed < 3.0  # ~0.03 s alone
 

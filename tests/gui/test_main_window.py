@@ -217,7 +217,6 @@ def test_snapshots_with_nan_and_inf_render_without_hanging(qtbot, window):
     probe = make_probe(inject_nonfinite=True)
     window.controller._on_probe(probe)
     window.controller._on_training_snapshot(make_training(probe=probe))
-    window.controller.refresh()
     for v in window.views:
         v.set_layer("C3")
         v.flush()
@@ -470,19 +469,15 @@ def test_slow_motion_speed_changes_while_training(qtbot, window):
     stop(qtbot, window)
 
 
-def test_a_probe_dropped_by_a_new_model_is_acknowledged(qtbot, window, monkeypatch):
-    """A probe still waiting for the timer when a model arrives must be acknowledged, or idle probing stops."""
+def test_a_probe_replaced_by_a_new_model_is_still_acknowledged(qtbot, window, monkeypatch):
+    """A probe the views had no time to draw before a new model arrived must be acknowledged, or idle
+    probing stops for good (the engine waits for it)."""
     c = window.controller
-    c.timer.stop()  # a busy GUI: the tick that would hand the probe to the views has not come
     acks = []
     monkeypatch.setattr(c.worker, "probe_consumed", lambda: acks.append("probe"))
-    monkeypatch.setattr(c.worker, "snapshot_consumed", lambda: acks.append("snapshot"))
-    c._pending_probe = window.session.latest_probe          # delivered, not yet shown
-    c._pending_training = None
-    c._on_model_loaded(window.session.model)                # a new model replaces it
-    assert acks == ["probe"] and c._pending_probe is None
-    monkeypatch.undo()
-    c.timer.start()
+    c._on_probe(window.session.latest_probe)        # delivered, not yet drawn
+    c._on_model_loaded(window.session.model)        # a new model replaces it at once
+    qtbot.waitUntil(lambda: acks == ["probe"], timeout=WAIT)
 
 
 def test_a_failed_save_during_training_leaves_it_running(qtbot, window, tmp_path):
@@ -562,3 +557,51 @@ def test_a_drawn_image_is_copied_before_it_crosses_to_the_worker(qtbot, settings
         assert seeds == [5]  # the training panel's seed
     finally:
         assert c.shutdown()
+
+
+def _feature_map_draws(window) -> list:
+    """Record every draw of the feature-map view, as the user would see it: (step, image)."""
+    fm = next(v for v in window.views if type(v).__name__ == "FeatureMapView")
+    draws: list = []
+    original = fm._draw
+
+    def recording_draw():
+        original()
+        step = fm._training.step if fm._training is not None else -1
+        draws.append((step, np.array(fm.mosaic_item.image)))
+    fm._draw = recording_draw
+    return draws
+
+
+def _assert_live(qtbot, window) -> None:
+    """Training runs and, with no flush() or any other help, the feature maps redraw by themselves."""
+    draws = _feature_map_draws(window)
+    window.controller.start_training(SHORT)
+    qtbot.waitUntil(lambda: len({s for s, _ in draws if s > 0}) >= 3, timeout=WAIT)
+    window.controller.stop()
+    live = [(s, img) for s, img in draws if s > 0]
+    steps = [s for s, _ in live]
+    assert steps == sorted(steps) and len(set(steps)) >= 3
+    images = [img for _, img in live]
+    assert any(not np.array_equal(images[0], img) for img in images[1:]), "the drawn maps never changed"
+
+
+def test_views_redraw_by_themselves_while_training(qtbot, window):
+    _assert_live(qtbot, window)
+
+
+@pytest.mark.slow
+def test_views_redraw_by_themselves_with_the_engine_in_a_child_process(qtbot, settings):
+    controller = Controller(settings, sample_limit=LIMIT, process=True)
+    w = MainWindow(settings, controller=controller)
+    controller.ask_trust = lambda req: False
+    controller.offer_safetensors = lambda source: None
+    qtbot.addWidget(w)
+    w.show()
+    w.start()
+    try:
+        qtbot.waitUntil(lambda: w.session.model is not None and w.session.latest_probe is not None, timeout=60_000)
+        _assert_live(qtbot, w)
+    finally:
+        w.close()
+    assert not w.controller.worker.is_running()

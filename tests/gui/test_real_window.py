@@ -2,8 +2,10 @@
 
 Runs the app as a subprocess with ``--train`` on a private Xvfb display, waits
 for its "first snapshot" log line, lets a separate process grab the screen a
-few seconds later, checks the picture has many distinct colours, then closes
-the app with SIGTERM and expects a clean exit (worker stopped and joined).
+few seconds later and once more a second after that, checks the picture has
+many distinct colours and that the views changed between the two grabs (they
+update by themselves while training), then closes the app with SIGTERM and
+expects a clean exit (worker stopped and joined).
 Skipped where Xvfb is not installed, except in CI, where that fails (tests/prerequisites.py).
 """
 from __future__ import annotations
@@ -30,10 +32,13 @@ import sys
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 app = QApplication(sys.argv[:1])
-def grab():
-    ok = app.primaryScreen().grabWindow(0).save(sys.argv[1])
-    app.exit(0 if ok else 1)
-QTimer.singleShot(int(float(sys.argv[2]) * 1000), grab)  # a few seconds of training first
+def grab(path, last):
+    ok = app.primaryScreen().grabWindow(0).save(path)
+    if not ok or last:
+        app.exit(0 if ok else 1)
+delay = int(float(sys.argv[3]) * 1000)  # a few seconds of training first
+QTimer.singleShot(delay, lambda: grab(sys.argv[1], False))
+QTimer.singleShot(delay + 1000, lambda: grab(sys.argv[2], True))   # and the same screen a second later
 sys.exit(app.exec())
 """
 
@@ -85,8 +90,8 @@ def test_real_window_while_training_is_not_blank(xdisplay, tmp_path):
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         read_until(app, "first snapshot", timeout=60)
-        shot = tmp_path / "screen.png"
-        grab = subprocess.run([sys.executable, "-c", GRAB, str(shot), "3"], env=env, timeout=60,
+        shot, later = tmp_path / "screen.png", tmp_path / "screen_1s_later.png"
+        grab = subprocess.run([sys.executable, "-c", GRAB, str(shot), str(later), "3"], env=env, timeout=60,
                               capture_output=True, text=True)
         assert grab.returncode == 0, grab.stderr
         assert app.poll() is None, "the app died while training"
@@ -113,3 +118,10 @@ def test_real_window_while_training_is_not_blank(xdisplay, tmp_path):
     h, w = img.shape[:2]
     middle = img[h // 4: 3 * h // 4, w // 4: 3 * w // 4]
     assert len(np.unique(middle.reshape(-1, 3), axis=0)) > 100
+    # Live: the views in the middle (feature maps on top) changed by themselves within a second.
+    # The status bar and the side panels are outside this region.
+    region = (slice(h // 6, h // 2), slice(3 * w // 10, 7 * w // 10))
+    before = img[region].astype(np.int16)
+    after = np.asarray(Image.open(later).convert("RGB"))[region].astype(np.int16)
+    changed = float((np.abs(after - before).max(axis=2) > 0).mean())
+    assert changed > 0.005, f"only {changed:.2%} of the feature-map region changed in a second of training"

@@ -611,25 +611,43 @@ def test_per_frame_text_does_not_change_a_views_minimum_size(qtbot):
     assert v.minimumSizeHint() == before
 
 
-def test_frame_pacer_spreads_views_over_the_event_loop(qtbot):
-    """Throttles due together run in separate event-loop turns, GAP_MS apart; one that drew nothing uses no slot."""
+def test_frame_pacer_spreads_views_over_the_event_loop_and_says_when_all_drew(qtbot):
+    """Views due together draw in separate event-loop turns, GAP_MS apart; one that drew nothing uses no
+    slot; a burst of requests is one draw; ``when_drawn`` fires once every asking view has drawn."""
     import time
 
-    from visualizer.gui.views.throttle import FramePacer, Throttle
-    pacer = FramePacer(gap_ms=20)
+    from PyQt6.QtCore import QObject
+
+    from visualizer.gui.views.frame_pacer import FramePacer
+
     fired = []
-    idle = Throttle(lambda: (fired.append(("idle", time.monotonic())), False)[1], pacer=pacer)
-    a = Throttle(lambda: fired.append(("a", time.monotonic())), pacer=pacer)
-    b = Throttle(lambda: fired.append(("b", time.monotonic())), pacer=pacer)
-    for t in (idle, a, b):
-        t.request()
-    assert fired == []   # nothing draws synchronously
-    qtbot.waitUntil(lambda: len(fired) == 3, timeout=2000)
+
+    class Fake(QObject):
+        def __init__(self, name, draws=True):
+            super().__init__()
+            self.name, self.draws = name, draws
+
+        def draw_frame(self):
+            fired.append((self.name, time.monotonic()))
+            return self.draws
+
+    pacer = FramePacer(gap_ms=20)
+    idle, a, b = Fake("idle", draws=False), Fake("a"), Fake("b")
+    for v in (idle, a, b, a, a):
+        pacer.submit(v)
+    done = []
+    pacer.when_drawn(lambda: done.append(time.monotonic()))
+    assert fired == [] and done == []   # nothing draws synchronously
+    qtbot.waitUntil(lambda: len(done) == 1, timeout=2000)
     names = [n for n, _ in fired]
     times = dict(fired)
     assert names == ["idle", "a", "b"]
     assert times["a"] - times["idle"] < 0.015          # the idle view took no slot
     assert times["b"] - times["a"] >= 0.018             # the next view waits a gap
-    a.request()
-    a.flush()   # export and tests still draw at once
-    assert [n for n, _ in fired].count("a") == 2 and not a.pending
+    assert done[0] >= times["b"]                        # told only after the last one drew
+    pacer.submit(a)                                     # again at once: not before 1/30 s after its last draw
+    qtbot.waitUntil(lambda: len(fired) == 4, timeout=2000)
+    assert fired[-1][1] - times["a"] >= pacer.min_interval - 0.002
+    nothing = []
+    pacer.when_drawn(lambda: nothing.append(1))         # nothing waiting: at once
+    assert nothing == [1]

@@ -46,12 +46,25 @@ def test_empty_folder(tmp_path):
     refused(tmp_path, "no data set")
 
 
-def test_shared_mnist_absent_is_a_load_error_with_a_hint(tmp_path, monkeypatch):
-    import visualizer.core.datasets.builtin as builtin
-    monkeypatch.setattr(builtin, "shared_mnist_dir", lambda: tmp_path)
+def test_bundled_mnist_missing_is_a_load_error_with_a_hint(tmp_path, monkeypatch):
+    import visualizer.core.resources as resources
+    monkeypatch.setattr(resources, "resources_dir", lambda: tmp_path)
     with pytest.raises(LoadError) as e:
         load_dataset("mnist")
-    assert str(tmp_path) in str(e.value) and "not present" in e.value.problem and "digits" in e.value.hint
+    assert str(tmp_path) in str(e.value) and "missing" in e.value.problem and "reinstall" in e.value.hint
+
+
+def test_bundled_mnist_truncated_is_a_load_error(tmp_path, monkeypatch, mnist_dir):
+    import visualizer.core.resources as resources
+    (tmp_path / "data").mkdir()
+    images = gzip.decompress((mnist_dir / "t10k-images-idx3-ubyte.gz").read_bytes())
+    (tmp_path / "data" / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(images[: len(images) // 2]))
+    (tmp_path / "data" / "t10k-labels-idx1-ubyte.gz").write_bytes((mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    monkeypatch.setattr(resources, "resources_dir", lambda: tmp_path)
+    with pytest.raises(LoadError) as e:
+        load_dataset("mnist")
+    assert "bundled MNIST file is damaged" in e.value.problem and "7,840,000 bytes" in e.value.problem
+    assert "reinstall" in e.value.hint
 
 
 def test_nonexistent_path(tmp_path):

@@ -81,6 +81,9 @@ def test_a_model_without_conv_layers_trains_and_the_image_views_say_why_they_are
     src = tmp_path / "mlp.py"
     src.write_text(MLP)
     spec = f"{src}:MLP"
+    window.controller.set_dataset("digits")        # the tiny 8x8 set (the sample opens on MNIST)
+    qtbot.waitUntil(lambda: window.controller.data is not None and window.controller.data.spec == "digits",
+                    timeout=WAIT)
     _open_and_wait(qtbot, window, spec)
     model = window.session.model
     assert model.input_shape == (1, 8, 8)          # the open data's shape: there is no Conv2d to read it from

@@ -30,8 +30,8 @@ class TrainConfig:
     gamma: float = 0.1
     grad_clip: float | None = None
     seed: int = 0
-    snapshot_hz: float = 10.0   # 0 disables snapshots (headless training)
-    instrumentation_budget: float = 0.02  # max share of training time spent making snapshots
+    snapshot_hz: float = 30.0   # at most this many a second (0: none, headless training)
+    instrumentation_budget: float = 0.01  # max share of training time spent making snapshots
     max_steps_per_sec: float = 0.0  # slow motion for a lecture (0: as fast as possible)
     device: str = "cpu"
 

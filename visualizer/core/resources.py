@@ -17,8 +17,8 @@ from .errors import LoadError
 
 # <repo>/visualizer/core/resources.py -> <repo>; meaningful only in a source checkout.
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_MODEL_NAME = "lenet5_digits.pt"  # trained on the built-in digits the app opens with
-SAMPLE_DATASET = "digits"
+SAMPLE_MODEL_NAME = "lenet5_mnist.pt"  # trained on the built-in MNIST digits the app opens with
+SAMPLE_DATASET = "mnist"
 
 
 def _shipped_dir(name: str) -> Path:
@@ -43,11 +43,6 @@ def sample_model_path() -> Path | None:
     """The shipped sample checkpoint the app opens with, or None when it is not installed."""
     path = models_dir() / SAMPLE_MODEL_NAME
     return path if path.exists() else None
-
-
-def shared_dir() -> Path:
-    """``<repo>/../shared``: data kept beside a source checkout (the MNIST test split)."""
-    return SOURCE_ROOT.parent / "shared"
 
 
 def resource_path(*parts: str) -> Path:

@@ -228,7 +228,8 @@ class Finished:
 
 @dataclass(frozen=True)
 class Paused:
-    """Yielded about every 50 ms while paused so the caller can serve on-demand probe requests."""
+    """Yielded while paused whenever the trainer wakes (a command, a capture request; at least each second)
+    so the caller can handle commands between two steps."""
 
     step: int
 

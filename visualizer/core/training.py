@@ -45,6 +45,9 @@ from .snapshot import (
 
 PACER_WINDOW = 5      # snapshots whose cheapest cost paces the next ones (Trainer._record_cost)
 HISTORY_CAP = 20_000  # rows of (step, loss, acc) kept between two consumed snapshots
+# A paused trainer sleeps until a step, a resume, a stop, a new capture request or a command wakes
+# it; the timeout is only a safety net.
+PAUSED_WAIT_S = 1.0
 
 
 def reinitialise(model: nn.Module, seed: int = 0) -> None:
@@ -84,6 +87,7 @@ class TrainingControl:
         self._request = CaptureRequest()
         self._request_version = 0
         self._consumed = True
+        self._woken = False
 
     # --- called from the GUI thread -------------------------------------------------
     def pause(self) -> None:
@@ -127,6 +131,12 @@ class TrainingControl:
         with self._cond:
             self._request = request
             self._request_version += 1
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """A paused trainer returns from its wait now (a command is waiting for it)."""
+        with self._cond:
+            self._woken = True
             self._cond.notify_all()
 
     def snapshot_consumed(self) -> None:
@@ -182,8 +192,9 @@ class TrainingControl:
                 return False
             if not self._paused:
                 return True
-            if self._step_credits == 0:
+            if self._step_credits == 0 and not self._woken:
                 self._cond.wait(timeout)
+            self._woken = False
             if self._stopping:
                 return False
             if not self._paused:
@@ -328,7 +339,7 @@ class Trainer:
         while self.epoch < c.epochs:
             order = self._epoch_order(self.epoch)
             while self.batch < self.batches_per_epoch:
-                if not self.control._wait_to_run(0.05):
+                if not self.control._wait_to_run(PAUSED_WAIT_S):
                     if self.control.stopping:
                         yield from self._final_snapshot()
                         yield Finished(self.step, self.epoch, "stopped")

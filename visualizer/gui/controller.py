@@ -1,9 +1,9 @@
-"""The GUI-side owner of the worker: user actions in, snapshots out to the views.
+"""The GUI-side owner of the worker: user actions in, snapshots into the session.
 
-Turns clicks into worker commands, keeps the Session up to date and, on a
-30 Hz timer, hands the newest snapshot to the views and only then tells the
-worker it may make another one. That acknowledgement is what keeps at most one
-snapshot in flight: the worker never runs ahead of what the GUI has drawn.
+Turns clicks into worker commands and puts what the worker sends into the Session, whose
+signals the views follow (``View.follow``). Once every view has drawn a snapshot (the
+frame pacer says so) the worker is told it may make another one: at most one snapshot
+is in flight, and the worker never runs ahead of what the window has drawn.
 
 Dialogs are reached through replaceable callables (``ask_trust``,
 ``ask_model_spec``, ``offer_safetensors``) so that tests can answer them
@@ -16,7 +16,7 @@ import os
 from typing import Callable
 
 import numpy as np
-from PyQt6.QtCore import QObject, QTimer, pyqtSignal
+from PyQt6.QtCore import QObject, pyqtSignal
 
 from visualizer.core.config import TrainConfig
 from visualizer.core.engine.messages import ArchitectureRequest, DataInfo, LoadedModel, TrustRequest
@@ -35,10 +35,10 @@ from visualizer.core.snapshot import (
 
 from .session import PAUSED, RUNNING, STOPPED, Session
 from .settings import Settings
+from .views.frame_pacer import FramePacer
 from .worker import Worker
 
 log = logging.getLogger(__name__)
-REFRESH_HZ = 30.0
 CAPTURE_ALL_MAX_LAYERS = 80  # beyond this, capture only the selected layer (big models)
 
 
@@ -73,28 +73,20 @@ class Controller(QObject):
         self._input_via: tuple[int, int] | None = None
         self._probe_index = 0
         self._request_id = 0
-        self._pending_training: TrainingSnapshot | None = None
-        self._pending_probe: ProbeSnapshot | None = None
-        self._pending_epochs: list[EpochEnd] = []
         self._closed = False
         self._sample_limit = sample_limit
         self._dataset_limits: dict[str, int | None] = {}  # spec -> limit asked for (to reopen after a crash)
         self._connect_worker()
-        self.timer = QTimer(self)
-        self.timer.setInterval(int(1000 / REFRESH_HZ))
-        self.timer.timeout.connect(self.refresh)
 
     # ==== lifecycle ================================================================
     def start(self) -> None:
         self.worker.start()
-        self.timer.start()
 
     def shutdown(self) -> bool:
         """Stop training and join the worker, process or thread (closeEvent and test teardown)."""
         if self._closed:
             return True
         self._closed = True
-        self.timer.stop()
         return self.worker.shutdown()
 
     def _connect_worker(self) -> None:
@@ -118,38 +110,13 @@ class Controller(QObject):
 
     # ==== views ====================================================================
     def add_view(self, view) -> None:
+        """``view`` follows the session; its clicks on layers and channels come back here."""
         self.views.append(view)
-        view.set_layer(self.session.layer)
+        view.follow(self.session)
         if hasattr(view, "layer_requested"):
             view.layer_requested.connect(self.select_layer)
         if hasattr(view, "channel_selected"):
             view.channel_selected.connect(self.select_channel)
-
-    def refresh(self) -> None:
-        """Timer tick: hand the newest snapshots to the views, then acknowledge them.
-
-        Views ingest every snapshot (curves keep history) but draw only when
-        visible, at most 30 Hz; the acknowledgement comes after they have it.
-        """
-        epochs, self._pending_epochs = self._pending_epochs, []
-        for ev in epochs:  # in the same tick as any snapshot: one redraw, not two
-            for v in self.views:
-                if wants_epochs(v):
-                    v.show_epoch(ev)
-        snap, self._pending_training = self._pending_training, None
-        if snap is not None:
-            try:
-                for v in self.views:
-                    v.show_training(snap)
-            finally:  # a view that raises must not stall the worker (nothing more would come)
-                self.worker.snapshot_consumed()
-        probe, self._pending_probe = self._pending_probe, None
-        if probe is not None:
-            try:
-                for v in self.views:
-                    v.show_probe(probe)
-            finally:
-                self.worker.probe_consumed()
 
     # ==== opening models ===========================================================
     def open_sample(self) -> None:
@@ -214,12 +181,7 @@ class Controller(QObject):
         self.worker.load_file(req.path, **kwargs)
 
     def _on_model_loaded(self, model: LoadedModel) -> None:
-        for v in self.views:
-            v.clear()
-        self._drop_pending()
-        self.session.set_model(model)
-        for v in self.views:
-            v.set_layer(self.session.layer)
+        self.session.set_model(model)   # the views follow: cleared, then the new model's layer
         if model.source:
             self.settings.add_recent(model.source)
         self._send_request()
@@ -250,7 +212,6 @@ class Controller(QObject):
             return
         config = config or self.config_provider()
         self.session.clear_history()
-        self._pending_training = None
         self.worker.start_training(config, augment=augment if augment is not None else self.augment_provider())
         self.session.set_training_state(RUNNING)
 
@@ -300,26 +261,24 @@ class Controller(QObject):
     def _on_training_snapshot(self, snap: TrainingSnapshot) -> None:
         if self.session.latest_training is None:
             log.info("training: first snapshot at step %d", snap.step)  # scripts wait for this line
-        self._pending_training = snap
         self.session.set_training(snap)
+        # Another one may come once every view has drawn this one (at once if none shows it).
+        FramePacer.shared().when_drawn(self.worker.snapshot_consumed)
 
     def _on_probe(self, snap: ProbeSnapshot) -> None:
-        self._pending_probe = snap
         self.session.set_probe(snap)
+        FramePacer.shared().when_drawn(self.worker.probe_consumed)
 
     def _on_epoch(self, ev: EpochEnd) -> None:
         self.session.add_epoch(ev)
-        self._pending_epochs.append(ev)
 
     def _on_finished(self, ev: Finished) -> None:
-        self._flush_pending()
         self.session.set_training_state(STOPPED)
         self.run_ended.emit(ev)
         what = "ran out of memory" if ev.reason == OUT_OF_MEMORY else ev.reason
         self.notice.emit(f"Training {what} at step {ev.step}.")
 
     def _on_diverged(self, ev: Diverged) -> None:
-        self._flush_pending()
         self.session.set_training_state(STOPPED)
         self.run_ended.emit(ev)
         self.message.emit("warning", ev.message)
@@ -353,7 +312,6 @@ class Controller(QObject):
         """The worker died (``failed`` carried the message): a fresh one, the model and data reopened."""
         if self._closed:
             return
-        self._drop_pending()
         self.session.set_training_state(STOPPED)
         model, data = self.session.model, self.data
         suspect = self._suspect(model)
@@ -394,31 +352,15 @@ class Controller(QObject):
         else:
             self.worker.load_sample()
 
-    def _drop_pending(self) -> None:
-        """Forget undelivered snapshots, acknowledging them: an unacknowledged probe would stop all later ones."""
-        if self._pending_probe is not None:
-            self.worker.probe_consumed()
-        if self._pending_training is not None:
-            self.worker.snapshot_consumed()
-        self._pending_training = self._pending_probe = None
-        self._pending_epochs = []
-
     def _on_saved(self, path: str) -> None:
         self.notice.emit(f"Saved {path}")
         self.saved.emit(path)
-
-    def _flush_pending(self) -> None:
-        # The last snapshot of a run must reach the views even if the timer is not due.
-        if self._pending_training is not None or self._pending_probe is not None or self._pending_epochs:
-            self.refresh()
 
     # ==== selection and input ===================================================
     def select_layer(self, name: str | None) -> None:
         if name == self.session.layer:
             return
-        self.session.set_layer(name)
-        for v in self.views:
-            v.set_layer(name)
+        self.session.set_layer(name)   # the views follow
         self._send_request()
 
     def select_channel(self, channel: int | None) -> None:
@@ -504,14 +446,6 @@ class Controller(QObject):
     def _send_request(self) -> None:
         if self.session.model is not None:
             self.worker.request_capture(self.capture_request())
-
-
-def wants_epochs(view) -> bool:
-    """Only views that keep epoch history (they override ``_ingest_epoch``) redraw for an epoch end."""
-    from .views.base import View
-    if not isinstance(view, View):
-        return True
-    return type(view)._ingest_epoch is not View._ingest_epoch
 
 
 def trust_store():

@@ -10,7 +10,7 @@ optionally augmented tensors. Names are imported on first use (``core/lazy.py``)
 from ..lazy import lazy_exports
 
 _EXPORTS = {
-    "Augment": "..config", "BUILTIN_DATASETS": ".builtin", "shared_mnist_dir": ".builtin",
+    "Augment": "..config", "BUILTIN_DATASETS": ".builtin",
     "ImageDataset": ".image_dataset", "load_dataset": ".load",
     "DataOptions": ".preparation", "PreparedData": ".preparation", "prepare": ".preparation",
 }

@@ -1,13 +1,16 @@
-"""The data sets that need no download: UCI digits, generated shapes, and the shared MNIST test split."""
+"""The data sets that need no download: UCI digits, generated shapes, and the MNIST test split.
+
+The digits and MNIST files are shipped in ``resources/data`` (licences beside them), so
+the built-in names work on every install.
+"""
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import LoadError
-from ..resources import resource_path, shared_dir
+from ..resources import resource_path
 from .idx import load_idx
 from .image_dataset import ImageDataset, subset_indices
 from .shapes import generate_shapes
@@ -15,15 +18,12 @@ from .shapes import generate_shapes
 BUILTIN_DATASETS: dict[str, str] = {
     "digits": "UCI handwritten digits: 1,797 real 8x8 grayscale digits, 10 classes (bundled)",
     "shapes": "generated RGB shapes: circle, square, triangle, cross, stripes, ring at 32x32 (seeded)",
-    "mnist": "MNIST test split: 10,000 28x28 handwritten digits (from ../shared/data/mnist when present)",
+    "mnist": "MNIST test split: 10,000 real 28x28 handwritten digits, 10 classes (bundled)",
 }
 SHAPES_DEFAULT_COUNT = 3000
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
-
-
-def shared_mnist_dir() -> Path:
-    """``<repo>/../shared/data/mnist``: where the project keeps the real MNIST test split."""
-    return shared_dir() / "data" / "mnist"
+MNIST_IMAGES = "t10k-images-idx3-ubyte.gz"   # the labels file beside it is found by load_idx
+MNIST_COUNT = 10_000
 
 
 def load_digits(*, seed: int = 0, limit: int | None = None) -> ImageDataset:
@@ -45,13 +45,16 @@ def load_digits(*, seed: int = 0, limit: int | None = None) -> ImageDataset:
     return ImageDataset(name="digits", images=images, labels=labels, class_names=DIGIT_CLASSES, source=str(path))
 
 
-def load_shared_mnist(*, seed: int = 0, limit: int | None = None) -> ImageDataset:
-    folder = shared_mnist_dir()
-    images = folder / "t10k-images-idx3-ubyte.gz"
-    if not images.exists():
-        raise LoadError(images, "the shared MNIST test split is not present",
-                        "put t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz there, or use 'digits'")
-    ds = load_idx(images, seed=seed, limit=limit)
+def load_mnist(*, seed: int = 0, limit: int | None = None) -> ImageDataset:
+    images = resource_path("data", MNIST_IMAGES)
+    try:
+        ds = load_idx(images, seed=seed, limit=limit)
+    except LoadError as e:
+        raise LoadError(e.path, f"bundled MNIST file is damaged ({e.problem})", "reinstall from the source tree") from e
+    expected = MNIST_COUNT if limit is None else min(limit, MNIST_COUNT)
+    if ds.native_shape != (1, 28, 28) or len(ds) != expected:
+        raise LoadError(images, f"bundled MNIST holds {len(ds):,} images of {ds.native_shape}, "
+                        f"expected {expected:,} of (1, 28, 28)", "reinstall from the source tree")
     return ImageDataset(name="mnist", images=ds.images, labels=ds.labels,
                         class_names=DIGIT_CLASSES, source=ds.source)
 
@@ -62,5 +65,5 @@ def load_builtin(name: str, *, seed: int = 0, limit: int | None = None) -> Image
     if name == "shapes":
         return generate_shapes(n=limit or SHAPES_DEFAULT_COUNT, seed=seed)
     if name == "mnist":
-        return load_shared_mnist(seed=seed, limit=limit)
+        return load_mnist(seed=seed, limit=limit)
     raise KeyError(name)

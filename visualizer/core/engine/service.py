@@ -133,6 +133,8 @@ class EngineService:
         with self._cond:
             self._commands.append(_Command(run, replaces, between_steps, label, file, patience_s))
             self._cond.notify_all()
+        if self._control is not None:
+            self._control.wake()   # a paused run handles it between two waits, at once
 
     def load_sample(self) -> None:
         self._send(self.engine.load_sample, replaces=True, label="opening the sample model")

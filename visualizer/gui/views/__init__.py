@@ -1,4 +1,4 @@
-"""The live views: each renders snapshots only (never torch), throttled, items updated in place."""
+"""The live views: each renders snapshots only (never torch), paced by the one frame pacer, items updated in place."""
 from .activations import ActivationView
 from .base import View
 from .curves import CurvesView

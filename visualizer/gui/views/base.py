@@ -1,7 +1,8 @@
 """The View base class: the contract every live view keeps (docs/architecture.md).
 
-A view stores the latest snapshot it was given and repaints through a
-throttle (<= 30 Hz), skipping work while hidden. Export (PNG, SVG, CSV),
+A view stores the latest snapshot it was given and asks the window's one frame pacer
+(``frame_pacer.py``: <= 30 Hz per view, one view per event-loop turn) to draw it,
+skipping work while hidden. Export (PNG, SVG, CSV),
 clipboard and presentation styling live here once, so that every view gets
 them the same way.
 """
@@ -21,9 +22,8 @@ from visualizer.core.snapshot import EpochEnd, ProbeSnapshot, TrainingSnapshot
 from visualizer.gui.widgets.live_text import LiveText
 
 from .axes import live_axes
-from .throttle import Throttle
+from .frame_pacer import FramePacer
 
-MAX_HZ = 30.0
 STRETCH = object()   # in View.compose's bar: the space between the left and right controls
 
 
@@ -44,9 +44,17 @@ class View(QWidget):
         self._dirty = False
         self._graphics: list[pg.GraphicsLayoutWidget] = []
         self._plots: list[pg.PlotItem] = []
-        self._throttle = Throttle(self._repaint, MAX_HZ, self)
 
     # --- the contract -------------------------------------------------
+    def follow(self, session) -> None:
+        """Subscribe to the window's session: every change it announces reaches this view."""
+        session.model_changed.connect(lambda _model: self.clear())
+        session.layer_changed.connect(self.set_layer)
+        session.probe_changed.connect(self.show_probe)
+        session.training_changed.connect(self.show_training)
+        session.epoch_added.connect(self.show_epoch)
+        self.set_layer(session.layer)
+
     def set_layer(self, name: str | None) -> None:
         if name == self._layer:
             return
@@ -70,8 +78,10 @@ class View(QWidget):
             self.show_probe(snap.probe)
 
     def show_epoch(self, ev: EpochEnd) -> None:
-        self._ingest_epoch(ev)
-        self._schedule()
+        # Only views that keep epoch history (they override ``_ingest_epoch``) redraw for one.
+        if type(self)._ingest_epoch is not View._ingest_epoch:
+            self._ingest_epoch(ev)
+            self._schedule()
 
     def clear(self) -> None:
         self._probe = None
@@ -147,16 +157,20 @@ class View(QWidget):
     def _restyle(self) -> None:
         """Re-apply pens/fonts after a presentation or palette change."""
 
-    # --- throttled repaint ---------------------------------------------
+    # --- paced repaint ---------------------------------------------------
     def flush(self) -> None:
-        """Draw the latest data now, visible or not (export, headless render, tests)."""
-        self._throttle.cancel()
+        """Draw the latest data now, visible or not (export, headless render)."""
+        FramePacer.shared().withdraw(self)
         if self._dirty:
             self._repaint(force=True)
 
     def _schedule(self) -> None:
         self._dirty = True
-        self._throttle.request()
+        FramePacer.shared().submit(self)
+
+    def draw_frame(self) -> bool:
+        """The pacer's call: draw if there is something new and the view is visible."""
+        return self._repaint()
 
     def _repaint(self, force: bool = False) -> bool:
         """Draw if there is something new and the view is visible (or forced); True if it drew."""
@@ -171,7 +185,7 @@ class View(QWidget):
     def showEvent(self, event) -> None:
         super().showEvent(event)
         if self._dirty:
-            self._throttle.request()
+            FramePacer.shared().submit(self)
 
     def changeEvent(self, event) -> None:
         super().changeEvent(event)

@@ -7,12 +7,14 @@ symmetric around zero.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyqtgraph as pg
 
 SEQUENTIAL = "viridis"
 DIVERGING = "CET-D1"   # blue - white - red, zero in the middle
-
+HEAT = "inferno"       # class activation maps: dark = no evidence, bright = the most
 
 
 # pg.colormap.get keeps every map it has read (pyqtgraph 0.14), so asking on every frame is cheap.
@@ -22,6 +24,15 @@ def sequential() -> pg.ColorMap:
 
 def diverging() -> pg.ColorMap:
     return pg.colormap.get(DIVERGING)
+
+
+@functools.cache
+def heat_overlay() -> pg.ColorMap:
+    """Inferno whose low end fades to transparent: a heat map over an image hides nothing where it is 0."""
+    t = np.linspace(0.0, 1.0, 256)
+    rgba = pg.colormap.get(HEAT).map(t, mode="byte").astype(np.ubyte)   # (256, 4)
+    rgba[:, 3] = np.round(255 * np.clip(t / 0.35, 0.0, 1.0))
+    return pg.ColorMap(t, rgba, name="heat-overlay")
 
 
 def for_signed(signed: bool) -> pg.ColorMap:

@@ -5,7 +5,9 @@ symmetrically on its own, 0 -> mid grey), which is how the edge and colour
 detectors of a trained network become recognisable. Deeper layers show one
 kernel per (output, input) pair, or the mean over inputs. Weights, the change
 since training began, or the weight gradient are all signed: diverging
-colormap, symmetric levels.
+colormap, symmetric levels: one range for the whole layer, or each output
+filter scaled to its own range ("per filter"), which shows a filter's pattern
+early in training while its weights are still small next to another's.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from .tiling import grid_for, tile
 
 WEIGHTS, DELTA, GRAD = "weights", "change since start", "gradient"
 MODES = (WEIGHTS, DELTA, GRAD)
+PER_LAYER, PER_FILTER = "per layer", "per filter"
+SCALES = (PER_LAYER, PER_FILTER)   # the words of core.recipes.FILTER_SCALES
 MAX_INPUTS = 64   # wider layers: first 64 input channels (the mosaic would be unreadable anyway)
 
 
@@ -31,6 +35,13 @@ def rgb_filters(w: np.ndarray) -> np.ndarray:
     m = np.abs(w).reshape(len(w), -1).max(axis=1)
     m = np.where(m > 0, m, 1.0)[:, None, None, None]
     return np.clip(0.5 + 0.5 * w / m, 0.0, 1.0).transpose(0, 2, 3, 1).astype(np.float32)
+
+
+def per_filter_scaled(w: np.ndarray) -> np.ndarray:
+    """(O, ...) -> the same, each output filter divided by its own max |value| (into [-1, 1]); zero stays 0."""
+    m = np.abs(w).reshape(len(w), -1).max(axis=1) if w.size else np.ones(len(w), np.float32)
+    m = np.where(m > 0, m, 1.0).astype(np.float32)
+    return (w / m.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
 
 
 def kernel_grid(w: np.ndarray, pad: int = 1) -> np.ndarray:
@@ -47,6 +58,11 @@ class FilterView(View):
         self.mode = QComboBox()
         self.mode.addItems(MODES)
         self.mode.currentTextChanged.connect(lambda _: self._schedule())
+        self.scale = QComboBox()
+        self.scale.addItems(SCALES)
+        self.scale.setToolTip("per layer: one colour range for all kernels; "
+                              "per filter: each filter on its own symmetric range")
+        self.scale.currentTextChanged.connect(lambda _: self._schedule())
         self.average = QCheckBox("average over input channels")
         self.average.toggled.connect(lambda _: self._schedule())
         self.layer_label = self.live_label()
@@ -58,7 +74,8 @@ class FilterView(View):
         self.colorbar.setImageItem(self.item)
         self.note = QLabel()
         self.note.setWordWrap(True)
-        self.compose([self.layer_label, STRETCH, self.average, "show:", self.mode], self.graphics, [self.note])
+        self.compose([self.layer_label, STRETCH, self.average, "show:", self.mode, "scale:", self.scale],
+                     self.graphics, [self.note])
         self._shape = None
         self.note.setText("Filters appear once a capture of a conv layer arrives.")
         self.finish_setup()
@@ -67,6 +84,12 @@ class FilterView(View):
         if mode not in MODES:
             raise ValueError(f"unknown filter mode {mode!r}; one of {MODES}")
         self.mode.setCurrentText(mode)
+        self._schedule()
+
+    def set_scale(self, scale: str) -> None:
+        if scale not in SCALES:
+            raise ValueError(f"unknown filter scale {scale!r}; one of {SCALES}")
+        self.scale.setCurrentText(scale)
         self._schedule()
 
     def _pick(self) -> tuple[FilterCapture | None, str]:
@@ -111,13 +134,18 @@ class FilterView(View):
             self.item.setImage(image, autoLevels=False, levels=(0.0, 1.0))
             notes.append("RGB: each filter scaled to its own range, grey = 0.")
         else:
+            per_filter = self.scale.currentText() == PER_FILTER
             if single:
                 mean = w.mean(axis=1)
                 rows, cols = grid_for(o)
-                image = tile(mean, rows, cols, pad=1, fill=0.0)
+                image = tile(per_filter_scaled(mean) if per_filter else mean, rows, cols, pad=1, fill=0.0)
             else:
-                image = kernel_grid(w)
-            levels = colormaps.symmetric(float(image.min()), float(image.max()))
+                image = kernel_grid(per_filter_scaled(w) if per_filter else w)
+            if per_filter:
+                levels = (-1.0, 1.0)
+                notes.append("each filter scaled to its own range: ±1 = its largest |value|")
+            else:
+                levels = colormaps.symmetric(float(image.min()), float(image.max()))
             self.colorbar.show()
             self.item.setImage(image, autoLevels=False, levels=levels)
             self.colorbar.setColorMap(colormaps.diverging())
