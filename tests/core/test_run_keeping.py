@@ -1,7 +1,7 @@
 """The engine keeps the runs it trains (no Qt, no threads of ours): a run file of every run, and an
 autosave that a crash costs at most one epoch of and that resumes bit-identically.
 
-Training runs on 256 digits at batch 32 (8 steps an epoch); the data folder is the suite's
+Training runs on 256 samples of the sample data set at batch 32 (8 steps an epoch); the data folder is the suite's
 temporary one (conftest sets CNN_VISUALIZER_DATA_DIR).
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from visualizer.core.config import TrainConfig
 from visualizer.core.engine import autosave
 from visualizer.core.engine.engine import Engine
 from visualizer.core.record.runfile import RunReader
+from visualizer.core.resources import SAMPLE_DATASET
 from visualizer.core.snapshot import EpochEnd, Finished, TrainingSnapshot
 from visualizer.core.training import TrainingControl
 from visualizer.core.user_dirs import autosave_dir, runs_dir
@@ -72,7 +73,7 @@ def test_every_run_is_recorded_to_a_run_file_the_reader_opens(tmp_path):
         opened = next(p for n, p in events if n == "model_loaded")
         assert [layer.name for layer in run.model_info.layers] == [layer.name for layer in opened.info.layers]
         assert tuple(run.meta["class_names"]) == tuple(str(i) for i in range(10))
-        assert run.meta["source"] == "app" and run.meta["dataset"] == "digits"
+        assert run.meta["source"] == "app" and run.meta["dataset"] == SAMPLE_DATASET
         stored = run.snapshot_steps()
         assert len(stored) >= 2 and set(stored) <= {s.step for s in snaps}   # the trainer's own snapshots
         step, snap = run.load_snapshot(int(stored[-1]))

@@ -299,7 +299,6 @@ class Controller(QObject):
         config = self.config_provider()
         spec = record.model if ".py:" in (record.model or "") else None   # the user's own file, run again
         self.session.clear_history()
-        self._pending_training = None
         self.worker.resume_run(record.checkpoint, snapshot_hz=config.snapshot_hz, device=config.device,
                                max_steps_per_sec=config.max_steps_per_sec, model_spec=spec)
         self.session.set_training_state(RUNNING)

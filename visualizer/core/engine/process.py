@@ -175,6 +175,8 @@ class EngineProcess:
         self._exit_expected = threading.Event()
         self._stop_requested = False
         self._reader = threading.Thread(target=self._read, name="engine-reader", daemon=True)
+        # Its own thread: the reader can be inside a message that a frozen child never finishes.
+        self._watchdog = threading.Thread(target=self._watch_loop, name="engine-watchdog", daemon=True)
         self._closed = False
         self._started_at = 0.0
         self._last_heard: float | None = None
@@ -197,6 +199,7 @@ class EngineProcess:
         self._child_end.close()
         self._started_at = time.monotonic()
         self._reader.start()
+        self._watchdog.start()
 
     def call(self, name: str, *args, **kwargs) -> None:
         if not self._closed:
@@ -251,9 +254,8 @@ class EngineProcess:
         while not self._stop.is_set():
             try:
                 if not self._events.poll(POLL_S):
-                    self._watch()
                     continue
-                name, payload = self._events.recv()
+                name, payload = self._events.recv()   # may wait for the rest of a message: see _watch_loop
             except (EOFError, OSError):
                 # The child closed its end: it exited, or died mid-message (a torn message is
                 # an end-of-file here too, never a wait for bytes that will not come).
@@ -265,7 +267,6 @@ class EngineProcess:
             self._last_heard = time.monotonic()
             if name == "pulse":
                 self._pulse = payload
-                self._watch()
             else:
                 self._deliver(name, payload)
 
@@ -274,6 +275,10 @@ class EngineProcess:
             self._on_event(name, refreeze(payload))
         except Exception:  # never let the reader die
             log.exception("could not deliver %s from the worker", name)
+
+    def _watch_loop(self) -> None:
+        while not self._stop.wait(POLL_S) and self._reader.is_alive():
+            self._watch()
 
     def _watch(self) -> None:
         """Compare the heartbeat with the patience of what the child does; say so on a change."""
