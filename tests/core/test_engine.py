@@ -220,3 +220,38 @@ def test_the_same_seed_gives_the_same_model_and_split():
     (w1, l1), (w2, l2), (w3, _l3) = setup(5), setup(5), setup(6)
     assert all(torch.equal(w1[k], w2[k]) for k in w1) and np.array_equal(l1, l2)
     assert not all(torch.equal(w1[k], w3[k]) for k in w1)
+
+
+def test_analyses_answer_on_the_open_model_and_its_input():
+    """The numbers behind one output, where it looks, its health, what a channel looks for: each as a record."""
+    import threading
+
+    from visualizer.core.engine.analysis import analyse
+    from visualizer.core.explain.records import ConvStep
+
+    engine = Engine(lambda *_: None, sample_limit=400)   # enough samples for a health batch of 256
+    engine.load_sample()
+    try:
+        request = CaptureRequest(probe_index=3)
+        step = analyse(engine, "step", {"layer": "C1", "channel": 2, "y": 5, "x": 7}, request)
+        assert isinstance(step, ConvStep)
+        probe = engine.probe(CaptureRequest(layers=("C1",), probe_index=3))
+        # the arithmetic shown equals the value the feature-map view shows for the same input
+        assert abs(step.output - float(probe.layer("C1").maps[2, 5, 7])) < 1e-4
+        cam = analyse(engine, "cam", {"method": "grad-cam", "layer": "C1"}, request)
+        assert cam.heatmap.shape == tuple(engine.bundle.input_shape[1:]) and cam.heatmap.max() <= 1.0
+        progress: list = []
+        health = analyse(engine, "health", {"samples": 256}, request, progress=lambda d, t: progress.append(d))
+        assert health.layers and health.samples >= 256 and progress
+        cancel = threading.Event()
+        cancel.set()
+        patches = analyse(engine, "top_patches", {"layer": "C3"}, request, cancel=cancel)
+        assert patches.cancelled
+        try:
+            analyse(engine, "nonsense", {}, request)
+        except ValueError as exc:
+            assert "nonsense" in str(exc)
+        else:
+            raise AssertionError("an unknown analysis was accepted")
+    finally:
+        engine.close()

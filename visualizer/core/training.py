@@ -286,8 +286,7 @@ class Trainer:
             self.scheduler = None
 
     def _filter_weights(self) -> dict[str, np.ndarray]:
-        return {name: m.weight.detach().cpu().numpy().copy()
-                for name, m in self.model.named_modules() if isinstance(m, nn.Conv2d)}
+        return {name: m.weight.detach().cpu().numpy().copy() for name, m in self.inspector.conv_layers}
 
     @property
     def lr(self) -> float:

@@ -52,6 +52,9 @@ class Controller(QObject):
     engine_unresponsive = pyqtSignal(object)  # messages.Unresponsive: offer to stop it (gui/recovery.py)
     engine_responsive = pyqtSignal()
     engine_restarted = pyqtSignal()       # after a crash: a fresh engine (gui/recovery.py offers to resume)
+    external_ended = pyqtSignal()         # the window shows the engine's model again (a run or live stream was left)
+    analysis_ready = pyqtSignal(object)   # messages.AnalysisResult (the view that asked keeps its request_id)
+    analysis_progress = pyqtSignal(object)  # messages.AnalysisProgress
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None, *,
                  sample_limit: int | None = None, process: bool = False, stuck_after_s: float | None = None):
@@ -73,6 +76,9 @@ class Controller(QObject):
         self._input_via: tuple[int, int] | None = None
         self._probe_index = 0
         self._request_id = 0
+        self._analysis_id = 0
+        self._external = False        # a replayed run or a live stream fills the session, not the engine
+        self._engine_model: LoadedModel | None = None
         self._closed = False
         self._sample_limit = sample_limit
         self._dataset_limits: dict[str, int | None] = {}  # spec -> limit asked for (to reopen after a crash)
@@ -107,6 +113,8 @@ class Controller(QObject):
         w.unresponsive.connect(self.engine_unresponsive)
         w.responsive.connect(self.engine_responsive)
         w.run_started.connect(self._on_run_started)
+        w.analysis.connect(self.analysis_ready)
+        w.analysis_progress.connect(self.analysis_progress)
 
     # ==== views ====================================================================
     def add_view(self, view) -> None:
@@ -181,6 +189,10 @@ class Controller(QObject):
         self.worker.load_file(req.path, **kwargs)
 
     def _on_model_loaded(self, model: LoadedModel) -> None:
+        self._engine_model = model
+        if self._external:                # a model opened while a run was shown: back to the engine
+            self._external = False
+            self.external_ended.emit()
         self.session.set_model(model)   # the views follow: cleared, then the new model's layer
         if model.source:
             self.settings.add_recent(model.source)
@@ -210,6 +222,7 @@ class Controller(QObject):
         if self.session.model is None:
             self.message.emit("warning", "Open a model before training.")
             return
+        self.end_external()   # training shows the engine's model again
         config = config or self.config_provider()
         self.session.clear_history()
         self.worker.start_training(config, augment=augment if augment is not None else self.augment_provider())
@@ -227,6 +240,7 @@ class Controller(QObject):
 
     def step(self) -> None:
         """One batch; from Stopped this starts a run that waits paused after it."""
+        self.end_external()
         if self.session.model is None:
             return
         if self.session.training_state == STOPPED:
@@ -259,6 +273,9 @@ class Controller(QObject):
         self.worker.save(path)
 
     def _on_training_snapshot(self, snap: TrainingSnapshot) -> None:
+        if self._external:
+            self.worker.snapshot_consumed()   # the engine goes on; the window shows a run meanwhile
+            return
         if self.session.latest_training is None:
             log.info("training: first snapshot at step %d", snap.step)  # scripts wait for this line
         self.session.set_training(snap)
@@ -266,6 +283,9 @@ class Controller(QObject):
         FramePacer.shared().when_drawn(self.worker.snapshot_consumed)
 
     def _on_probe(self, snap: ProbeSnapshot) -> None:
+        if self._external:
+            self.worker.probe_consumed()
+            return
         self.session.set_probe(snap)
         FramePacer.shared().when_drawn(self.worker.probe_consumed)
 
@@ -355,6 +375,41 @@ class Controller(QObject):
         self.notice.emit(f"Saved {path}")
         self.saved.emit(path)
 
+    # ==== showing a run or a live stream instead of the engine =========================
+    def show_external(self, model: LoadedModel) -> None:
+        """The session shows ``model`` from a run file or a live recorder until ``end_external``."""
+        self._external = True
+        self.session.set_model(model)
+
+    def show_external_snapshot(self, snap: TrainingSnapshot) -> None:
+        if self._external:
+            self.session.set_training(snap)
+
+    def end_external(self) -> None:
+        """Back to the engine's model (and a fresh probe of it)."""
+        if not self._external:
+            return
+        self._external = False
+        self.external_ended.emit()
+        if self._engine_model is not None:
+            self.session.set_model(self._engine_model)
+            self._send_request()
+
+    @property
+    def showing_external(self) -> bool:
+        return self._external
+
+    # ==== looking into the model =================================================
+    def request_analysis(self, kind: str, **params) -> int:
+        """Ask the engine to look at the open model (core/engine/analysis.py); returns the request id
+        the ``analysis_ready`` answer will carry."""
+        self._analysis_id += 1
+        self.worker.analyse(kind, params, self._analysis_id)
+        return self._analysis_id
+
+    def cancel_analysis(self, request_id: int) -> None:
+        self.worker.cancel_analysis(request_id)
+
     # ==== selection and input ===================================================
     def select_layer(self, name: str | None) -> None:
         if name == self.session.layer:
@@ -443,7 +498,7 @@ class Controller(QObject):
                               request_id=self._request_id)
 
     def _send_request(self) -> None:
-        if self.session.model is not None:
+        if self.session.model is not None and not self._external:
             self.worker.request_capture(self.capture_request())
 
 

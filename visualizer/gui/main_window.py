@@ -10,12 +10,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from typing import Callable
 
 from PyQt6.QtCore import Qt, QTimer
-from PyQt6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
+from PyQt6.QtGui import QGuiApplication
 from PyQt6.QtWidgets import (
-    QApplication,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -27,7 +25,6 @@ from PyQt6.QtWidgets import (
 )
 
 from visualizer.core.engine.messages import LoadedModel
-from visualizer.core.errors import LoadError
 from visualizer.core.snapshot import OUT_OF_MEMORY, TrainingSnapshot
 
 from .controller import Controller
@@ -35,6 +32,10 @@ from .dock_sizes import DockSizes
 from .session import PAUSED, RUNNING, STOPPED
 from .settings import Settings
 from .widgets.live_text import LiveText
+from .window_appearance import WindowAppearance
+from .window_files import WindowFiles
+from .window_menus import WindowMenus
+from .window_runs import WindowRuns
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,6 @@ VIEW_CLASSES = (
 )
 OVERVIEW_CLASS = ("visualizer.gui.views.overview", "OverviewStripView")
 CURVES_CLASS = ("visualizer.gui.views.curves", "CurvesView")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
-MODEL_FILTER = "Models (*.pt *.pth *.ckpt *.bin *.safetensors *.pt2 *.py);;All files (*)"
-IMAGE_FILTER = "Images (" + " ".join("*" + s for s in IMAGE_SUFFIXES) + ");;All files (*)"
 FIRST_RUN_EPOCHS = 30
 
 
@@ -63,7 +61,7 @@ def _load_class(module: str, name: str):
         return None
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWindow):
     def __init__(self, settings: Settings | None = None, *, controller: Controller | None = None,
                  restore: bool = True):
         super().__init__()
@@ -73,6 +71,8 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.settings = settings or Settings()
         self.controller = controller or Controller(self.settings, self)
+        if self.controller.parent() is None:
+            self.controller.setParent(self)   # its session (and every connection to it) ends with the window
         self.session = self.controller.session
         self.views: list = []
         self.view_docks: dict[object, QDockWidget] = {}
@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
         self._closing = False
 
         self._build_docks()
+        self._build_runs()
         self._build_status_bar()
         self._build_actions()
         self._build_menus()
@@ -224,107 +225,12 @@ class MainWindow(QMainWindow):
                   self.status_lr, self.status_rate, self.progress):
             bar.addPermanentWidget(w)
 
-    def _action(self, text: str, slot: Callable, shortcut=None, tip: str = "", checkable=False) -> QAction:
-        act = QAction(text, self)
-        if shortcut:
-            seqs = shortcut if isinstance(shortcut, (list, tuple)) else [shortcut]
-            act.setShortcuts([QKeySequence(s) for s in seqs])
-        if tip:
-            act.setStatusTip(tip)
-        act.setCheckable(checkable)
-        act.triggered.connect(lambda checked=False: slot(checked) if checkable else slot())
-        self.addAction(act)  # window-wide shortcuts even when the menu bar is hidden
-        self.shortcut_actions.append(act)
-        return act
-
-    def _build_actions(self) -> None:
-        self.shortcut_actions: list[QAction] = []
-        c = self.controller
-        A = self._action
-        self.act_open = A("&Open model…", self.open_dialog, QKeySequence.StandardKey.Open,
-                          "Open a checkpoint, a state dict or a model .py file")
-        self.act_sample = A("Open &sample model", c.open_sample, "Ctrl+Shift+O")
-        self.act_open_image = A("Open &image as input…", self.open_image_dialog, "Ctrl+I")
-        self.act_save = A("&Save checkpoint…", self.save_dialog, QKeySequence.StandardKey.Save)
-        self.act_export_png = A("Export view as &PNG…", lambda: self.export_dialog("png"), "Ctrl+E")
-        self.act_export_svg = A("Export view as S&VG…", lambda: self.export_dialog("svg"), "Ctrl+Shift+E")
-        self.act_export_csv = A("Export &CSV (curves, gradients)…", lambda: self.export_dialog("csv"), "Ctrl+Alt+E")
-        self.act_copy = A("&Copy view to clipboard", self.copy_view, "Ctrl+Shift+C")
-        self.act_quit = A("&Quit", self.close, QKeySequence.StandardKey.Quit)
-
-        self.act_run = A("&Start training", c.toggle_run, "Space", "Start, pause or resume training")
-        self.act_step = A("S&tep one batch", c.step, "Ctrl+Right")
-        self.act_stop = A("St&op training", c.stop, "Ctrl+.")
-        self.act_reset = A("&Reset weights", c.reset_weights, "Ctrl+Shift+R")
-
-        self.act_prev_layer = A("Previous layer", lambda: self.move_layer(-1), "Ctrl+Up")
-        self.act_next_layer = A("Next layer", lambda: self.move_layer(+1), "Ctrl+Down")
-        self.act_presentation = A("&Presentation mode", self.set_presentation, "F11",
-                                  "Full screen, large fonts, thick lines, high contrast", checkable=True)
-        self.theme_actions: dict[str, QAction] = {}
-        group = QActionGroup(self)
-        for i, (name, title) in enumerate((("dark", "&Dark"), ("light", "&Light"), ("high_contrast", "&High contrast"))):
-            act = A(f"{title} theme", lambda checked, n=name: self.set_theme(n), f"Ctrl+Shift+{i + 1}",
-                    checkable=True)
-            group.addAction(act)
-            self.theme_actions[name] = act
-        self.act_reset_layout = A("Reset &layout", self.reset_layout)
-        self.device_actions: dict[str, QAction] = {}
-        dev_group = QActionGroup(self)
-        for name in ("cpu", "cuda"):
-            act = A(name.upper(), lambda checked, n=name: None, checkable=True)
-            dev_group.addAction(act)
-            self.device_actions[name] = act
-        self.device_actions["cpu"].setChecked(True)
-        self.act_shortcuts = A("&Keyboard shortcuts", self.show_shortcuts, "F1")
-        self.act_about = A("&About", self.show_about)
-
-    def _build_menus(self) -> None:
-        mb = self.menuBar()
-        f = mb.addMenu("&File")
-        for a in (self.act_open, self.act_sample):
-            f.addAction(a)
-        self.recent_menu = f.addMenu("Open &recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        f.addAction(self.act_open_image)
-        f.addSeparator()
-        f.addAction(self.act_save)
-        f.addSeparator()
-        for a in (self.act_export_png, self.act_export_svg, self.act_export_csv, self.act_copy):
-            f.addAction(a)
-        f.addSeparator()
-        f.addAction(self.act_quit)
-
-        t = mb.addMenu("&Training")
-        for a in (self.act_run, self.act_step, self.act_stop, self.act_reset):
-            t.addAction(a)
-        dev = t.addMenu("&Device")
-        for a in self.device_actions.values():
-            dev.addAction(a)
-
-        v = mb.addMenu("&View")
-        v.addAction(self.act_prev_layer)
-        v.addAction(self.act_next_layer)
-        v.addSeparator()
-        v.addAction(self.act_presentation)
-        for a in self.theme_actions.values():
-            v.addAction(a)
-        v.addSeparator()
-        panels = v.addMenu("&Panels")
-        for dock in self.findChildren(QDockWidget):
-            panels.addAction(dock.toggleViewAction())
-        v.addAction(self.act_reset_layout)
-
-        h = mb.addMenu("&Help")
-        h.addAction(self.act_shortcuts)
-        h.addAction(self.act_about)
-
     def _wire(self) -> None:
         c, s, tp, ip = self.controller, self.session, self.training_panel, self.input_panel
         c.config_provider = self.training_config
         c.augment_provider = self.augment
         c.message.connect(self.show_message)
-        c.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        c.notice.connect(self._show_notice)
         c.data_changed.connect(self._on_data)
         c.run_ended.connect(self._on_run_ended)
         s.model_changed.connect(self._on_model)
@@ -334,7 +240,7 @@ class MainWindow(QMainWindow):
         s.training_changed.connect(self._on_training)
         self.layer_tree.layer_selected.connect(c.select_layer)
 
-        tp.start.connect(lambda: c.start_training(self.training_config()))
+        tp.start.connect(self._start_from_panel)
         tp.pause.connect(c.pause)
         tp.resume.connect(c.resume)
         tp.step.connect(c.step)
@@ -352,6 +258,14 @@ class MainWindow(QMainWindow):
         ip.sample_requested.connect(c.use_sample)
         ip.input_chosen.connect(c.use_probe_input)
         ip.image_open_requested.connect(self.open_image_dialog)
+
+    # Slots of the window itself, not lambdas: Qt drops them when the window is deleted, and the
+    # controller (tests keep it) may outlive it.
+    def _show_notice(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    def _start_from_panel(self) -> None:
+        self.controller.start_training(self.training_config())
 
     def _install_dialog_hooks(self) -> None:
         from . import dialogs
@@ -585,149 +499,6 @@ class MainWindow(QMainWindow):
         box.finished.connect(lambda _r, b=box: self._messages.remove(b) if b in self._messages else None)
         self._messages.append(box)
         return box
-
-    # ==== files ===================================================================
-    def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", "", MODEL_FILTER)
-        if path:
-            self.open_path(path)
-
-    def open_path(self, path: str) -> bool:
-        if path.lower().endswith(IMAGE_SUFFIXES):
-            return self.open_image(path)
-        return self.controller.open_path(path)
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        files = self.settings.recent_files()
-        for p in files:
-            act = self.recent_menu.addAction(p)
-            act.triggered.connect(lambda _=False, p=p: self.open_path(p))
-        if not files:
-            self.recent_menu.addAction("(none)").setEnabled(False)
-        else:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear list", self.settings.clear_recent)
-
-    def open_image_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image as input", "", IMAGE_FILTER)
-        if path:
-            self.open_image(path)
-
-    def open_image(self, path: str) -> bool:
-        """Use an image file as the probe input; the engine fits it to the model (the note says how)."""
-        from visualizer.core.images import channel_note, load_image, resize_note
-        model = self.session.model
-        if model is None:
-            self.show_message("warning", "Open a model first.")
-            return False
-        try:
-            loaded = load_image(path)
-        except LoadError as exc:
-            self.show_message("error", f"Could not open the image.\n\n{exc}")
-            return False
-        h, w, c = loaded.array.shape
-        C, H, W = model.input_shape
-        notes = [n for n in (channel_note(c, C), resize_note((h, w), (H, W))) if n]
-        via = None
-        native = getattr(self.controller.data, "native_shape", None)
-        if native and 0 < native[1] * native[2] < H * W:
-            # the model learnt from upscaled small images: the image passes through that size too
-            via = (native[1], native[2])
-            notes.append(f"seen at the training data's {native[2]}×{native[1]} first")
-        note = "; ".join((*loaded.notes, *notes)) or "used as is"
-        self.input_panel.set_note(f"{os.path.basename(path)}: {note}")
-        self.controller.use_image(loaded.array.transpose(2, 0, 1), None, f"Input: {os.path.basename(path)} ({note})",
-                                  via=via)
-        return True
-
-    def save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", "model.pt", "Checkpoints (*.pt)")
-        if path:
-            self.controller.save(path)
-
-    def export_dialog(self, kind: str) -> None:
-        view = self.current_view
-        if kind == "csv" and (view is None or view.csv_table() is None):
-            view = self.curves or view  # the current view has no table: the curves always do
-        if view is None:
-            return
-        suffix = {"png": "PNG images (*.png)", "svg": "SVG drawings (*.svg)", "csv": "CSV tables (*.csv)"}[kind]
-        default = f"{view.title.lower().replace(' ', '_')}.{kind}"
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {view.title}", default, suffix)
-        if path:
-            self.export_view(view, kind, path)
-
-    def export_view(self, view, kind: str, path: str) -> bool:
-        try:
-            if kind == "png":
-                view.export_png(path)
-            elif kind == "svg":
-                view.export_svg(path)
-            elif not view.export_csv(path):
-                self.show_message("info", f"{view.title} has no table to export.")
-                return False
-        except (OSError, ValueError) as exc:
-            self.show_message("error", f"Could not export: {exc}")
-            return False
-        self.statusBar().showMessage(f"Exported {path}", 5000)
-        return True
-
-    def copy_view(self) -> None:
-        if self.current_view is not None:
-            self.current_view.copy_to_clipboard()
-            self.statusBar().showMessage(f"{self.current_view.title} copied to the clipboard", 4000)
-
-    def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:
-        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if urls:
-            event.acceptProposedAction()
-            self.open_path(urls[0])
-
-    # ==== appearance ===============================================================
-    def set_theme(self, name: str) -> None:
-        from .theme import apply_theme
-        app = QApplication.instance()
-        if app is not None:
-            apply_theme(app, name)
-        if not self._presentation:
-            self.settings.theme = name
-        self.theme_actions[name].setChecked(True)
-
-    def set_presentation(self, on: bool) -> None:
-        from .theme import set_presentation
-        on = bool(on)
-        if on == self._presentation:
-            return
-        self._presentation = on
-        self.act_presentation.setChecked(on)
-        app = QApplication.instance()
-        if on:
-            self._theme_before_presentation = self.settings.theme
-            self.set_theme("high_contrast")
-            self.showFullScreen()
-        else:
-            self.set_theme(self._theme_before_presentation or "dark")
-            self.showNormal()
-        if app is not None:
-            set_presentation(app, on)
-        for v in self.views:
-            v.set_presentation(on)
-
-    def show_shortcuts(self) -> None:
-        from .dialogs import ShortcutsDialog
-        dlg = ShortcutsDialog(self.shortcut_actions, self)
-        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dlg.open()
-
-    def show_about(self) -> None:
-        QMessageBox.about(self, "About CNN Visualizer",
-                          "Watch a convolutional neural network work: feature maps, filters, pooling, "
-                          "activations and gradients, live while it trains.")
 
     # ==== lifecycle ==============================================================
     def start(self, path: str | None = None) -> None:

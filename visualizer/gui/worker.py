@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # The engine's events that become a signal of the same name carrying the payload.
 _EVENTS = frozenset(("probe_ready", "training_snapshot", "epoch_end", "finished", "diverged", "failed",
                      "model_loaded", "data_ready", "trust_required", "architecture_required", "notice", "saved",
-                     "run_started", "unresponsive"))
+                     "run_started", "unresponsive", "analysis", "analysis_progress"))
 THREAD_JOIN_S = 3.0   # shutdown in thread mode: how long to wait for a step before abandoning the thread
 
 
@@ -50,6 +50,8 @@ class Worker(QObject):
     unresponsive = pyqtSignal(object)        # messages.Unresponsive: alive but stuck or frozen (process mode)
     responsive = pyqtSignal()                # it makes progress again
     run_started = pyqtSignal(object)         # messages.RunStarted: the run file and autosave of a new run
+    analysis = pyqtSignal(object)            # messages.AnalysisResult
+    analysis_progress = pyqtSignal(object)   # messages.AnalysisProgress
 
     def __init__(self, parent: QObject | None = None, *, sample_limit: int | None = None, process: bool = False,
                  keep_runs: bool = True, stuck_after_s: float | None = None):
@@ -172,6 +174,12 @@ class Worker(QObject):
 
     def probe_consumed(self) -> None:
         self._call("probe_consumed")
+
+    def analyse(self, kind: str, params: dict | None = None, request_id: int = 0) -> None:
+        self._call("analyse", kind, dict(params or {}), int(request_id))
+
+    def cancel_analysis(self, request_id: int) -> None:
+        self._call("cancel_analysis", int(request_id))
 
     def set_side_probe_always(self, on: bool) -> None:
         self._call("set_side_probe_always", bool(on))

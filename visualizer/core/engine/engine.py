@@ -129,8 +129,13 @@ class Engine:
         """A ModelBundle built elsewhere (scripts, tests); the caller must not touch it again."""
         self._install(bundle, fresh=False, trusted=False, source=self._source_or_sample())
 
-    def load_user_model(self, spec: str) -> None:
-        """``path/to/file.py:Name``: the user named the file, which is their consent to run it."""
+    def load_user_model(self, spec: str, *, input_shape: tuple[int, int, int] | None = None,
+                        seed: int | None = None) -> None:
+        """``path/to/file.py:Name``: the user named the file, which is their consent to run it.
+
+        ``input_shape``: (C, H, W) instead of the first size that runs; ``seed``: seeds the
+        class's own initialisation, as ``build`` seeds a zoo model's (None: torch's current state).
+        """
         from ..assemble import user_model_bundle
         from ..checkpoint.user_model import split_model_spec
         spec = str(spec)
@@ -138,8 +143,11 @@ class Engine:
         ds = self._source.dataset if self._source is not None else None
         names = tuple(ds.class_names) if ds is not None else ()
         hint = tuple(ds.native_shape) if ds is not None else None
+        if seed is not None:
+            import torch
+            torch.manual_seed(int(seed))
         try:
-            bundle = user_model_bundle(spec, class_names=names, shape_hint=hint)
+            bundle = user_model_bundle(spec, input_shape=input_shape, class_names=names, shape_hint=hint)
         except ModelError as exc:   # it loaded but cannot be fed an image: say which file
             raise LoadError(spec, f"cannot be used: {exc}", "nothing was changed; the model shown before is kept") \
                 from exc
@@ -296,6 +304,10 @@ class Engine:
             return None
         image01, label = probe_input(request, self.data, self.bundle.input_shape)
         return self._idle_inspector().probe(request, image01, label)
+
+    def idle_inspector(self):
+        """The Inspector of the open model when no run owns the hooks."""
+        return self._idle_inspector()
 
     def _idle_inspector(self):
         if self._inspector is None:

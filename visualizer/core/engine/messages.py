@@ -110,6 +110,26 @@ class RunStarted:
     resumed_from_step: int = 0
 
 
+@dataclass(frozen=True)
+class AnalysisResult:
+    """The answer to an analysis request (``analysis.py``): its record, or why there is none."""
+
+    kind: str
+    request_id: int
+    record: Any = None          # a torch-free record of explain/, health/ or channels/
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class AnalysisProgress:
+    """A long analysis (top patches, health) on its way: ``done`` of ``total``."""
+
+    kind: str
+    request_id: int
+    done: int
+    total: int
+
+
 def refreeze(obj, _depth: int = 0):
     """Arrays come out of pickling writeable: make them read-only again, as the schema says."""
     if _depth > 6:

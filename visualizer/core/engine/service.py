@@ -25,18 +25,19 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..config import TrainConfig
+from ..errors import ModelError
 from ..snapshot import CaptureRequest, Finished
 from ..training import TrainingControl
 from .activity import COMMAND_PATIENCE_S, SLOW_COMMAND_PATIENCE_S, TRAINING_PATIENCE_S, Activity
 from .engine import Engine
-from .messages import describe_error
+from .messages import AnalysisProgress, AnalysisResult, describe_error
 from .side_probe import SideProbe
 
 # The methods of EngineService a viewer may call (in process mode they travel as messages).
 COMMANDS = ("load_sample", "load_file", "load_bundle", "load_user_model", "build", "set_dataset",
             "start_training", "pause", "resume", "step", "stop", "set_lr", "set_speed", "reset_weights",
             "save", "save_safetensors", "request_capture", "snapshot_consumed", "probe_consumed",
-            "set_side_probe_always", "resume_run")
+            "set_side_probe_always", "resume_run", "analyse", "cancel_analysis")
 
 
 class Mailbox:
@@ -110,10 +111,12 @@ class EngineService:
         self._commands: collections.deque[_Command] = collections.deque()
         self.mailbox = Mailbox(self._wake)
         self._control: TrainingControl | None = None
+        self._cancels: dict[int, threading.Event] = {}
         self._quit = False
 
     # ==== what the engine says =======================================================
     def _emit(self, name: str, payload) -> None:
+        self.activity.tick()   # whatever the engine says is progress (a long analysis reports its own)
         if name == "requeue_probe":
             self.mailbox.requeue()
             return
@@ -246,6 +249,34 @@ class EngineService:
 
     def probe_consumed(self) -> None:
         self.mailbox.done()
+
+    def analyse(self, kind: str, params: dict | None = None, request_id: int = 0) -> None:
+        """Look at the open model (``analysis.py``); answered by an ``analysis`` event, also mid-run."""
+        cancel = threading.Event()
+        self._cancels[request_id] = cancel
+        params = dict(params or {})
+        self._send(lambda: self._analyse(kind, params, request_id, cancel), between_steps=True,
+                   label=f"analysing the model ({kind})", patience_s=SLOW_COMMAND_PATIENCE_S)
+
+    def cancel_analysis(self, request_id: int) -> None:
+        cancel = self._cancels.get(request_id)
+        if cancel is not None:
+            cancel.set()
+
+    def _analyse(self, kind: str, params: dict, request_id: int, cancel: threading.Event) -> None:
+        from .analysis import analyse
+        try:
+            if cancel.is_set():
+                raise ModelError("cancelled")
+            record = analyse(self.engine, kind, params, self.mailbox.last, cancel=cancel,
+                             progress=lambda done, total: self._emit(
+                                 "analysis_progress", AnalysisProgress(kind, request_id, int(done), int(total))))
+            result = AnalysisResult(kind, request_id, record)
+        except Exception as exc:  # noqa: BLE001 - the answer says why; the engine goes on
+            result = AnalysisResult(kind, request_id, None, describe_error(exc))
+        finally:
+            self._cancels.pop(request_id, None)
+        self._emit("analysis", result)
 
     def set_side_probe_always(self, on: bool) -> None:
         """Tests: answer views from the side probe for small models too."""

@@ -135,7 +135,7 @@ class Recorder:
                                    arch=type(self.model).__name__, source=None)
         self.info = info
         self._inspector = Inspector(self._bundle, info)
-        convs = [(n, m) for n, m in self._inspector.weighted_layers if isinstance(m, nn.modules.conv._ConvNd)]
+        convs = self._inspector.conv_layers
         self.channels = max(1, int(channels))
         self._filter_layers = tuple(n for n, m in convs
                                     if min(self.channels, m.weight.shape[0]) * m.weight[0].numel() <= FILTER_VALUES_MAX)

@@ -48,12 +48,16 @@ class View(QWidget):
     # --- the contract -------------------------------------------------
     def follow(self, session) -> None:
         """Subscribe to the window's session: every change it announces reaches this view."""
-        session.model_changed.connect(lambda _model: self.clear())
+        # Bound methods only: Qt drops them when this view is deleted (a lambda would outlive it).
+        session.model_changed.connect(self._model_changed)
         session.layer_changed.connect(self.set_layer)
         session.probe_changed.connect(self.show_probe)
         session.training_changed.connect(self.show_training)
         session.epoch_added.connect(self.show_epoch)
         self.set_layer(session.layer)
+
+    def _model_changed(self, _model) -> None:
+        self.clear()
 
     def set_layer(self, name: str | None) -> None:
         if name == self._layer:

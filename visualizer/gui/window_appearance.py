@@ -1,0 +1,38 @@
+"""The main window's appearance: theme, and presentation mode for a projector.
+
+A mixin of ``MainWindow``.
+"""
+from __future__ import annotations
+
+from PyQt6.QtWidgets import QApplication
+
+
+class WindowAppearance:
+    def set_theme(self, name: str) -> None:
+        from .theme import apply_theme
+        app = QApplication.instance()
+        if app is not None:
+            apply_theme(app, name)
+        if not self._presentation:
+            self.settings.theme = name
+        self.theme_actions[name].setChecked(True)
+
+    def set_presentation(self, on: bool) -> None:
+        from .theme import set_presentation
+        on = bool(on)
+        if on == self._presentation:
+            return
+        self._presentation = on
+        self.act_presentation.setChecked(on)
+        app = QApplication.instance()
+        if on:
+            self._theme_before_presentation = self.settings.theme
+            self.set_theme("high_contrast")
+            self.showFullScreen()
+        else:
+            self.set_theme(self._theme_before_presentation or "dark")
+            self.showNormal()
+        if app is not None:
+            set_presentation(app, on)
+        for v in self.views:
+            v.set_presentation(on)
