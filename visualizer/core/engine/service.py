@@ -113,10 +113,14 @@ class EngineService:
         self._control: TrainingControl | None = None
         self._cancels: dict[int, threading.Event] = {}
         self._quit = False
+        self._engine_thread: int | None = None
 
     # ==== what the engine says =======================================================
     def _emit(self, name: str, payload) -> None:
-        self.activity.tick()   # whatever the engine says is progress (a long analysis reports its own)
+        if threading.get_ident() == self._engine_thread:
+            # Whatever the engine's thread says is progress (a long analysis reports its own); not what the
+            # side probe's thread says: it answers views while the engine's thread may be stuck in a step.
+            self.activity.tick()
         if name == "requeue_probe":
             self.mailbox.requeue()
             return
@@ -296,6 +300,7 @@ class EngineService:
     # ==== the engine's thread ========================================================
     def run(self) -> None:
         """Serve commands and capture requests until ``request_quit``; then close the engine."""
+        self._engine_thread = threading.get_ident()
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._quit or self._commands or self._probe_due())
