@@ -92,14 +92,15 @@ def test_a_run_opens_scrubs_and_every_view_shows_the_chosen_step(qtbot, window, 
 
     # compare: pin A, scrub to B, show B - A (a diverging, signed map)
     window.replay.seek(int(steps[1]))
-    window._pin()
+    window.timeline.pin_requested.emit()
     _, a = RunReader(run).load_snapshot(int(steps[1]))
     window.replay.seek(target)
-    window.replay.set_compare("B - A")
+    window.timeline.compare_requested.emit("B - A")
     fm = drawn(window, "FeatureMapView")
     diff = expected.probe.layer(window.session.layer).maps - a.probe.layer(window.session.layer).maps
     np.testing.assert_allclose(fm._shown.maps, diff, atol=1e-5)
     assert fm._shown.levels.signed
+    window.controller.set_compare("B")
 
     # back to the engine's model
     window.timeline.close_requested.emit()
@@ -162,3 +163,26 @@ def test_attach_to_a_live_recorder_in_another_process(qtbot, window, tmp_path):
     finally:
         proc.kill()
         proc.wait(30)
+
+
+def test_two_checkpoints_compare_the_same_way(qtbot, window, tmp_path):
+    """Pin the open model's probe as A, open another checkpoint as B: the views show B - A."""
+    from visualizer.core.checkpoint import save_checkpoint
+    from visualizer.core.model_bundle import ModelBundle
+
+    model = build_model("lenet5", in_channels=1, input_size=32)
+    path = tmp_path / "other.pt"
+    save_checkpoint(path, ModelBundle(model, (1, 32, 32), tuple(str(i) for i in range(10)), arch="lenet5",
+                                      arch_options={"in_channels": 1, "num_classes": 10, "input_size": 32},
+                                      mean=(0.1307,), std=(0.3081,)))
+    a = window.session.latest_probe
+    window.act_pin.trigger()
+    assert window.controller.pinned is a
+    window.compare_actions["B - A"].trigger()
+    assert window.open_path(str(path))
+    qtbot.waitUntil(lambda: window.session.model.source == str(path) and window.session.latest_probe is not None
+                    and window.session.latest_probe is not a, timeout=WAIT)
+    b = window.controller._raw_probe_snap
+    layer = window.session.layer
+    fm = drawn(window, "FeatureMapView")
+    np.testing.assert_allclose(fm._shown.maps, b.layer(layer).maps - a.layer(layer).maps, atol=1e-5)

@@ -254,6 +254,7 @@ class Trainer:
         self._last_snapshot_time = 0.0
         self._instrument_cost = 0.0   # seconds a snapshot (and its gradient statistics) takes: see _record_cost
         self._recent_costs: collections.deque[float] = collections.deque(maxlen=PACER_WINDOW)
+        self._snapshots_made = 0
         self._measure_cost = 0.0      # seconds of gradient statistics at the current step
         self._seen_request_version = -1
         self._last_snapshot_step = -1
@@ -496,7 +497,12 @@ class Trainer:
         A snapshot taken while the machine (or, with a thread worker, the GUI holding the
         GIL) was busy can take a hundred times its real cost; paced by that one, the views
         froze for minutes. Lasting slowness still shows: it is in every recent snapshot.
+        The run's first snapshot is not counted: a model's first pass costs many times a later
+        one (allocations, kernels chosen), and paced by it the views waited many seconds.
         """
+        self._snapshots_made += 1
+        if self._snapshots_made == 1:
+            return
         self._recent_costs.append(seconds)
         self._instrument_cost = min(self._recent_costs)
 

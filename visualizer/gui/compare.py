@@ -13,6 +13,8 @@ import numpy as np
 
 from visualizer.core.snapshot import LayerCapture, ProbeSnapshot, frozen_array
 
+COMPARE_MODES = ("B", "A", "B - A")
+
 
 def _minus(b: np.ndarray | None, a: np.ndarray | None) -> np.ndarray | None:
     if b is None or a is None or b.shape != a.shape:

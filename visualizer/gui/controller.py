@@ -11,6 +11,7 @@ without a modal event loop; the main window installs the real dialogs.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Callable
@@ -33,6 +34,7 @@ from visualizer.core.snapshot import (
     frozen_array,
 )
 
+from .compare import COMPARE_MODES, difference
 from .session import PAUSED, RUNNING, STOPPED, Session
 from .settings import Settings
 from .views.frame_pacer import FramePacer
@@ -78,6 +80,10 @@ class Controller(QObject):
         self._request_id = 0
         self._analysis_id = 0
         self._external = False        # a replayed run or a live stream fills the session, not the engine
+        self.pinned: ProbeSnapshot | None = None   # A of the compare mode (any source: engine, run, live)
+        self.compare_mode = "B"
+        self._raw_training: TrainingSnapshot | None = None   # the latest as it came, before compare
+        self._raw_probe_snap: ProbeSnapshot | None = None
         self._engine_model: LoadedModel | None = None
         self._closed = False
         self._sample_limit = sample_limit
@@ -278,7 +284,7 @@ class Controller(QObject):
             return
         if self.session.latest_training is None:
             log.info("training: first snapshot at step %d", snap.step)  # scripts wait for this line
-        self.session.set_training(snap)
+        self.session.set_training(self._compared_training(snap))
         # Another one may come once every view has drawn this one (at once if none shows it).
         FramePacer.shared().when_drawn(self.worker.snapshot_consumed)
 
@@ -286,7 +292,7 @@ class Controller(QObject):
         if self._external:
             self.worker.probe_consumed()
             return
-        self.session.set_probe(snap)
+        self.session.set_probe(self._compared(snap))
         FramePacer.shared().when_drawn(self.worker.probe_consumed)
 
     def _on_epoch(self, ev: EpochEnd) -> None:
@@ -383,7 +389,45 @@ class Controller(QObject):
 
     def show_external_snapshot(self, snap: TrainingSnapshot) -> None:
         if self._external:
-            self.session.set_training(snap)
+            self._raw_training = snap
+            self.session.set_training(self._compared_training(snap))
+
+    # ==== compare: A pinned, B what comes ==============================================
+    def pin(self, probe: ProbeSnapshot | None = None) -> None:
+        """Pin ``probe`` (default: the one shown, as it came) as A: two steps of a run, two runs or
+        two checkpoints of one model then compare as B, A or B - A."""
+        self.pinned = probe if probe is not None else self._raw_probe()
+        self._reshow()
+
+    def set_compare(self, mode: str) -> None:
+        if mode not in COMPARE_MODES:
+            raise ValueError(f"compare mode must be one of {COMPARE_MODES}, not {mode!r}")
+        self.compare_mode = mode
+        self._reshow()
+
+    def _raw_probe(self) -> ProbeSnapshot | None:
+        if self._raw_training is not None and self._raw_training.probe is not None:
+            return self._raw_training.probe
+        return self._raw_probe_snap
+
+    def _compared(self, probe: ProbeSnapshot) -> ProbeSnapshot:
+        self._raw_probe_snap = probe
+        a = self.pinned
+        if a is None or self.compare_mode == "B":
+            return probe
+        return a if self.compare_mode == "A" else difference(probe, a)
+
+    def _compared_training(self, snap: TrainingSnapshot) -> TrainingSnapshot:
+        self._raw_training = snap
+        if snap.probe is None:
+            return snap
+        return dataclasses.replace(snap, probe=self._compared(snap.probe))
+
+    def _reshow(self) -> None:
+        if self._raw_training is not None and self.session.latest_training is not None:
+            self.session.set_training(self._compared_training(self._raw_training))
+        elif self._raw_probe_snap is not None:
+            self.session.set_probe(self._compared(self._raw_probe_snap))
 
     def end_external(self) -> None:
         """Back to the engine's model (and a fresh probe of it)."""

@@ -505,7 +505,14 @@ class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWi
         """Start the worker and open ``path`` or the sample model."""
         self.controller.start()
         self.controller.open_sample()
-        if path:
+        if path and path.lower().endswith(".cnnviz"):
+            # A run is shown instead of the engine's model: once that model is there, or its
+            # arrival would take the window back to it.
+            def open_run_once(_model) -> None:
+                self.session.model_changed.disconnect(open_run_once)
+                self.open_path(path)
+            self.session.model_changed.connect(open_run_once)
+        elif path:
             # After the sample (same queue): a bad file leaves a usable window behind.
             QTimer.singleShot(0, lambda: self.open_path(path))
 

@@ -1,4 +1,4 @@
-"""Replaying a run file: any recorded step on demand, played back, compared with a pinned one.
+"""Replaying a run file: any recorded step on demand, played back (compare: the controller's pin).
 
 The window opens a ``.cnnviz`` run (recorded by the app's own training or by a user's
 ``Recorder``) with ``core.record.run_reader.RunReader`` (sqlite and numpy: no torch here)
@@ -21,18 +21,15 @@ from visualizer.core.engine.messages import LoadedModel
 from visualizer.core.record.run_reader import RunReader
 from visualizer.core.snapshot import EpochEnd, TrainingSnapshot, frozen_array
 
-from .compare import difference
-
 FOLLOW_MS = 1000          # a run being written: look for new rows this often
 PLAY_FPS = 10.0           # snapshots a second when playing back
-COMPARE_MODES = ("B", "A", "B - A")
 
 
 class RunReplay(QObject):
     """One open run; see the module docstring. Lives in the GUI thread."""
 
     opened = pyqtSignal(object)          # LoadedModel of the run's model
-    snapshot_ready = pyqtSignal(object)  # TrainingSnapshot to show (compare mode already applied)
+    snapshot_ready = pyqtSignal(object)  # TrainingSnapshot to show
     epochs_ready = pyqtSignal(object)    # list[EpochEnd] of the run so far
     grown = pyqtSignal()                 # new steps or snapshots arrived (a run being written)
     position_changed = pyqtSignal(int)   # the step now shown
@@ -43,8 +40,6 @@ class RunReplay(QObject):
         self.reader: RunReader | None = None
         self.path: str | None = None
         self.step = 0                     # the step of the snapshot shown
-        self.pinned: TrainingSnapshot | None = None
-        self.compare = "B"
         self._shown: TrainingSnapshot | None = None
         self._follow = QTimer(self)
         self._follow.setInterval(FOLLOW_MS)
@@ -155,33 +150,9 @@ class RunReplay(QObject):
             return
         self.step_by(1)
 
-    # ---- comparing ---------------------------------------------------------------
-    def pin(self, snap: TrainingSnapshot | None = None) -> None:
-        """Pin ``snap`` (default: the one shown) as A; scrubbing then shows B, A or B - A."""
-        self.pinned = snap if snap is not None else self._shown
-        self._emit_shown()
-
-    def set_compare(self, mode: str) -> None:
-        if mode not in COMPARE_MODES:
-            raise ValueError(f"compare mode must be one of {COMPARE_MODES}, not {mode!r}")
-        self.compare = mode
-        self._emit_shown()
-
-    def shown(self) -> TrainingSnapshot | None:
-        """The snapshot the views show now, compare mode applied."""
-        b, a = self._shown, self.pinned
-        if b is None:
-            return None
-        if a is None or self.compare == "B" or a.probe is None or b.probe is None:
-            return b
-        if self.compare == "A":
-            return a
-        return dataclasses.replace(b, probe=difference(b.probe, a.probe))
-
     def _emit_shown(self) -> None:
-        snap = self.shown()
-        if snap is not None:
-            self.snapshot_ready.emit(snap)
+        if self._shown is not None:
+            self.snapshot_ready.emit(self._shown)
 
     # ---- a run being written --------------------------------------------------------
     def _refresh(self) -> None:

@@ -41,6 +41,15 @@ class WindowMenus:
         self.act_run_prev = A("Previous snapshot of the run", lambda: self.replay.step_by(-1), "Alt+Left")
         self.act_run_next = A("Next snapshot of the run", lambda: self.replay.step_by(+1), "Alt+Right")
         self.act_run_play = A("Play / pause the run", self.replay.toggle_play, "Alt+Space")
+        self.act_pin = A("&Pin what is shown as A", self.pin_shown, "Ctrl+Shift+P",
+                         "Then open another checkpoint, run or step (B) and compare")
+        self.compare_actions: dict[str, QAction] = {}
+        compare_group = QActionGroup(self)
+        for mode, title in (("B", "Show &B (what comes)"), ("A", "Show &A (pinned)"), ("B - A", "Show B &− A")):
+            act = A(title, lambda checked, m=mode: self.controller.set_compare(m), checkable=True)
+            compare_group.addAction(act)
+            self.compare_actions[mode] = act
+        self.compare_actions["B"].setChecked(True)
         self.act_save = A("&Save checkpoint…", self.save_dialog, QKeySequence.StandardKey.Save)
         self.act_export_png = A("Export view as &PNG…", lambda: self.export_dialog("png"), "Ctrl+E")
         self.act_export_svg = A("Export view as S&VG…", lambda: self.export_dialog("svg"), "Ctrl+Shift+E")
@@ -103,6 +112,11 @@ class WindowMenus:
         v = mb.addMenu("&View")
         v.addAction(self.act_prev_layer)
         v.addAction(self.act_next_layer)
+        v.addSeparator()
+        cmp_menu = v.addMenu("&Compare")
+        cmp_menu.addAction(self.act_pin)
+        for a in self.compare_actions.values():
+            cmp_menu.addAction(a)
         v.addSeparator()
         v.addAction(self.act_presentation)
         for a in self.theme_actions.values():

@@ -34,6 +34,9 @@ class WindowRuns:
         self.timeline_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                                        | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.timeline_dock)
+        curves_dock = self.view_docks.get(self.curves) if self.curves is not None else None
+        if curves_dock is not None:   # under the loss curves, the whole width of the views
+            self.splitDockWidget(curves_dock, self.timeline_dock, Qt.Orientation.Vertical)
         self.timeline_dock.hide()
         r, t, c = self.replay, self.timeline, self.controller
         r.snapshot_ready.connect(c.show_external_snapshot)
@@ -45,8 +48,8 @@ class WindowRuns:
         t.step_requested.connect(r.step_by)
         t.play_requested.connect(r.toggle_play)
         t.epoch_requested.connect(r.seek_epoch)
-        t.pin_requested.connect(self._pin)
-        t.compare_requested.connect(r.set_compare)
+        t.pin_requested.connect(self.pin_shown)
+        t.compare_requested.connect(c.set_compare)
         t.close_requested.connect(c.end_external)
         self.live.snapshot_ready.connect(c.show_external_snapshot)
         self.live.closed.connect(self._live_closed)
@@ -92,10 +95,13 @@ class WindowRuns:
             self.session.add_epoch(ev)
         self._epochs_shown = len(epochs)
 
-    def _pin(self) -> None:
-        self.replay.pin(self.session.latest_training)
-        pinned = self.replay.pinned
-        self.timeline.set_pinned(pinned.step if pinned is not None else None)
+    def pin_shown(self) -> None:
+        """Pin what the views show (a run's step, a live step, the open model's probe) as A."""
+        self.controller.pin()
+        shown = self.session.latest_training
+        self.timeline.set_pinned(shown.step if shown is not None and self.controller.pinned is not None else None)
+        if self.controller.pinned is not None:
+            self.statusBar().showMessage("Pinned as A: open or scrub to B, then View > Compare", 8000)
 
     # ---- live recorders ------------------------------------------------------------
     def attach_dialog(self) -> None:
@@ -140,4 +146,3 @@ class WindowRuns:
         self.replay.close()
         self.live.close()
         self.timeline_dock.hide()
-        self.timeline.set_pinned(None)
