@@ -110,3 +110,25 @@ def test_not_now_asks_again_at_the_next_start_and_resume_failing_leaves_a_usable
         qtbot.waitUntil(lambda: w.session.training_state == "stopped", timeout=WAIT)
     finally:
         w.close()
+
+
+def test_the_apps_own_run_is_in_open_recent_and_opens_as_a_replay(qtbot, tmp_path):
+    from tests.gui.test_worker_recovery import SHORT
+    w = window(qtbot, tmp_path)
+    try:
+        started: list = []
+        w.controller.run_file_started.connect(started.append)
+        w.controller.start_training(SHORT)
+        qtbot.waitUntil(lambda: len(w.session.epochs) >= 2 and bool(started), timeout=WAIT)
+        w.controller.stop()
+        qtbot.waitUntil(lambda: w.session.training_state == "stopped", timeout=WAIT)
+        path = started[0]
+        assert w.settings.recent_files()[0] == path    # the newest recent file: File > Open recent lists it
+        w._fill_recent()
+        assert path in [a.text() for a in w.recent_menu.actions()]
+        assert w.open_path(path)                       # what Open recent does with it
+        steps = w.replay.steps()
+        assert len(steps) >= 16 and w.replay.snapshot_steps().size > 0   # every step, and its snapshots
+        assert [e.epoch for e in w.replay.epochs()][:2] == [0, 1]
+    finally:
+        w.close()
