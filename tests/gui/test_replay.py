@@ -181,7 +181,8 @@ def test_two_checkpoints_compare_the_same_way(qtbot, window, tmp_path):
     window.compare_actions["B - A"].trigger()
     assert window.open_path(str(path))
     qtbot.waitUntil(lambda: window.session.model.source == str(path) and window.session.latest_probe is not None
-                    and window.session.latest_probe is not a, timeout=WAIT)
+                    and window.session.latest_probe is not a
+                    and window.controller._raw_probe_snap.layer(window.session.layer) is not None, timeout=WAIT)
     b = window.controller._raw_probe_snap
     layer = window.session.layer
     fm = drawn(window, "FeatureMapView")

@@ -246,7 +246,9 @@ class Inspector:
             parts += torch._foreach_norm(deltas)
         names = list(recorded)
         parts += [recorded[n] for n in names]
-        index = flat.add(torch.stack([t.float().reshape(()).to(device) for t in parts]))
+        index = flat.add(torch.stack(parts).float() if all(t.dim() == 0 and t.device == device and t.dtype == parts[0].dtype
+                                                           for t in parts)
+                         else torch.stack([t.float().reshape(()).to(device) for t in parts]))
 
         def finish() -> tuple[GradientStats, ...]:
             vals = flat.take(index).tolist()

@@ -89,7 +89,11 @@ class Probe:
                 continue  # info from another model version: nothing to hook under that name
             if layer.kind == "pool" and (g := of_module(m)) is not None:
                 self._pool_geometry[layer.name] = g
-            self._handles.append(m.register_forward_pre_hook(self._make_pre(layer.name, layer.kind)))
+            # Pre-hooks only where they are needed: an activation's input is kept there, and the
+            # module stack that names functional calls needs every module (a hook call per module
+            # per pass is most of what an armed pass of a small model costs).
+            if self._has_functional or layer.kind == "activation":
+                self._handles.append(m.register_forward_pre_hook(self._make_pre(layer.name, layer.kind)))
             self._handles.append(m.register_forward_hook(self._make_post(layer.name, layer.kind),
                                                          always_call=True))
 
@@ -106,7 +110,8 @@ class Probe:
         def pre(module, args):
             if not self._armed:
                 return None
-            self._tracker.push(name, module)
+            if self._has_functional:
+                self._tracker.push(name, module)
             pre = self._kept.pre
             if self._stats and kind == "activation" and name not in pre and args and isinstance(args[0], torch.Tensor):
                 self._in_hook = True
@@ -123,7 +128,8 @@ class Probe:
         def post(module, args, out):
             if not self._armed:
                 return None
-            self._tracker.pop(name)
+            if self._has_functional:
+                self._tracker.pop(name)
             if name in self._seen:
                 return None
             x = args[0] if args and isinstance(args[0], torch.Tensor) else None

@@ -73,6 +73,17 @@ class HostCopy:
         a, b = self._offsets[i], self._offsets[i + 1]
         return self._host[a:b].reshape(self._shapes[i])
 
+    def take_counted(self, ref) -> tuple[np.ndarray, int]:
+        """(values, how many were non-finite) of part ``ref``, or of the leading ``shape`` of a part
+        given as ``(part, shape)``."""
+        if isinstance(ref, int):
+            return self.take(ref), self.nonfinite(ref)
+        i, shape = ref
+        a = self._offsets[i]
+        n = int(np.prod(shape))
+        bad = 0 if self._bad is None else int(self._bad[a:a + n].sum())
+        return self._host[a:a + n].reshape(shape), bad
+
     def span(self, indices: list[int]) -> np.ndarray:
         """The host values of consecutive parts ``indices``, flat, as one view."""
         if not indices:
@@ -107,7 +118,15 @@ def stage_pass(kept: PassTensors, kinds: dict[str, str], order, flat: "HostCopy"
     """
     layer_names = sorted(kept.outs, key=order)
     act_names = sorted(kept.act_out, key=order)
-    out_idx = {n: flat.add(kept.outs[n]) for n in layer_names}
+    pre_idx = [flat.add(kept.pre[n]) for n in act_names]      # consecutive: one slice for all of them
+    out_idx_act = [flat.add(kept.act_out[n]) for n in act_names]
+    act_of = dict(zip(act_names, out_idx_act))
+    # An activation's kept maps are the first channels of its whole output, already on the way:
+    # cut them out on the host instead of sending them twice.
+    out_idx = {n: ((act_of[n], tuple(kept.outs[n].shape))
+                   if n in act_of and kept.outs[n].data_ptr() == kept.act_out[n].data_ptr()
+                   else flat.add(kept.outs[n]))
+               for n in layer_names}
     pools: dict[str, tuple[PoolWindow, int, int | None]] = {}
     for n in layer_names:
         x, g = kept.pool_in.get(n), kept.pool_geom.get(n)
@@ -117,16 +136,13 @@ def stage_pass(kept: PassTensors, kinds: dict[str, str], order, flat: "HostCopy"
         if w is not None:
             arg = flat.add(w.argmax) if w.argmax is not None else None
             pools[n] = (w, flat.add(x), arg)
-    pre_idx = [flat.add(kept.pre[n]) for n in act_names]      # consecutive: one slice for all of them
-    out_idx_act = [flat.add(kept.act_out[n]) for n in act_names]
     return lambda: _finish(kept, kinds, flat, layer_names, act_names, out_idx, pools, pre_idx, out_idx_act)
 
 
 def _finish(kept, kinds, flat, layer_names, act_names, out_idx, pools, pre_idx, out_idx_act):
     layers = []
     for n in layer_names:
-        raw = flat.take(out_idx[n])
-        bad = flat.nonfinite(out_idx[n])
+        raw, bad = flat.take_counted(out_idx[n])
         shape = kept.shapes.get(n, tuple(raw.shape))
         maps = vector = None
         channels: tuple[int, ...] = ()

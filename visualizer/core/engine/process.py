@@ -47,6 +47,7 @@ FROZEN_AFTER_S = 10.0     # no message at all for this long: the child is frozen
 START_PATIENCE_S = 120.0  # ... except before its first message (a spawned child imports torch first)
 STOP_GRACE_S = 2.5        # shutdown: a clean stop (the run stopped and autosaved) may take this long ...
 KILL_GRACE_S = 1.0        # ... then SIGTERM, this long, then SIGKILL: a window always closes within 5 s
+WORKER_NICENESS = 5       # the engine's process yields to the window's when the machine is busy
 _QUIT = "__quit__"
 
 
@@ -103,6 +104,12 @@ def child_main(inbox, events, sample_limit, options=None) -> None:
     threading.Thread(target=beat, name="engine-pulse", daemon=True).start()
     sender.put(("pulse", activity.pulse()))
     from .service import COMMANDS, EngineService
+    try:
+        # A little behind the window: when the cores are all busy (another program), the
+        # window's drawing and input come first; training still gets every idle cycle.
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        pass
     service = EngineService(lambda name, payload: sender.put((name, payload)), sample_limit=sample_limit,
                             activity=activity, **dict(options or {}))
 

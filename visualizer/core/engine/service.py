@@ -49,7 +49,7 @@ class Mailbox:
         self._request: CaptureRequest | None = None
         self._in_flight = False
         self.last = CaptureRequest()     # shown again on a new model or new data
-        self._asked = False              # no request yet: a new model waits for the viewer's first one
+        self._asked = False              # no request yet: nothing to show again (an empty one shows nothing)
 
     def put(self, request: CaptureRequest) -> None:
         with self._lock:
@@ -78,8 +78,6 @@ class Mailbox:
     def requeue(self) -> None:
         """After the model or data changed, show the last request again on the new one."""
         with self._lock:
-            # Before the viewer's first request there is nothing to show again: probing the default
-            # (no layers) would only race with the request it is about to send for the new model.
             if self._request is None and self._asked:
                 self._request = self.last
         self._wake()
