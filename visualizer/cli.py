@@ -74,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cnn-visualizer: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as e:   # none of ours: a user's model called sys.exit() (in its forward, say)
+        from .core.engine.messages import describe_exit
+        spec = getattr(args, "model", None) or ""
+        model_file = spec.rpartition(":")[0] if ".py:" in spec else spec or None
+        print(f"cnn-visualizer {args.command}: error: {describe_exit(e, model_file)}", file=sys.stderr)
+        return 2
     except Exception as e:  # one clear line, never a traceback
         from .core.errors import LoadError, ModelError
         if not isinstance(e, (CliError, LoadError, ModelError, ValueError, OSError)):

@@ -52,6 +52,8 @@ def add_parser(sub) -> None:
     t.add_argument("--resume", default=None, help="continue from a checkpoint saved by `train`: its model, "
                    "optimizer, schedule, options and split are used, and a flag that contradicts them is refused")
     t.add_argument("--out", required=True, help="checkpoint to write (atomically)")
+    t.add_argument("--run", default=None, metavar="RUN.cnnviz",
+                   help="also record the run to this run file (every step's loss, the epochs; open it in the app)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--slim", action="store_true",
                    help="save the weights without optimizer/resume state (smaller; cannot --resume)")
@@ -62,11 +64,13 @@ def run(args) -> int:
     import torch
 
     from ..core.checkpoint import check_writable
-    from ..core.config import Augment, TrainConfig
+    from ..core.config import TrainConfig
     from ..core.datasets import BUILTIN_DATASETS
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     check_writable(args.out)  # a bad --out must fail now, not after the training it would have saved
+    if args.run and os.path.exists(args.run):
+        raise CliError(f"{args.run}: a run file already exists; give a new name for the run")
     given = {k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None}
     bundle = resume_state = choice = None
     if args.resume:
@@ -91,11 +95,8 @@ def run(args) -> int:
         else:
             options = {k: given[k] for k in ZOO_OPTIONS if k in given}   # typed for a model that has its own
     config.validate()  # before any slow loading
-    saved_augment = data_opts["augment"]
-    if isinstance(saved_augment, dict):   # a resumed run's own augmentation, as it was recorded
-        augment = Augment(**saved_augment)
-    else:
-        augment = Augment(rotation=10.0, translation=0.1, scale=0.1) if saved_augment else Augment()
+    from ..core.resume import saved_augment
+    augment = saved_augment(data_opts["augment"])   # a resumed run's own, as it was recorded
     problems: list[str] = []
     progress = _Progress(config, quiet=args.quiet)
     from ..core.engine.engine import Engine
@@ -114,7 +115,7 @@ def run(args) -> int:
         from ..core.training import TrainingControl
         progress.start()
         engine.train(config, TrainingControl(), on_step=lambda *a: progress.step(engine, *a),
-                     resume_state=resume_state)
+                     resume_state=resume_state, run_path=args.run)
         progress.close()
         if problems:
             raise CliError(problems[0])

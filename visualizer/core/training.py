@@ -219,13 +219,17 @@ class Trainer:
 
     def __init__(self, bundle: ModelBundle, data, config: TrainConfig | None = None,
                  control: TrainingControl | None = None,
-                 on_step: Callable[[int, float, float], None] | None = None):
+                 on_step: Callable[[int, float, float], None] | None = None,
+                 on_progress: Callable[[], None] | None = None):
+        """``on_step(step, loss, accuracy)`` after every optimizer step; ``on_progress()`` also after every
+        validation batch (a long evaluation is progress too: the engine's heartbeat counts it)."""
         self.config = config or TrainConfig()
         self.config.validate()
         self.bundle = bundle
         self.data = data
         self.control = control or TrainingControl()
         self.on_step = on_step
+        self.on_progress = on_progress
         self.device = torch.device("cpu")
         self.notices: list[str] = []
         if self.config.device != "cpu":
@@ -477,6 +481,8 @@ class Trainer:
                     loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
                     correct += int((logits.argmax(1) == y).sum())
                     total += len(y)
+                    if self.on_progress is not None:
+                        self.on_progress()
         finally:
             self.model.train(was_training)
         return loss_sum / total, correct / total

@@ -50,6 +50,10 @@ class Controller(QObject):
     data_changed = pyqtSignal(object)     # DataInfo
     saved = pyqtSignal(str)
     run_ended = pyqtSignal(object)        # Finished | Diverged: the last word on a run
+    run_file_started = pyqtSignal(str)    # a run's .cnnviz file: being written now, listed in recent files
+    engine_unresponsive = pyqtSignal(object)  # messages.Unresponsive: offer to stop it (gui/recovery.py)
+    engine_responsive = pyqtSignal()
+    engine_restarted = pyqtSignal()       # after a crash: a fresh engine (gui/recovery.py offers to resume)
     external_ended = pyqtSignal()         # the window shows the engine's model again (a run or live stream was left)
     analysis_ready = pyqtSignal(object)   # messages.AnalysisResult (the view that asked keeps its request_id)
     analysis_progress = pyqtSignal(object)  # messages.AnalysisProgress
@@ -58,12 +62,12 @@ class Controller(QObject):
     live_top_patches = pyqtSignal(object)  # channels.TopPatches accumulated while training runs
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None, *,
-                 sample_limit: int | None = None, process: bool = False):
+                 sample_limit: int | None = None, process: bool = False, stuck_after_s: float | None = None):
         super().__init__(parent)
         self.settings = settings or Settings()
         self.session = Session(self)
         # process=True: training in a child process (the app); False: a thread (tests, scripts).
-        self.worker = Worker(sample_limit=sample_limit, process=process)
+        self.worker = Worker(sample_limit=sample_limit, process=process, stuck_after_s=stuck_after_s)
         self.views: list = []
         self.data: DataInfo | None = None
         self.config_provider: Callable[[], TrainConfig] = TrainConfig
@@ -116,6 +120,9 @@ class Controller(QObject):
         w.notice.connect(self.notice)
         w.saved.connect(self._on_saved)
         w.crashed.connect(self._on_crashed)
+        w.unresponsive.connect(self.engine_unresponsive)
+        w.responsive.connect(self.engine_responsive)
+        w.run_started.connect(self._on_run_started)
         w.analysis.connect(self.analysis_ready)
         w.analysis_progress.connect(self.analysis_progress)
         w.health_report.connect(self.health_report)
@@ -323,19 +330,53 @@ class Controller(QObject):
         # with Finished (reason "failed") and a dead worker with ``crashed``: those stop.
         self.message.emit("error", text)
 
+    def _on_run_started(self, info) -> None:
+        if info.run_file:
+            self.settings.add_recent(info.run_file)   # File > Open recent lists the run while it is written
+            self.run_file_started.emit(info.run_file)
+
+    def resume_run(self, record) -> None:
+        """Continue an autosaved run (``core.engine.autosave.AutosaveRecord``) exactly where it was saved;
+        only how it is watched (snapshot rate, device, speed) comes from the training panel."""
+        config = self.config_provider()
+        spec = record.model if ".py:" in (record.model or "") else None   # the user's own file, run again
+        self.session.clear_history()
+        self.worker.resume_run(record.checkpoint, snapshot_hz=config.snapshot_hz, device=config.device,
+                               max_steps_per_sec=config.max_steps_per_sec, model_spec=spec)
+        self.session.set_training_state(RUNNING)
+
+    def stop_engine(self) -> bool:
+        """The user's answer to an unresponsive engine: end it now; ``_on_crashed`` restarts it."""
+        return self.worker.stop_engine()
+
     def _on_crashed(self, _text: str) -> None:
         """The worker died (``failed`` carried the message): a fresh one, the model and data reopened."""
         if self._closed:
             return
         self.session.set_training_state(STOPPED)
         model, data = self.session.model, self.data
+        suspect = self._suspect(model)
         self.worker.restart()
         if data is not None:
             default = self._sample_limit if data.spec == SAMPLE_DATASET else None
             self.worker.set_dataset(data.spec, limit=self._dataset_limits.get(data.spec, default),
                                     augment=self.augment_provider(), seed=self._seed())
+        if suspect:   # its own code was running when the engine died or hung: it could do so again
+            self.message.emit("warning", f"{suspect} was not reopened: its code was running when the training "
+                                         "process ended. Open it again (File › Open recent) once it is fixed.")
+            model = None
         self._reopen(model)
         self.notice.emit("Restarted the training process; reopening the model.")
+        self.engine_restarted.emit()
+
+    def _suspect(self, model: LoadedModel | None) -> str | None:
+        """The user's model file (``file.py:Name``) if the dead engine was last busy running it."""
+        pulse = self.worker.last_pulse
+        arch = (model.arch or "") if model is not None else ""
+        if pulse is None or ".py:" not in arch or not pulse.model_file:
+            return None
+        return arch.rpartition(":")[0] if os.path.realpath(pulse.model_file) == os.path.realpath(
+            arch.rpartition(":")[0]) else None
 
     def _reopen(self, model: LoadedModel | None) -> None:
         """Open ``model`` again as it was opened (its file, user class or architecture); else the sample."""

@@ -99,6 +99,8 @@ class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWi
         self._fit_to_screen()
         if restore:
             self._restore()
+        from .recovery import Recovery
+        self.recovery = Recovery(self)   # a hung or dead worker, and runs a crash interrupted
 
     # ==== construction ============================================================
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -274,6 +276,7 @@ class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWi
 
         def ask_trust(req) -> tuple[bool, bool]:
             dlg = dialogs.TrustDialog(req.info or req, self)
+            log.info("asking whether to trust %s", req.path)   # scripts and tests wait for this line
             accepted = dlg.exec() == dlg.DialogCode.Accepted
             return accepted, accepted and dlg.remember()
 
