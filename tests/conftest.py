@@ -18,7 +18,8 @@ def mnist_dir():
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
-    """Settings, trust store and recent files go to a temporary folder, never ~."""
+    """Settings, trust store and recent files, autosaves and run files go to temporary folders, never ~."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("CNN_VISUALIZER_CONFIG_DIR", str(home))
+    monkeypatch.setenv("CNN_VISUALIZER_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     yield

@@ -19,8 +19,9 @@ from visualizer.core.assemble import data_for, new_model_bundle
 from visualizer.core.config import TrainConfig
 from visualizer.core.datasets import load_dataset
 from visualizer.core.errors import ModelError
+from visualizer.core.gradient_pass import Cancelled
 from visualizer.core.health import DEAD, EXPLODING, NOT_LEARNING, VANISHING, HealthMonitor
-from visualizer.core.health.measure import BatchActivationObserver, Cancelled, health_batch, health_rows, measure_health
+from visualizer.core.health.measure import BatchActivationObserver, health_batch, health_rows, measure_health
 from visualizer.core.health.records import FROZEN_ADVICE, NO_GRADIENT_ADVICE
 from visualizer.core.inspector import Inspector
 from visualizer.core.model_bundle import ModelBundle

@@ -148,7 +148,9 @@ def test_functional_params_and_root_level_calls():
     assert lr is not None and lr.parent is None and lr.activation_params == (("negative_slope", 0.2),)
     assert info.by_name("F.tanh").output_shape == (2, 6, 6)
     assert info.by_name("F.softmax").output_shape == (3,)
-    assert info.names() == ("conv", "F.leaky_relu", "F.tanh", "fc", "F.softmax")
+    assert info.names() == ("conv", "F.leaky_relu", "F.tanh", "F.flatten", "fc", "F.softmax")
+    flat = info.by_name("F.flatten")
+    assert flat.kind == "other" and flat.functional and flat.output_shape == (72,) and flat.activation is None
 
 
 def test_module_activation_params():

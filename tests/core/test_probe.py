@@ -153,7 +153,7 @@ def test_memory_stable_over_armed_steps():
 def test_functional_activations_captured_with_info_names():
     model = FunctionalNet()
     info = introspect(model, (1, 8, 8))
-    assert [l.name for l in info.layers if l.functional] == ["F.relu", "F.sigmoid"]
+    assert [l.name for l in info.layers if l.functional] == ["F.relu", "F.sigmoid", "F.flatten"]
     x = torch.randn(2, 1, 8, 8)
     with torch.no_grad():
         pre_relu = model.conv(x)[0]
@@ -161,7 +161,7 @@ def test_functional_activations_captured_with_info_names():
     with Probe(model, info) as probe:
         caps, stats = run(model, probe, x)
     names = [c.name for c in caps]
-    assert names == ["conv", "F.relu", "F.sigmoid", "fc"]
+    assert names == ["conv", "F.relu", "F.sigmoid", "F.flatten", "fc"]
     relu = next(s for s in stats if s.name == "F.relu")
     assert relu.function == "relu" and relu.pre_min < 0   # pre captured before inplace=True
     np.testing.assert_allclose(relu.pre_min, pre_relu.min().item(), rtol=1e-5)

@@ -3,7 +3,8 @@
 - text that does not fit its label, button, check box or tab (measured with the widget's font);
 - a visible widget reaching outside its parent (scrolled content inside a scroll area excepted);
 - a horizontal scroll bar shown anywhere;
-- tabs past the end of their tab bar (hidden behind scroll arrows);
+- tabs past the end of their tab bar with no scroll arrows to reach them (a tab behind the arrows
+  is listed in the facts: a row of more tabs than fit scrolls);
 - overview labels overlapping each other or leaving their cell;
 - a layer list showing fewer than MIN_ROWS rows, a loss/accuracy plot under MIN_PLOT_HEIGHT pixels.
 """
@@ -11,7 +12,16 @@ from __future__ import annotations
 
 from PyQt6.QtCore import QRect
 from PyQt6.QtGui import QFontMetrics, QTextDocument
-from PyQt6.QtWidgets import QAbstractScrollArea, QCheckBox, QLabel, QPushButton, QScrollBar, QTabBar, QWidget
+from PyQt6.QtWidgets import (
+    QAbstractScrollArea,
+    QCheckBox,
+    QLabel,
+    QPushButton,
+    QScrollBar,
+    QTabBar,
+    QToolButton,
+    QWidget,
+)
 
 MIN_ROWS = 8
 MIN_PLOT_HEIGHT = 70
@@ -57,6 +67,7 @@ def _visible(w: QWidget) -> bool:
 
 def layout_faults(window) -> tuple[list[str], dict]:
     faults: list[str] = []
+    scrolled: list[str] = []
     widgets = [w for w in window.findChildren(QWidget) if _visible(w) and not w.isWindow()]
     for w in widgets:
         parent = w.parentWidget()
@@ -80,13 +91,19 @@ def layout_faults(window) -> tuple[list[str], dict]:
             if need > w.size().width() + SLACK:
                 faults.append(f"button text cut off: {_name(w)} {w.text()!r} ({need:.0f} > {w.size().width()})")
         if isinstance(w, QTabBar) and w.count():
+            # A row of more tabs than fit scrolls (arrows at its end), like a scroll area: every title
+            # stays whole and every tab can be reached. Past the end without arrows is a fault.
+            arrows = any(_visible(b) for b in w.findChildren(QToolButton))
             for i in range(w.count()):
                 r = w.tabRect(i)
                 if r.right() > w.size().width() + SLACK or r.left() < -SLACK:
-                    faults.append(f"tab past the end of its bar: {w.tabText(i)!r}")
-                elif _text_width(w, w.tabText(i), False) > r.width() + SLACK:
+                    if arrows:
+                        scrolled.append(w.tabText(i))
+                    else:
+                        faults.append(f"tab past the end of its bar: {w.tabText(i)!r}")
+                if _text_width(w, w.tabText(i), False) > r.width() + SLACK:
                     faults.append(f"tab title cut off: {w.tabText(i)!r}")
-    facts: dict = {}
+    facts: dict = {"tabs_behind_arrows": scrolled}
     tree = window.layer_tree
     if _visible(tree):
         rows = tree.viewport().height() // max(1, tree.sizeHintForRow(0))

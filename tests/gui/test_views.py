@@ -9,7 +9,7 @@ from PyQt6.QtCore import QCoreApplication, QEvent, QPointF, Qt
 from PyQt6.QtGui import QFontMetrics
 
 from tests.gui.snapshot_factory import make_probe, make_training
-from visualizer.core.reduce import make_mosaic
+from visualizer.core.reduce import make_mosaic, tile
 from visualizer.core.snapshot import EpochEnd, LayerCapture, Levels, Mosaic
 from visualizer.gui.views import (
     ActivationView,
@@ -24,7 +24,6 @@ from visualizer.gui.views import (
 from visualizer.gui.views.activation_functions import evaluate
 from visualizer.gui.views.base import PRESENTATION_PT
 from visualizer.gui.views.series import GrowableTable, ema
-from visualizer.gui.views.tiling import tile
 
 _ALIVE: list = []
 

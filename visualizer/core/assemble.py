@@ -18,16 +18,28 @@ from .model_bundle import ModelBundle
 
 def input_shape_for(arch: str, ds: ImageDataset, input_size: int | None = None) -> tuple[int, int, int]:
     """The dataset's channel count at the architecture's preferred size (at least 28)."""
+    return _zoo_shape(arch, ds.native_shape[0], input_size)
+
+
+def _zoo_shape(arch: str, channels: int, input_size: int | None) -> tuple[int, int, int]:
     spec = ARCHITECTURES[arch]
     size = int(input_size or spec.default_input_size)
     if size < 28:
         raise ValueError(f"input size {size} is too small: the zoo architectures need at least 28")
-    return (ds.native_shape[0], size, size)
+    return (int(channels), size, size)
 
 
 def new_model_bundle(arch: str, ds: ImageDataset, *, input_size: int | None = None,
                      seed: int = 0, **options: Any) -> ModelBundle:
     """A freshly initialised zoo model shaped for ``ds`` (weights seeded by ``seed``)."""
+    return zoo_bundle(arch, in_channels=ds.native_shape[0], class_names=tuple(ds.class_names),
+                      input_size=input_size, seed=seed, dataset=ds.name, **options)
+
+
+def zoo_bundle(arch: str, *, in_channels: int, class_names: tuple[str, ...], input_size: int | None = None,
+               seed: int = 0, dataset: str | None = None, **options: Any) -> ModelBundle:
+    """A freshly initialised zoo model for ``in_channels`` and ``class_names`` when there is no data set
+    to shape it for (``cnn-visualizer info lenet5``); ``dataset`` is what its metadata names."""
     import torch
 
     if arch not in ARCHITECTURES:
@@ -37,15 +49,14 @@ def new_model_bundle(arch: str, ds: ImageDataset, *, input_size: int | None = No
         raise ValueError(f"unknown model option(s) {', '.join(sorted(unknown))}")
     spec = ARCHITECTURES[arch]
     opts = {"width": spec.default_width, **options}
-    shape = input_shape_for(arch, ds, input_size)
+    shape = _zoo_shape(arch, in_channels, input_size)
     torch.manual_seed(seed)
-    model = build_model(arch, in_channels=shape[0], num_classes=len(ds.class_names),
-                        input_size=shape[1], **opts)
+    model = build_model(arch, in_channels=shape[0], num_classes=len(class_names), input_size=shape[1], **opts)
     return ModelBundle(
-        model=model, input_shape=shape, class_names=tuple(ds.class_names),
-        arch=arch, arch_options={"in_channels": shape[0], "num_classes": len(ds.class_names),
+        model=model, input_shape=shape, class_names=tuple(class_names),
+        arch=arch, arch_options={"in_channels": shape[0], "num_classes": len(class_names),
                                  "input_size": shape[1], **opts},
-        meta={"dataset": ds.name})
+        meta={"dataset": dataset} if dataset else {})
 
 
 def data_for(bundle: ModelBundle, ds: ImageDataset, *, val_fraction: float = 0.1,

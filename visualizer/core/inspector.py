@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from .errors import ModelError
+from .functional_calls import CalledWeights
 from .introspect import ModelInfo, eval_mode, introspect
 from .model_bundle import ModelBundle
 from .outputs import class_scores_or_none
@@ -44,20 +45,46 @@ class Inspector:
         else:
             self.info = info if info is not None else introspect(self.model, bundle.input_shape)
             self.layer_probe = Probe(self.model, self.info)
-        self._weighted = [(l.name, m) for l in self.info.leaves() if not l.functional
-                          for m in [self._module(l.name)]
+        self._weighted = [(l.name, m) for l in self.info.leaves()
+                          for m in [self._weight_owner(l)]
                           if m is not None and isinstance(getattr(m, "weight", None), torch.Tensor)]
 
     @property
-    def weighted_layers(self) -> tuple[tuple[str, nn.Module], ...]:
-        """(name, module) of every layer with a weight tensor, in execution order."""
+    def weighted_layers(self) -> tuple[tuple[str, nn.Module | CalledWeights], ...]:
+        """(name, owner) of every layer with a weight tensor, in execution order: the module, or for a
+        functional conv/linear the CalledWeights holding the Parameters it was called with
+        (both have ``.weight`` and ``.bias``)."""
         return tuple(self._weighted)
+
+    @property
+    def conv_layers(self) -> tuple[tuple[str, nn.Module | CalledWeights], ...]:
+        """(name, owner) of every 2-D convolution, module or call: the layers that have filters to show."""
+        return tuple((n, m) for n, m in self._weighted if m.weight.dim() == 4 and self._is_conv(n, m))
+
+    def _is_conv(self, name: str, owner) -> bool:
+        if isinstance(owner, CalledWeights):
+            layer = self.info.by_name(name)
+            return layer is not None and layer.kind in ("conv", "depthwise_conv")
+        return isinstance(owner, nn.modules.conv._ConvNd)
 
     def _module(self, name: str) -> nn.Module | None:
         try:
             return self.model.get_submodule(name)
         except AttributeError:
             return None
+
+    def _weight_owner(self, layer) -> nn.Module | CalledWeights | None:
+        if not layer.functional:
+            return self._module(layer.name)
+        if layer.weight is None:
+            return None
+        try:
+            weight = self.model.get_parameter(layer.weight)
+            bias = self.model.get_parameter(layer.bias) if layer.bias else None
+        except AttributeError:
+            return None   # info from another version of the model
+        groups = dict(layer.call_args).get("groups", 1)
+        return CalledWeights(weight=weight, bias=bias, groups=int(groups) if isinstance(groups, int) else 1)
 
     # ------------------------------------------------------------------ one probe pass
 
@@ -130,7 +157,8 @@ class Inspector:
 
     def capture_filters(self, names, initial: dict | None = None, grads: bool = False,
                         max_channels: int = 64) -> tuple[FilterCapture, ...]:
-        """Kernels of the named conv layers (copies, never aliases of the live weights).
+        """Kernels of the named conv layers, modules or ``F.conv2d`` calls (copies, never aliases of the
+        live weights).
 
         Names that are not conv layers of this model are skipped: a request can
         outlive the model it was made for.
@@ -142,9 +170,10 @@ class Inspector:
 
     def _stage_filters(self, names, flat: HostCopy, *, initial: dict | None, grads: bool, max_channels: int):
         staged = []
+        convs = dict(self.conv_layers)
         for name in names:
-            m = self._module(name)
-            if not isinstance(m, nn.modules.conv._ConvNd) or m.weight.dim() != 4:
+            m = convs.get(name)
+            if m is None:
                 continue
             n = max(1, int(max_channels))
             w_i = flat.add(m.weight.detach()[:n])
@@ -217,7 +246,9 @@ class Inspector:
             parts += torch._foreach_norm(deltas)
         names = list(recorded)
         parts += [recorded[n] for n in names]
-        index = flat.add(torch.stack([t.float().reshape(()).to(device) for t in parts]))
+        index = flat.add(torch.stack(parts).float() if all(t.dim() == 0 and t.device == device and t.dtype == parts[0].dtype
+                                                           for t in parts)
+                         else torch.stack([t.float().reshape(()).to(device) for t in parts]))
 
         def finish() -> tuple[GradientStats, ...]:
             vals = flat.take(index).tolist()

@@ -3,20 +3,14 @@
 One dummy forward pass (eval mode, ``no_grad``, every module's previous
 train/eval flag restored, so BatchNorm buffers never move) with a forward
 pre-hook and hook on every module records the execution order and each
-module's output shape. Activations called as functions inside ``forward``
-(``F.relu(x)``, ``torch.sigmoid(x)``) have no module to hook; a
-``TorchFunctionMode`` intercepts them during the pass and records them as
-pseudo-layers.
-
-Naming scheme of functional activations (shared with ``probe.py``, which must
-produce the same names): ``<parent>.F.<fn>`` where ``<parent>`` is the
-qualified name of the innermost running module (omitted, with its dot, for the
-model's own ``forward``) and ``<fn>`` the canonical function name (relu,
-sigmoid, ...). Repeated calls of the same function in one call of the same
-parent get ``_1``, ``_2``, ...: ``layer1.0.F.relu``, ``layer1.0.F.relu_1``,
-``F.sigmoid``. The ``F.`` segment keeps them apart from a real submodule that is
-itself called ``relu``. Calls made inside torch's own modules (``nn.ReLU`` calls
-``F.relu``) are not separate layers.
+module's output shape. Layers written as calls inside ``forward`` (``F.relu(x)``,
+``F.conv2d(x, self.w1)``, ``F.max_pool2d(x, 2)``, ``torch.flatten(x, 1)``, ``out +
+identity``) have no module to hook; ``functional_calls.FunctionalLayerMode`` intercepts
+them during the pass and records them as pseudo-layers (``functional=True``), named as
+that module's docstring says (``layer1.0.F.relu_1``, ``F.max_pool2d``); the ``F.``
+segment keeps them apart from a real submodule that is itself called ``relu``. A
+functional conv or linear names the model Parameters it was called with (``weight``,
+``bias``), so its filters and gradients are found like a module's.
 
 Modules called several times in one forward (a shared ``nn.ReLU``) are listed
 once, at their first call, with that call's shape; ``calls`` and ``detail`` say so.
@@ -26,14 +20,12 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
 
 from .errors import ModelError
+from .functional_calls import CallTracker, FunctionalLayerMode, call_arguments, called_weights, describe_call
 from .model_info import LayerInfo, ModelInfo
 
 # Sizes tried, in order, when the input size is unknown: the common datasets
@@ -140,117 +132,6 @@ def describe(m: nn.Module, kind: str) -> str:
     if kind == "dropout":
         return f"p={getattr(m, 'p', 0):g}"
     return type(m).__name__
-
-
-# --------------------------------------------------------------------------- functional activations
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    name: str                               # canonical: relu, leaky_relu, sigmoid, ...
-    param_names: tuple[str, ...] = ()       # positional order after the input
-    param_defaults: tuple[float, ...] = ()
-    inplace: bool = False                   # modifies its input (relu_): capture the input first
-
-    def params(self, args, kwargs) -> tuple[tuple[str, float], ...]:
-        out = []
-        for i, (pname, default) in enumerate(zip(self.param_names, self.param_defaults)):
-            v = args[i + 1] if len(args) > i + 1 else kwargs.get(pname, default)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                out.append((pname, float(v)))
-        return tuple(out)
-
-
-def _build_function_table() -> dict:
-    T = torch.Tensor
-    specs = {
-        "relu": (FunctionSpec("relu"), [F.relu, torch.relu, T.relu]),
-        "relu_": (FunctionSpec("relu", inplace=True), [torch.relu_, T.relu_, getattr(F, "relu_", None)]),
-        "leaky_relu": (FunctionSpec("leaky_relu", ("negative_slope",), (0.01,)), [F.leaky_relu]),
-        "leaky_relu_": (FunctionSpec("leaky_relu", ("negative_slope",), (0.01,), True),
-                        [getattr(F, "leaky_relu_", None)]),
-        "elu": (FunctionSpec("elu", ("alpha",), (1.0,)), [F.elu]),
-        "gelu": (FunctionSpec("gelu"), [F.gelu]),
-        "silu": (FunctionSpec("silu"), [F.silu]),
-        "mish": (FunctionSpec("mish"), [F.mish]),
-        "relu6": (FunctionSpec("relu6"), [F.relu6]),
-        "hardswish": (FunctionSpec("hardswish"), [F.hardswish]),
-        "sigmoid": (FunctionSpec("sigmoid"), [torch.sigmoid, T.sigmoid]),
-        "sigmoid_": (FunctionSpec("sigmoid", inplace=True), [torch.sigmoid_, T.sigmoid_]),
-        "tanh": (FunctionSpec("tanh"), [torch.tanh, T.tanh]),
-        "tanh_": (FunctionSpec("tanh", inplace=True), [torch.tanh_, T.tanh_]),
-        "softmax": (FunctionSpec("softmax"), [F.softmax, torch.softmax, T.softmax]),
-    }
-    table = {}
-    for spec, funcs in specs.values():
-        for f in funcs:
-            if f is not None:
-                table[f] = spec
-    return table
-
-
-# func object (as TorchFunctionMode sees it) → what activation it is
-ACTIVATION_FUNCTIONS: dict = _build_function_table()
-
-
-class CallTracker:
-    """The stack of running modules during a forward pass, and functional-layer naming.
-
-    Shared by introspection and the probe so that both name functional
-    activations identically. Frames are pushed by forward pre-hooks and popped by
-    forward hooks (registered with ``always_call`` so an exception unwinds them).
-    """
-
-    def __init__(self):
-        self._stack: list[tuple[str, nn.Module, dict]] = []
-
-    def reset(self) -> None:
-        self._stack.clear()
-
-    def push(self, name: str, module: nn.Module) -> None:
-        self._stack.append((name, module, {}))
-
-    def pop(self, name: str) -> None:
-        while self._stack:
-            if self._stack.pop()[0] == name:
-                return
-
-    def records_functional(self) -> bool:
-        """False inside torch's own modules: nn.ReLU calling F.relu is not a second layer."""
-        if not self._stack:
-            return True
-        module = self._stack[-1][1]
-        return not type(module).__module__.startswith("torch.")
-
-    def functional_name(self, fn: str) -> tuple[str, str | None]:
-        """(pseudo-layer name, parent) for the next call of ``fn`` in the innermost module."""
-        if self._stack:
-            parent, _, counters = self._stack[-1]
-        else:
-            parent, counters = "", {}
-        n = counters.get(fn, 0)
-        counters[fn] = n + 1
-        local = f"F.{fn}" if n == 0 else f"F.{fn}_{n}"
-        return (f"{parent}.{local}" if parent else local), (parent or None)
-
-
-class FunctionalActivationMode(TorchFunctionMode):
-    """Routes the activation functions of ACTIVATION_FUNCTIONS to ``on_call``; all else runs as is.
-
-    ``on_call(spec, func, args, kwargs)`` must call ``func(*args, **kwargs)`` and
-    return its result. Inside ``__torch_function__`` the mode is popped, so the
-    call does not recurse into the mode.
-    """
-
-    def __init__(self, on_call):
-        super().__init__()
-        self._on_call = on_call
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        spec = ACTIVATION_FUNCTIONS.get(func)
-        if spec is None:
-            return func(*args, **kwargs)
-        return self._on_call(spec, func, args, kwargs)
 
 
 # --------------------------------------------------------------------------- signature, input size
@@ -440,17 +321,26 @@ def introspect(model: nn.Module, input_shape=None) -> ModelInfo:
             return None
         return hook
 
+    parameter_names = {id(p): n for n, p in model.named_parameters()}
+
     def on_functional(spec, func, args, kwargs):
-        if not tracker.records_functional():
+        if not tracker.records_functional() or not spec.is_layer_call(args, kwargs):
             return func(*args, **kwargs)
         name, parent = tracker.functional_name(spec.name)
         out = func(*args, **kwargs)
-        if name not in records:
-            records[name] = {"functional": spec, "parent": parent, "calls": 1,
-                             "shape": _per_sample_shape(out),
-                             "params": spec.params(args, kwargs)}
-        else:
+        if name in records:
             records[name]["calls"] += 1
+            return out
+        shape = _per_sample_shape(out)
+        weights = called_weights(spec, args, kwargs)
+        weight = parameter_names.get(id(weights.weight)) if weights is not None else None
+        bias = parameter_names.get(id(weights.bias)) if weights is not None and weights.bias is not None else None
+        kind, detail = describe_call(spec, args, kwargs, shape, weight)
+        records[name] = {"functional": spec, "parent": parent, "calls": 1, "shape": shape, "kind": kind,
+                         "detail": detail, "params": spec.params(args, kwargs),
+                         "call_args": call_arguments(spec, args, kwargs), "weight": weight, "bias": bias,
+                         "n_params": sum(int(p.numel()) for p in (weights.weight, weights.bias)
+                                         if p is not None) if weight is not None else 0}
         return out
 
     handles = []
@@ -458,7 +348,7 @@ def introspect(model: nn.Module, input_shape=None) -> ModelInfo:
         for name, m in named:
             handles.append(m.register_forward_pre_hook(pre_hook(name, m)))
             handles.append(m.register_forward_hook(post_hook(name), always_call=True))
-        with eval_mode(model), torch.no_grad(), FunctionalActivationMode(on_functional):
+        with eval_mode(model), torch.no_grad(), FunctionalLayerMode(on_functional):
             try:
                 out = model(_dummy_input(model, input_shape))
             except Exception as e:
@@ -506,10 +396,16 @@ def _layer_from_record(name: str, rec: dict) -> LayerInfo:
     if spec is None:
         return _module_layer(name, rec["module"], rec["shape"], rec["calls"])
     params = rec["params"]
-    inner = ", ".join(f"{k}={v:g}" for k, v in params)
-    detail = f"F.{spec.name}({inner}) called in forward" if inner else f"F.{spec.name} called in forward"
+    if spec.kind == "activation":
+        inner = ", ".join(f"{k}={v:g}" for k, v in params)
+        detail = f"F.{spec.name}({inner}) called in forward" if inner else f"F.{spec.name} called in forward"
+    else:
+        detail = f"{rec['detail']}; F.{spec.name} called in forward" if rec["detail"] else \
+            f"F.{spec.name} called in forward"
     if rec["calls"] > 1:
         detail += f"; called {rec['calls']} times, first call shown"
-    return LayerInfo(name=name, kind="activation", type_name=f"F.{spec.name}", output_shape=rec["shape"],
-                     params=0, functional=True, parent=rec["parent"], detail=detail,
-                     activation=spec.name, activation_params=params, calls=rec["calls"])
+    activation = spec.name if spec.kind == "activation" else None
+    return LayerInfo(name=name, kind=rec["kind"], type_name=f"F.{spec.name}", output_shape=rec["shape"],
+                     params=rec["n_params"], functional=True, parent=rec["parent"], detail=detail,
+                     activation=activation, activation_params=params if activation else (), calls=rec["calls"],
+                     weight=rec["weight"], bias=rec["bias"], call_args=rec["call_args"])

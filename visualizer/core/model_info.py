@@ -18,12 +18,18 @@ class LayerInfo:
     type_name: str                          # class name ("Conv2d") or "F.relu" for functional calls
     output_shape: tuple[int, ...] | None    # per sample (no batch axis); None if not a tensor / not called
     params: int                             # own parameters for leaves, all for blocks
-    functional: bool                        # an activation called as a function inside forward
+    functional: bool                        # a call inside forward (F.relu, F.conv2d, x + y), not a module
     parent: str | None                      # enclosing module's qualified name (None: the model itself)
     detail: str                             # "5x5 s1 p0", "max 2x2 s2", "ReLU", "groups=32", ...
     activation: str | None = None           # relu, leaky_relu, sigmoid, ... for activation layers
     activation_params: tuple[tuple[str, float], ...] = ()
     calls: int = 1                          # how often the forward called it (0: never)
+    # A functional conv/linear: the model parameters (``named_parameters`` names) it was called with,
+    # which stand in for its module form's .weight/.bias.
+    weight: str | None = None
+    bias: str | None = None
+    # A functional layer's other arguments as called (stride, padding, groups, kernel_size, ...).
+    call_args: tuple[tuple[str, object], ...] = ()
 
     @property
     def spatial(self) -> bool:

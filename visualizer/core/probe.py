@@ -16,10 +16,14 @@ What is kept: the layers a request names with ``max_channels`` channels, every o
 layer with ``overview_channels`` (the overview strip's few; 0: none), and the input and
 output of every activation (their statistics are part of every snapshot).
 
-Functional activations (``F.relu(x)`` inside ``forward``) are caught by entering
-``probe.functional()`` around the forward: a ``TorchFunctionMode`` while armed, a
-no-op otherwise. The module stack from the pre-hooks names them exactly as
-``introspect`` does (``<parent>.F.<fn>[_k]``).
+Functional layers (``F.relu(x)``, ``F.conv2d(x, self.w)``, ``F.max_pool2d(x, 2)``,
+``torch.flatten``, ``out + identity`` inside ``forward``) are caught by entering
+``probe.functional()`` around the forward: a ``functional_calls.FunctionalLayerMode``
+while armed, a no-op otherwise. The module stack from the pre-hooks names them exactly
+as ``introspect`` does (``<parent>.F.<fn>[_k]``), and they are kept like their module
+forms (a functional pool with its input and the window its arguments give). The probe's
+own tensor work inside a hook runs with the interception off: a ``reshape`` of ours is
+not a layer of the model.
 
 A layer called several times in one pass (a shared activation) is captured at
 its first call, like introspection lists it.
@@ -36,7 +40,9 @@ import contextlib
 import torch
 import torch.nn as nn
 
-from .introspect import CallTracker, FunctionalActivationMode, ModelInfo, first_tensor
+from .functional_calls import CallTracker, FunctionalLayerMode, pool_geometry
+from .introspect import ModelInfo, first_tensor
+from .pool_window import of_module
 from .probe_reduce import PassTensors, reduce_pass, stage_pass
 from .snapshot import ActivationStats, CaptureRequest, LayerCapture
 
@@ -60,7 +66,8 @@ class Probe:
         self._armed = False
         self._tracker = CallTracker()
         self._handles: list = []
-        self._modules: dict[str, nn.Module] = {}
+        self._pool_geometry = {}            # module pools' windows, read once
+        self._in_hook = False               # our own tensor work: not the model's calls
         self._layers = {l.name: l for l in info.layers}
         self._has_functional = any(l.functional for l in info.layers)
         self._observer = None
@@ -80,8 +87,13 @@ class Probe:
                 m = root.get_submodule(layer.name)
             except AttributeError:
                 continue  # info from another model version: nothing to hook under that name
-            self._modules[layer.name] = m
-            self._handles.append(m.register_forward_pre_hook(self._make_pre(layer.name, layer.kind)))
+            if layer.kind == "pool" and (g := of_module(m)) is not None:
+                self._pool_geometry[layer.name] = g
+            # Pre-hooks only where they are needed: an activation's input is kept there, and the
+            # module stack that names functional calls needs every module (a hook call per module
+            # per pass is most of what an armed pass of a small model costs).
+            if self._has_functional or layer.kind == "activation":
+                self._handles.append(m.register_forward_pre_hook(self._make_pre(layer.name, layer.kind)))
             self._handles.append(m.register_forward_hook(self._make_post(layer.name, layer.kind),
                                                          always_call=True))
 
@@ -98,12 +110,17 @@ class Probe:
         def pre(module, args):
             if not self._armed:
                 return None
-            self._tracker.push(name, module)
+            if self._has_functional:
+                self._tracker.push(name, module)
             pre = self._kept.pre
             if self._stats and kind == "activation" and name not in pre and args and isinstance(args[0], torch.Tensor):
-                s = _sample(args[0], self._si)
-                if s is not None:
-                    pre[name] = s.clone()   # before an in-place activation overwrites it
+                self._in_hook = True
+                try:
+                    s = _sample(args[0], self._si)
+                    if s is not None:
+                        pre[name] = s.clone()   # before an in-place activation overwrites it
+                finally:
+                    self._in_hook = False
             return None
         return pre
 
@@ -111,30 +128,48 @@ class Probe:
         def post(module, args, out):
             if not self._armed:
                 return None
-            self._tracker.pop(name)
+            if self._has_functional:
+                self._tracker.pop(name)
             if name in self._seen:
                 return None
             x = args[0] if args and isinstance(args[0], torch.Tensor) else None
-            self._record(name, kind, out, x)
+            self._record(name, kind, out, x, self._pool_geometry.get(name))
             return None
         return post
 
     def _on_functional(self, spec, func, args, kwargs):
-        if not self._armed or not self._tracker.records_functional():
+        if (not self._armed or self._in_hook or not self._tracker.records_functional()
+                or not spec.is_layer_call(args, kwargs)):
             return func(*args, **kwargs)
         name, _ = self._tracker.functional_name(spec.name)
-        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
-        if self._stats and x is not None and name not in self._seen:
-            s = _sample(x, self._si)
-            if s is not None:
-                self._kept.pre[name] = s.clone()       # relu_ / inplace=True would overwrite it
+        if name in self._seen:
+            return func(*args, **kwargs)
+        x = args[0]
+        activation = spec.kind == "activation"
+        if activation and self._stats:
+            self._in_hook = True
+            try:
+                s = _sample(x, self._si)
+                if s is not None:
+                    self._kept.pre[name] = s.clone()       # relu_ / inplace=True would overwrite it
+            finally:
+                self._in_hook = False
         out = func(*args, **kwargs)
-        if name not in self._seen:
+        if activation:
             self._fn[name] = (spec.name, spec.params(args, kwargs))
-            self._record(name, "activation", out, None)
+        kind = self._layers[name].kind if name in self._layers else spec.kind   # depthwise_conv, not conv
+        self._record(name, kind, out, x, pool_geometry(spec, args, kwargs))
         return out
 
-    def _record(self, name: str, kind: str, out, x) -> None:
+    def _record(self, name: str, kind: str, out, x, pool=None) -> None:
+        """Keep what the armed pass wants of layer ``name``'s output (``pool``: its window, for a pool)."""
+        self._in_hook = True
+        try:
+            self._keep(name, kind, out, x, pool)
+        finally:
+            self._in_hook = False
+
+    def _keep(self, name: str, kind: str, out, x, pool) -> None:
         self._seen.add(name)
         t = first_tensor(out)
         if t is None:
@@ -166,10 +201,11 @@ class Probe:
             src = whole if whole is not None else s
             keep = src[:n_ch] if s.dim() >= 2 else src.reshape(-1)[:MAX_VECTOR]
             kept.outs[name] = keep if whole is not None else keep.clone()   # a private copy either way
-            if kind == "pool" and selected and x is not None:
+            if kind == "pool" and selected and x is not None and pool is not None:
                 xs = _sample(x, self._si)
                 if xs is not None and xs.dim() >= 2:
                     kept.pool_in[name] = xs[: self._max_ch].clone()
+                    kept.pool_geom[name] = pool
 
     def _function_of(self, name: str) -> tuple[str, tuple]:
         if name in self._fn:
@@ -240,15 +276,15 @@ class Probe:
         return self._armed
 
     def functional(self):
-        """Context for the forward pass: intercepts functional activations while armed.
+        """Context for the forward pass: intercepts functional layers while armed.
 
         A no-op when disarmed, and when introspection found no functional
-        activation: the mode routes every torch call of the pass through Python
+        layer: the mode routes every torch call of the pass through Python
         (~0.5 ms on a LeNet step), which buys nothing for such a model.
         """
         if not self._armed or not self._has_functional:
             return contextlib.nullcontext()
-        return FunctionalActivationMode(self._on_functional)
+        return FunctionalLayerMode(self._on_functional)
 
     # ------------------------------------------------------------------ results
 
@@ -260,7 +296,7 @@ class Probe:
         """Put the last armed pass into ``flat`` (a probe_reduce.HostCopy); returns ``finish()``, which
         gives the records after the caller's one host copy. The kept tensors are dropped."""
         kinds = {n: self._kind(n) for n in (*self._kept.outs, *self._kept.act_out)}
-        finish = stage_pass(self._kept, kinds, self._modules, self._order_key, flat)
+        finish = stage_pass(self._kept, kinds, self._order_key, flat)
         self._kept = PassTensors()
         return finish
 
@@ -272,7 +308,7 @@ class Probe:
         if self._collected is not None:
             return self._collected
         kinds = {n: self._kind(n) for n in (*self._kept.outs, *self._kept.act_out)}
-        self._collected = reduce_pass(self._kept, kinds, self._modules, self._order_key)
+        self._collected = reduce_pass(self._kept, kinds, self._order_key)
         # Only small things (flags, norms) outlive collect(): memory stays bounded.
         self._kept = PassTensors()
         return self._collected

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
+from .pool_window import PoolGeometry, PoolWindow, window
 from .reduce import activation_stats
 from .snapshot import ActivationStats, LayerCapture, PoolCapture
 
@@ -34,52 +33,7 @@ class PassTensors:
     pre: dict[str, torch.Tensor] = field(default_factory=dict)        # activation input (whole sample)
     act_out: dict[str, torch.Tensor] = field(default_factory=dict)    # activation output (whole sample)
     act_fn: dict[str, tuple[str, tuple]] = field(default_factory=dict)  # activation function and params
-
-
-@dataclass(frozen=True)
-class _Pool:
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    mode: str
-    argmax: torch.Tensor | None
-
-
-def _as_pair(v) -> tuple[int, int]:
-    if isinstance(v, (tuple, list)):
-        return (int(v[0]), int(v[-1]))
-    return (int(v), int(v))
-
-
-def pool_window(m: nn.Module, x: torch.Tensor, out_shape) -> _Pool | None:
-    """The window of pooling layer ``m`` on its kept input ``x`` (C, Hi, Wi), with max winners."""
-    if x.dim() != 3 or len(out_shape) != 3:
-        return None
-    hi, wi = int(x.shape[1]), int(x.shape[2])
-    ho, wo = int(out_shape[1]), int(out_shape[2])
-    argmax = None
-    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-        kernel = _as_pair(m.kernel_size)
-        stride = _as_pair(m.stride if m.stride not in (None, 0, ()) else m.kernel_size)
-        padding = _as_pair(m.padding)
-        mode = "max" if isinstance(m, nn.MaxPool2d) else "avg"
-        if mode == "max":
-            # Recomputed on the one kept sample: cheaper than asking every training pass for indices.
-            _, idx = F.max_pool2d(x[None].float(), m.kernel_size, m.stride, m.padding, m.dilation,
-                                  m.ceil_mode, return_indices=True)
-            argmax = idx[0]
-    elif isinstance(m, (nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d)):
-        # The effective window (exact when the input divides evenly).
-        sh, sw = max(hi // max(ho, 1), 1), max(wi // max(wo, 1), 1)
-        kernel = (hi - (ho - 1) * sh, wi - (wo - 1) * sw)
-        stride, padding = (sh, sw), (0, 0)
-        mode = "max" if isinstance(m, nn.AdaptiveMaxPool2d) else "avg"
-        if mode == "max":
-            _, idx = F.adaptive_max_pool2d(x[None].float(), (ho, wo), return_indices=True)
-            argmax = idx[0]
-    else:
-        return None
-    return _Pool(kernel, stride, padding, mode, argmax)
+    pool_geom: dict[str, PoolGeometry] = field(default_factory=dict)  # window of each pooling layer kept
 
 
 class HostCopy:
@@ -119,6 +73,17 @@ class HostCopy:
         a, b = self._offsets[i], self._offsets[i + 1]
         return self._host[a:b].reshape(self._shapes[i])
 
+    def take_counted(self, ref) -> tuple[np.ndarray, int]:
+        """(values, how many were non-finite) of part ``ref``, or of the leading ``shape`` of a part
+        given as ``(part, shape)``."""
+        if isinstance(ref, int):
+            return self.take(ref), self.nonfinite(ref)
+        i, shape = ref
+        a = self._offsets[i]
+        n = int(np.prod(shape))
+        bad = 0 if self._bad is None else int(self._bad[a:a + n].sum())
+        return self._host[a:a + n].reshape(shape), bad
+
     def span(self, indices: list[int]) -> np.ndarray:
         """The host values of consecutive parts ``indices``, flat, as one view."""
         if not indices:
@@ -134,45 +99,50 @@ class HostCopy:
         return int(self._bad[self._offsets[i]:self._offsets[i + 1]].sum())
 
 
-def reduce_pass(kept: PassTensors, kinds: dict[str, str], modules: dict[str, nn.Module], order) \
+def reduce_pass(kept: PassTensors, kinds: dict[str, str], order) \
         -> tuple[tuple[LayerCapture, ...], tuple[ActivationStats, ...]]:
     """The records of one armed pass (execution order via ``order(name)``); see the module docstring."""
     any_t = next(iter(kept.outs.values()), None)
     if any_t is None:
         any_t = next(iter(kept.act_out.values()), None)
     flat = HostCopy(any_t.device if any_t is not None else torch.device("cpu"))
-    finish = stage_pass(kept, kinds, modules, order, flat)
+    finish = stage_pass(kept, kinds, order, flat)
     flat.copy_to_host()
     return finish()
 
 
-def stage_pass(kept: PassTensors, kinds: dict[str, str], modules: dict[str, nn.Module], order, flat: "HostCopy"):
+def stage_pass(kept: PassTensors, kinds: dict[str, str], order, flat: "HostCopy"):
     """Put one pass's tensors into ``flat``; returns ``finish()`` giving the records once ``flat`` is on the host.
 
     Split in two so that a caller can send other figures (filters, gradient norms) in the same copy.
     """
     layer_names = sorted(kept.outs, key=order)
     act_names = sorted(kept.act_out, key=order)
-    out_idx = {n: flat.add(kept.outs[n]) for n in layer_names}
-    pools: dict[str, tuple[_Pool, int, int | None]] = {}
-    for n in layer_names:
-        x, m = kept.pool_in.get(n), modules.get(n)
-        if kinds.get(n) != "pool" or x is None or m is None or kept.outs[n].dim() != 3:
-            continue
-        window = pool_window(m, x, kept.shapes.get(n, tuple(kept.outs[n].shape)))
-        if window is not None:
-            arg = flat.add(window.argmax) if window.argmax is not None else None
-            pools[n] = (window, flat.add(x), arg)
     pre_idx = [flat.add(kept.pre[n]) for n in act_names]      # consecutive: one slice for all of them
     out_idx_act = [flat.add(kept.act_out[n]) for n in act_names]
+    act_of = dict(zip(act_names, out_idx_act))
+    # An activation's kept maps are the first channels of its whole output, already on the way:
+    # cut them out on the host instead of sending them twice.
+    out_idx = {n: ((act_of[n], tuple(kept.outs[n].shape))
+                   if n in act_of and kept.outs[n].data_ptr() == kept.act_out[n].data_ptr()
+                   else flat.add(kept.outs[n]))
+               for n in layer_names}
+    pools: dict[str, tuple[PoolWindow, int, int | None]] = {}
+    for n in layer_names:
+        x, g = kept.pool_in.get(n), kept.pool_geom.get(n)
+        if kinds.get(n) != "pool" or x is None or g is None or kept.outs[n].dim() != 3:
+            continue
+        w = window(g, x, kept.shapes.get(n, tuple(kept.outs[n].shape)))
+        if w is not None:
+            arg = flat.add(w.argmax) if w.argmax is not None else None
+            pools[n] = (w, flat.add(x), arg)
     return lambda: _finish(kept, kinds, flat, layer_names, act_names, out_idx, pools, pre_idx, out_idx_act)
 
 
 def _finish(kept, kinds, flat, layer_names, act_names, out_idx, pools, pre_idx, out_idx_act):
     layers = []
     for n in layer_names:
-        raw = flat.take(out_idx[n])
-        bad = flat.nonfinite(out_idx[n])
+        raw, bad = flat.take_counted(out_idx[n])
         shape = kept.shapes.get(n, tuple(raw.shape))
         maps = vector = None
         channels: tuple[int, ...] = ()

@@ -82,6 +82,15 @@ def resumed_settings(path: str | os.PathLike, arch: str | None, arch_options: di
     return config, data
 
 
+def saved_augment(value):
+    """The augmentation a checkpoint's ``meta["data"]["augment"]`` records: its parameters (a dict), True
+    (older checkpoints: the command line's standard one) or False."""
+    from .config import Augment
+    if isinstance(value, dict):
+        return Augment(**value)
+    return Augment(rotation=10.0, translation=0.1, scale=0.1) if value else Augment()
+
+
 def _names(names: tuple[str, ...]) -> str:
     shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
     return f"{len(names)} classes ({shown})"

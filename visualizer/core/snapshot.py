@@ -250,4 +250,5 @@ class CaptureRequest:
     probe_via: tuple[int, int] | None = None  # fit probe_input to this (H, W) first: the training data's size
     probe_label: int | None = None        # true class of probe_input, if known
     probe_index: int = 0                  # validation-split sample used when probe_input is None
+    probe_split: str = ""                 # "train": probe_index is in the training split ("": the probe split)
     request_id: int = 0

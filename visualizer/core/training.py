@@ -63,10 +63,15 @@ def reinitialise(model: nn.Module, seed: int = 0) -> None:
 
 def probe_input(request: CaptureRequest, data, input_shape) -> tuple[np.ndarray, int | None]:
     """The image a capture request asks for: its own input (fitted to ``input_shape``), else the
-    ``probe_index``-th sample of ``data``'s probe split (PreparedData or None), else a blank one."""
+    ``probe_index``-th sample of ``data``'s probe split (or of ``probe_split``: a top patch found in the
+    training split; PreparedData or None), else a blank one."""
     if request.probe_input is not None:
         return fit_probe_image(request.probe_input, tuple(input_shape), request.probe_via), request.probe_label
-    found = data.probe_sample(request.probe_index) if data is not None else None
+    found = None
+    if data is not None:
+        split = request.probe_split
+        n = len(data.split(split)) if split in ("train", "val") else 0
+        found = data.sample(request.probe_index % n, split=split) if n else data.probe_sample(request.probe_index)
     return found if found is not None else (np.zeros(input_shape, np.float32), None)
 
 
@@ -214,13 +219,17 @@ class Trainer:
 
     def __init__(self, bundle: ModelBundle, data, config: TrainConfig | None = None,
                  control: TrainingControl | None = None,
-                 on_step: Callable[[int, float, float], None] | None = None):
+                 on_step: Callable[[int, float, float], None] | None = None,
+                 on_progress: Callable[[], None] | None = None):
+        """``on_step(step, loss, accuracy)`` after every optimizer step; ``on_progress()`` also after every
+        validation batch (a long evaluation is progress too: the engine's heartbeat counts it)."""
         self.config = config or TrainConfig()
         self.config.validate()
         self.bundle = bundle
         self.data = data
         self.control = control or TrainingControl()
         self.on_step = on_step
+        self.on_progress = on_progress
         self.device = torch.device("cpu")
         self.notices: list[str] = []
         if self.config.device != "cpu":
@@ -250,6 +259,7 @@ class Trainer:
         self._last_snapshot_time = 0.0
         self._instrument_cost = 0.0   # seconds a snapshot (and its gradient statistics) takes: see _record_cost
         self._recent_costs: collections.deque[float] = collections.deque(maxlen=PACER_WINDOW)
+        self._snapshots_made = 0
         self._measure_cost = 0.0      # seconds of gradient statistics at the current step
         self._seen_request_version = -1
         self._last_snapshot_step = -1
@@ -260,6 +270,10 @@ class Trainer:
         self._epoch_loss = 0.0
         self._epoch_correct = 0
         self._epoch_count = 0
+        # Looking at whole training batches (live health, top patches; engine/live.py): called by the
+        # probe with every layer's batch output on the steps it is armed (those a snapshot is due).
+        self.batch_observer: Callable[[str, str, str | None, torch.Tensor], None] | None = None
+        self.batch_positions: list[int] = []   # positions in the train split of the batch being stepped
 
     # --- set-up ---------------------------------------------------------------------
     def _build_optimizer(self) -> None:
@@ -282,8 +296,7 @@ class Trainer:
             self.scheduler = None
 
     def _filter_weights(self) -> dict[str, np.ndarray]:
-        return {name: m.weight.detach().cpu().numpy().copy()
-                for name, m in self.model.named_modules() if isinstance(m, nn.Conv2d)}
+        return {name: m.weight.detach().cpu().numpy().copy() for name, m in self.inspector.conv_layers}
 
     @property
     def lr(self) -> float:
@@ -321,6 +334,7 @@ class Trainer:
 
     def _batch(self, order: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = order[b * self.config.batch_size:(b + 1) * self.config.batch_size].tolist()
+        self.batch_positions = idx
         ds = self.data.train
         # __getitems__ (when the dataset has it) fetches and augments the batch in one vectorised call
         items = ds.__getitems__(idx) if hasattr(ds, "__getitems__") else [ds[i] for i in idx]
@@ -390,7 +404,7 @@ class Trainer:
         if probe is not None:
             # Armed for this one step only: records d loss / d output of sample 0 per layer
             # (the activation-gradient norms); maps come from the eval-mode probe pass later.
-            probe.arm(set(), sample_index=0, want_grads=True, stats=False)
+            probe.arm(set(), sample_index=0, want_grads=True, stats=False, batch_observer=self.batch_observer)
         try:
             with probe.functional() if probe is not None else contextlib.nullcontext():
                 logits = class_scores(self.model(x), len(self.data.class_names))  # the rule: outputs.py
@@ -467,6 +481,8 @@ class Trainer:
                     loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
                     correct += int((logits.argmax(1) == y).sum())
                     total += len(y)
+                    if self.on_progress is not None:
+                        self.on_progress()
         finally:
             self.model.train(was_training)
         return loss_sum / total, correct / total
@@ -491,7 +507,12 @@ class Trainer:
         A snapshot taken while the machine (or, with a thread worker, the GUI holding the
         GIL) was busy can take a hundred times its real cost; paced by that one, the views
         froze for minutes. Lasting slowness still shows: it is in every recent snapshot.
+        The run's first snapshot is not counted: a model's first pass costs many times a later
+        one (allocations, kernels chosen), and paced by it the views waited many seconds.
         """
+        self._snapshots_made += 1
+        if self._snapshots_made == 1:
+            return
         self._recent_costs.append(seconds)
         self._instrument_cost = min(self._recent_costs)
 

@@ -160,23 +160,69 @@ def run_gui(path: str | None = None, argv: list[str] | None = None) -> int:
     if args.lesson:
         open_lesson(window, args.lesson, start=args.train)
     elif args.train:
-        start_training_when_ready(window)
+        start_training_when_ready(window, args.file)
     if args.quit_after is not None:
         QTimer.singleShot(int(args.quit_after * 1000), window.close)
 
-    # SIGTERM/SIGINT close the window the normal way (worker stopped and joined, exit 0).
-    # Python runs signal handlers only between bytecodes, so a timer wakes it up.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: window.close())
-    wake = QTimer()
-    wake.timeout.connect(lambda: None)
-    wake.start(200)
+    wake = install_exit_signals(app, window)
 
     rc = app.exec()
     wake.stop()
     window.controller.shutdown()
     del reporter
     return rc
+
+
+EXIT_DEADLINE_S = 4.5   # SIGTERM/SIGINT: the app is gone within this, whatever state it is in
+
+
+def install_exit_signals(app, window):
+    """SIGTERM/SIGINT close the app the normal way (run stopped and autosaved, worker joined, exit 0),
+    within ``EXIT_DEADLINE_S`` in every state: idle, training, a model stuck in ``forward``, a modal
+    dialog open (its nested event loop would keep ``app.exec()`` from returning).
+
+    Python runs signal handlers only between bytecodes of the main thread, so a timer keeps
+    waking it up. The handler starts a deadline on another thread first: if the orderly close
+    has not finished by then (the GUI thread itself stuck), the worker process is killed and
+    the app ends with ``os._exit``. Returns the wake-up timer (keep a reference).
+    """
+    import os
+
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    def hard_exit() -> None:
+        pid = window.controller.worker.pid
+        logging.getLogger(__name__).error("the app did not close within %.1f s; ending it", EXIT_DEADLINE_S)
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        os._exit(1)
+
+    def on_signal(signum, _frame) -> None:
+        deadline = threading.Timer(EXIT_DEADLINE_S, hard_exit)
+        deadline.daemon = True
+        deadline.start()
+        logging.getLogger(__name__).info("%s: closing", signal.Signals(signum).name)
+        # A modal dialog runs its own event loop: end it, or app.exec() never returns.
+        for _ in range(10):
+            modal = QApplication.activeModalWidget()
+            if modal is None:
+                break
+            modal.close()
+            if hasattr(modal, "reject"):
+                modal.reject()
+        window.close()
+        app.quit()   # leaves every event loop, nested ones too
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    return wake
 
 
 def sweep_interrupted_saves(settings) -> list:
@@ -204,29 +250,43 @@ def sweep_interrupted_saves(settings) -> list:
 
 def open_lesson(window, name_or_path: str, *, start: bool = False) -> bool:
     """``--lesson``: a built-in lesson by name, else a lesson file; a bad one is said in the window."""
-    from visualizer.core.lessons import LESSONS_BY_NAME
+    from visualizer.core.errors import LoadError
+    from visualizer.core.lessons import LESSONS_BY_NAME, read_lesson
     lesson = LESSONS_BY_NAME.get(name_or_path)
+    if lesson is None and name_or_path.endswith(".json"):
+        try:
+            lesson = read_lesson(name_or_path)
+        except LoadError as exc:
+            window.show_message("error", f"Could not open the lesson.\n\n{exc}")
+            return False
     if lesson is None:
-        lesson = window.lessons_menu.open_file(name_or_path) if name_or_path.endswith(".json") else None
-        if lesson is None and not name_or_path.endswith(".json"):
-            window.show_message("warning", f"No lesson called '{name_or_path}'. The lessons: "
-                                           + ", ".join(LESSONS_BY_NAME) + ".")
-        if lesson is not None and start:
-            window.controller.start_training(window.training_config())
-        return lesson is not None
+        window.show_message("warning", f"No lesson called '{name_or_path}'. The lessons: "
+                                       + ", ".join(LESSONS_BY_NAME) + ".")
+        return False
     window.lesson_runner.open(lesson, start=start)
     return True
 
 
-def start_training_when_ready(window) -> None:
-    """``--train``: start once the first model (and its data) has arrived."""
+def start_training_when_ready(window, path: str | None = None) -> None:
+    """``--train``: start once the model (and its data) has arrived: the one from ``path`` when a file
+    was given (the sample opens first, and training it would be replaced at once), else the first."""
+    import os
     session = window.session
+    wanted = None
+    if path:
+        wanted = path if ".py:" in path else os.path.abspath(path)
 
-    def on_model(_model) -> None:
-        session.model_changed.disconnect(on_model)
-        window.controller.start_training()
+    def matches(model) -> bool:
+        if wanted is None:
+            return True
+        return model.arch == wanted or (model.source is not None and os.path.abspath(model.source) == wanted)
 
-    if session.model is not None:
+    def on_model(model) -> None:
+        if matches(model):
+            session.model_changed.disconnect(on_model)
+            window.controller.start_training()
+
+    if session.model is not None and matches(session.model):
         window.controller.start_training()
     else:
         session.model_changed.connect(on_model)

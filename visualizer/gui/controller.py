@@ -11,6 +11,7 @@ without a modal event loop; the main window installs the real dialogs.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Callable
@@ -33,6 +34,7 @@ from visualizer.core.snapshot import (
     frozen_array,
 )
 
+from .compare import COMPARE_MODES, difference
 from .session import PAUSED, RUNNING, STOPPED, Session
 from .settings import Settings
 from .views.frame_pacer import FramePacer
@@ -48,16 +50,24 @@ class Controller(QObject):
     data_changed = pyqtSignal(object)     # DataInfo
     saved = pyqtSignal(str)
     run_ended = pyqtSignal(object)        # Finished | Diverged: the last word on a run
+    run_file_started = pyqtSignal(str)    # a run's .cnnviz file: being written now, listed in recent files
+    engine_unresponsive = pyqtSignal(object)  # messages.Unresponsive: offer to stop it (gui/recovery.py)
+    engine_responsive = pyqtSignal()
+    engine_restarted = pyqtSignal()       # after a crash: a fresh engine (gui/recovery.py offers to resume)
+    external_ended = pyqtSignal()         # the window shows the engine's model again (a run or live stream was left)
     analysis_ready = pyqtSignal(object)   # messages.AnalysisResult (the view that asked keeps its request_id)
     analysis_progress = pyqtSignal(object)  # messages.AnalysisProgress
+    health_report = pyqtSignal(object)    # health.HealthReport, live during training
+    health_alerts = pyqtSignal(object)    # tuple of health.HealthAlert: new flags, each reported once
+    live_top_patches = pyqtSignal(object)  # channels.TopPatches accumulated while training runs
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None, *,
-                 sample_limit: int | None = None, process: bool = False):
+                 sample_limit: int | None = None, process: bool = False, stuck_after_s: float | None = None):
         super().__init__(parent)
         self.settings = settings or Settings()
         self.session = Session(self)
         # process=True: training in a child process (the app); False: a thread (tests, scripts).
-        self.worker = Worker(sample_limit=sample_limit, process=process)
+        self.worker = Worker(sample_limit=sample_limit, process=process, stuck_after_s=stuck_after_s)
         self.views: list = []
         self.data: DataInfo | None = None
         self.config_provider: Callable[[], TrainConfig] = TrainConfig
@@ -70,8 +80,15 @@ class Controller(QObject):
         self._input_label: int | None = None
         self._input_via: tuple[int, int] | None = None
         self._probe_index = 0
+        self._probe_split = ""         # "": the probe split; "train": a training image (a top patch's)
         self._request_id = 0
         self._analysis_id = 0
+        self._external = False        # a replayed run or a live stream fills the session, not the engine
+        self.pinned: ProbeSnapshot | None = None   # A of the compare mode (any source: engine, run, live)
+        self.compare_mode = "B"
+        self._raw_training: TrainingSnapshot | None = None   # the latest as it came, before compare
+        self._raw_probe_snap: ProbeSnapshot | None = None
+        self._engine_model: LoadedModel | None = None
         self._closed = False
         self._sample_limit = sample_limit
         self._dataset_limits: dict[str, int | None] = {}  # spec -> limit asked for (to reopen after a crash)
@@ -104,8 +121,14 @@ class Controller(QObject):
         w.notice.connect(self.notice)
         w.saved.connect(self._on_saved)
         w.crashed.connect(self._on_crashed)
+        w.unresponsive.connect(self.engine_unresponsive)
+        w.responsive.connect(self.engine_responsive)
+        w.run_started.connect(self._on_run_started)
         w.analysis.connect(self.analysis_ready)
         w.analysis_progress.connect(self.analysis_progress)
+        w.health_report.connect(self.health_report)
+        w.health_alerts.connect(self.health_alerts)
+        w.live_top_patches.connect(self.live_top_patches)
 
     # ==== views ====================================================================
     def add_view(self, view) -> None:
@@ -180,6 +203,10 @@ class Controller(QObject):
         self.worker.load_file(req.path, **kwargs)
 
     def _on_model_loaded(self, model: LoadedModel) -> None:
+        self._engine_model = model
+        if self._external:                # a model opened while a run was shown: back to the engine
+            self._external = False
+            self.external_ended.emit()
         self.session.set_model(model)   # the views follow: cleared, then the new model's layer
         if model.source:
             self.settings.add_recent(model.source)
@@ -215,6 +242,9 @@ class Controller(QObject):
             self._deferred_start = (config, augment)
             self.notice.emit("Training starts as soon as the model is loaded.")
             return
+        self.end_external()   # training shows the engine's model again
+        if self._refuse_training():
+            return
         config = config or self.config_provider()
         self.session.clear_history()
         self.worker.start_training(config, augment=augment if augment is not None else self.augment_provider())
@@ -232,7 +262,8 @@ class Controller(QObject):
 
     def step(self) -> None:
         """One batch; from Stopped this starts a run that waits paused after it."""
-        if self.session.model is None:
+        self.end_external()
+        if self.session.model is None or self._refuse_training():
             return
         if self.session.training_state == STOPPED:
             self.session.clear_history()
@@ -241,6 +272,13 @@ class Controller(QObject):
         else:
             self.worker.step(1)
         self.session.set_training_state(PAUSED)
+
+    def _refuse_training(self) -> bool:
+        """A model that cannot be trained here (an ONNX file): say why instead of asking the engine."""
+        reason = getattr(self.session.model, "training_refusal", "")
+        if reason:
+            self.message.emit("warning", f"Training is not available for this model.\n\n{reason}.")
+        return bool(reason)
 
     def stop(self) -> None:
         # The state turns Stopped when the worker reports Finished, not before:
@@ -264,14 +302,20 @@ class Controller(QObject):
         self.worker.save(path)
 
     def _on_training_snapshot(self, snap: TrainingSnapshot) -> None:
+        if self._external:
+            self.worker.snapshot_consumed()   # the engine goes on; the window shows a run meanwhile
+            return
         if self.session.latest_training is None:
             log.info("training: first snapshot at step %d", snap.step)  # scripts wait for this line
-        self.session.set_training(snap)
+        self.session.set_training(self._compared_training(snap))
         # Another one may come once every view has drawn this one (at once if none shows it).
         FramePacer.shared().when_drawn(self.worker.snapshot_consumed)
 
     def _on_probe(self, snap: ProbeSnapshot) -> None:
-        self.session.set_probe(snap)
+        if self._external:
+            self.worker.probe_consumed()
+            return
+        self.session.set_probe(self._compared(snap))
         FramePacer.shared().when_drawn(self.worker.probe_consumed)
 
     def _on_epoch(self, ev: EpochEnd) -> None:
@@ -293,19 +337,53 @@ class Controller(QObject):
         # with Finished (reason "failed") and a dead worker with ``crashed``: those stop.
         self.message.emit("error", text)
 
+    def _on_run_started(self, info) -> None:
+        if info.run_file:
+            self.settings.add_recent(info.run_file)   # File > Open recent lists the run while it is written
+            self.run_file_started.emit(info.run_file)
+
+    def resume_run(self, record) -> None:
+        """Continue an autosaved run (``core.engine.autosave.AutosaveRecord``) exactly where it was saved;
+        only how it is watched (snapshot rate, device, speed) comes from the training panel."""
+        config = self.config_provider()
+        spec = record.model if ".py:" in (record.model or "") else None   # the user's own file, run again
+        self.session.clear_history()
+        self.worker.resume_run(record.checkpoint, snapshot_hz=config.snapshot_hz, device=config.device,
+                               max_steps_per_sec=config.max_steps_per_sec, model_spec=spec)
+        self.session.set_training_state(RUNNING)
+
+    def stop_engine(self) -> bool:
+        """The user's answer to an unresponsive engine: end it now; ``_on_crashed`` restarts it."""
+        return self.worker.stop_engine()
+
     def _on_crashed(self, _text: str) -> None:
         """The worker died (``failed`` carried the message): a fresh one, the model and data reopened."""
         if self._closed:
             return
         self.session.set_training_state(STOPPED)
         model, data = self.session.model, self.data
+        suspect = self._suspect(model)
         self.worker.restart()
         if data is not None:
             default = self._sample_limit if data.spec == SAMPLE_DATASET else None
             self.worker.set_dataset(data.spec, limit=self._dataset_limits.get(data.spec, default),
                                     augment=self.augment_provider(), seed=self._seed())
+        if suspect:   # its own code was running when the engine died or hung: it could do so again
+            self.message.emit("warning", f"{suspect} was not reopened: its code was running when the training "
+                                         "process ended. Open it again (File › Open recent) once it is fixed.")
+            model = None
         self._reopen(model)
         self.notice.emit("Restarted the training process; reopening the model.")
+        self.engine_restarted.emit()
+
+    def _suspect(self, model: LoadedModel | None) -> str | None:
+        """The user's model file (``file.py:Name``) if the dead engine was last busy running it."""
+        pulse = self.worker.last_pulse
+        arch = (model.arch or "") if model is not None else ""
+        if pulse is None or ".py:" not in arch or not pulse.model_file:
+            return None
+        return arch.rpartition(":")[0] if os.path.realpath(pulse.model_file) == os.path.realpath(
+            arch.rpartition(":")[0]) else None
 
     def _reopen(self, model: LoadedModel | None) -> None:
         """Open ``model`` again as it was opened (its file, user class or architecture); else the sample."""
@@ -326,6 +404,68 @@ class Controller(QObject):
         self.notice.emit(f"Saved {path}")
         self.saved.emit(path)
 
+    # ==== showing a run or a live stream instead of the engine =========================
+    def show_external(self, model: LoadedModel) -> None:
+        """The session shows ``model`` from a run file or a live recorder until ``end_external``."""
+        self._external = True
+        self.session.set_model(model)
+
+    def show_external_snapshot(self, snap: TrainingSnapshot) -> None:
+        if self._external:
+            self._raw_training = snap
+            self.session.set_training(self._compared_training(snap))
+
+    # ==== compare: A pinned, B what comes ==============================================
+    def pin(self, probe: ProbeSnapshot | None = None) -> None:
+        """Pin ``probe`` (default: the one shown, as it came) as A: two steps of a run, two runs or
+        two checkpoints of one model then compare as B, A or B - A."""
+        self.pinned = probe if probe is not None else self._raw_probe()
+        self._reshow()
+
+    def set_compare(self, mode: str) -> None:
+        if mode not in COMPARE_MODES:
+            raise ValueError(f"compare mode must be one of {COMPARE_MODES}, not {mode!r}")
+        self.compare_mode = mode
+        self._reshow()
+
+    def _raw_probe(self) -> ProbeSnapshot | None:
+        if self._raw_training is not None and self._raw_training.probe is not None:
+            return self._raw_training.probe
+        return self._raw_probe_snap
+
+    def _compared(self, probe: ProbeSnapshot) -> ProbeSnapshot:
+        self._raw_probe_snap = probe
+        a = self.pinned
+        if a is None or self.compare_mode == "B":
+            return probe
+        return a if self.compare_mode == "A" else difference(probe, a)
+
+    def _compared_training(self, snap: TrainingSnapshot) -> TrainingSnapshot:
+        self._raw_training = snap
+        if snap.probe is None:
+            return snap
+        return dataclasses.replace(snap, probe=self._compared(snap.probe))
+
+    def _reshow(self) -> None:
+        if self._raw_training is not None and self.session.latest_training is not None:
+            self.session.set_training(self._compared_training(self._raw_training))
+        elif self._raw_probe_snap is not None:
+            self.session.set_probe(self._compared(self._raw_probe_snap))
+
+    def end_external(self) -> None:
+        """Back to the engine's model (and a fresh probe of it)."""
+        if not self._external:
+            return
+        self._external = False
+        self.external_ended.emit()
+        if self._engine_model is not None:
+            self.session.set_model(self._engine_model)
+            self._send_request()
+
+    @property
+    def showing_external(self) -> bool:
+        return self._external
+
     # ==== looking into the model =================================================
     def request_analysis(self, kind: str, **params) -> int:
         """Ask the engine to look at the open model (core/engine/analysis.py); returns the request id
@@ -337,6 +477,10 @@ class Controller(QObject):
     def cancel_analysis(self, request_id: int) -> None:
         self.worker.cancel_analysis(request_id)
 
+    def watch_top_patches(self, layer: str | None) -> None:
+        """Accumulate ``layer``'s top patches from the training passes while a run goes (None: none)."""
+        self.worker.watch_top_patches(layer)
+
     # ==== selection and input ===================================================
     def select_layer(self, name: str | None) -> None:
         if name == self.session.layer:
@@ -347,10 +491,11 @@ class Controller(QObject):
     def select_channel(self, channel: int | None) -> None:
         self.session.set_channel(channel)
 
-    def use_sample(self, index: int) -> None:
-        """Probe the ``index``-th sample of the dataset's probe split."""
+    def use_sample(self, index: int, split: str = "") -> None:
+        """Probe the ``index``-th sample of the dataset's probe split (or of ``split``: "train", "val")."""
         self._input_image, self._input_label = None, None
         self._probe_index = max(0, int(index))
+        self._probe_split = str(split or "")
         self._send_request()
 
     def use_image(self, image01: np.ndarray, label: int | None = None, note: str = "", *,
@@ -431,11 +576,11 @@ class Controller(QObject):
         self._request_id += 1
         return CaptureRequest(layers=layers, filter_layers=filters, probe_input=self._input_image,
                               probe_via=self._input_via, probe_label=self._input_label,
-                              probe_index=self._probe_index,
+                              probe_index=self._probe_index, probe_split=self._probe_split,
                               request_id=self._request_id)
 
     def _send_request(self) -> None:
-        if self.session.model is not None:
+        if self.session.model is not None and not self._external:
             self.worker.request_capture(self.capture_request())
 
 

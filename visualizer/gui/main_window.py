@@ -34,7 +34,9 @@ from .settings import Settings
 from .widgets.live_text import LiveText
 from .window_appearance import WindowAppearance
 from .window_files import WindowFiles
+from .window_looking import attach_looking
 from .window_menus import WindowMenus
+from .window_runs import WindowRuns
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ VIEW_CLASSES = (
     ("visualizer.gui.views.probabilities", "ProbabilityView"),
     ("visualizer.gui.views.step_by_step", "StepByStepView"),
     ("visualizer.gui.views.cam", "CamView"),
+    ("visualizer.gui.views.health", "HealthView"),
+    ("visualizer.gui.views.top_patches", "TopPatchesView"),
 )
 OVERVIEW_CLASS = ("visualizer.gui.views.overview", "OverviewStripView")
 CURVES_CLASS = ("visualizer.gui.views.curves", "CurvesView")
@@ -63,7 +67,7 @@ def _load_class(module: str, name: str):
         return None
 
 
-class MainWindow(WindowMenus, WindowFiles, WindowAppearance, QMainWindow):
+class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWindow):
     def __init__(self, settings: Settings | None = None, *, controller: Controller | None = None,
                  restore: bool = True):
         super().__init__()
@@ -86,10 +90,12 @@ class MainWindow(WindowMenus, WindowFiles, WindowAppearance, QMainWindow):
         self._closing = False
 
         self._build_docks()
+        self._build_runs()
         self._build_status_bar()
         self._build_actions()
         self._build_menus()
         self._wire()
+        self.looking = attach_looking(self)   # Health, Top patches, inspect-only models (window_looking.py)
         self._install_dialog_hooks()
         self.dock_sizes = DockSizes(self, self.layers_dock, self.input_dock, self.training_dock,
                                     self._middle_docks)
@@ -98,6 +104,8 @@ class MainWindow(WindowMenus, WindowFiles, WindowAppearance, QMainWindow):
         self._fit_to_screen()
         if restore:
             self._restore()
+        from .recovery import Recovery
+        self.recovery = Recovery(self)   # a hung or dead worker, and runs a crash interrupted
 
     # ==== construction ============================================================
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -292,6 +300,7 @@ class MainWindow(WindowMenus, WindowFiles, WindowAppearance, QMainWindow):
 
         def ask_trust(req) -> tuple[bool, bool]:
             dlg = dialogs.TrustDialog(req.info or req, self)
+            log.info("asking whether to trust %s", req.path)   # scripts and tests wait for this line
             accepted = dlg.exec() == dlg.DialogCode.Accepted
             return accepted, accepted and dlg.remember()
 
@@ -519,7 +528,14 @@ class MainWindow(WindowMenus, WindowFiles, WindowAppearance, QMainWindow):
         """Start the worker and open ``path`` or the sample model."""
         self.controller.start()
         self.controller.open_sample()
-        if path:
+        if path and path.lower().endswith(".cnnviz"):
+            # A run is shown instead of the engine's model: once that model is there, or its
+            # arrival would take the window back to it.
+            def open_run_once(_model) -> None:
+                self.session.model_changed.disconnect(open_run_once)
+                self.open_path(path)
+            self.session.model_changed.connect(open_run_once)
+        elif path:
             # After the sample (same queue): a bad file leaves a usable window behind.
             QTimer.singleShot(0, lambda: self.open_path(path))
 

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from visualizer.core.snapshot import ProbeSnapshot, TrainingSnapshot
+from visualizer.core.snapshot import EpochEnd, ProbeSnapshot, TrainingSnapshot
 
 
 def _application():
@@ -36,12 +36,14 @@ def _default_layers(probe: ProbeSnapshot) -> dict[str, str | None]:
 
 
 def render_views(probe: ProbeSnapshot, training: TrainingSnapshot | None, out_dir, size=(1200, 800),
-                 *, layer: str | None = None, presentation: bool = False) -> list[Path]:
+                 *, layer: str | None = None, presentation: bool = False,
+                 epochs: tuple[EpochEnd, ...] = ()) -> list[Path]:
     """Write one PNG per view into ``out_dir`` and return their paths, in view order.
 
     ``layer`` (optional) selects the layer for the layer-dependent views;
     by default the feature maps show the first conv layer, pooling the first
-    pooling layer and filters the first captured conv.
+    pooling layer and filters the first captured conv. ``epochs``: the validation
+    points of the curves (a recorded run's epoch ends up to the shown step).
     """
     app = _application()
     from PyQt6.QtCore import Qt
@@ -80,6 +82,8 @@ def render_views(probe: ProbeSnapshot, training: TrainingSnapshot | None, out_di
             view.set_layer(name)
             if training is not None:
                 view.show_training(training)
+            for ev in epochs:
+                view.show_epoch(ev)
             view.show_probe(probe)
             view.show()
             app.processEvents()   # lay out at the final size before drawing

@@ -53,7 +53,9 @@ class StartFlow(QObject):
         # ask(model, offer_only) -> one of CONTINUE, FRESH, LESSON, CANCEL, or None when it answers later
         # (the message box calls ``answer``). Tests replace it.
         self.ask: Callable[[LoadedModel, bool], str | None] = self._open_question
-        self.session.model_changed.connect(self._on_model)
+        self.engine_model: LoadedModel | None = None   # what Start trains (a replayed run may be shown instead)
+        # The engine's models, not the session's: the window may show a recorded run's model meanwhile.
+        self.controller.worker.model_loaded.connect(self._on_model)
         self.session.state_changed.connect(self._on_state)
 
     # ---- what the user pressed -------------------------------------------------------
@@ -74,6 +76,7 @@ class StartFlow(QObject):
 
     # ---- decisions ----------------------------------------------------------------------
     def _on_model(self, model: LoadedModel) -> None:
+        self.engine_model = model
         self.pretrained = is_pretrained(model)
         if self.pending:
             self.pending = False
@@ -94,11 +97,15 @@ class StartFlow(QObject):
             act.setChecked(name == choice)
 
     def _decide(self) -> None:
+        model = self.engine_model or self.session.model
+        if getattr(model, "training_refusal", ""):
+            self._start()    # the controller says why this model cannot be trained; nothing to ask
+            return
         first = not self.settings.get(OFFERED_KEY, False, bool)
         choice = self.remembered() if self.pretrained else CONTINUE
         if choice == ASK or first:
             self.settings.set(OFFERED_KEY, True)
-            answer = self.ask(self.session.model, not self.pretrained)
+            answer = self.ask(model, not self.pretrained)
             if answer is not None:
                 self.answer(answer, remember=False)
             return

@@ -11,7 +11,8 @@ from PyQt6.QtWidgets import QFileDialog
 from visualizer.core.errors import LoadError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
-MODEL_FILTER = "Models (*.pt *.pth *.ckpt *.bin *.safetensors *.pt2 *.py);;All files (*)"
+MODEL_FILTER = ("Models (*.pt *.pth *.ckpt *.bin *.safetensors *.pt2 *.onnx *.py);;ONNX models (*.onnx);;"
+                "Lightning checkpoints (*.ckpt);;All files (*)")
 IMAGE_FILTER = "Images (" + " ".join("*" + s for s in IMAGE_SUFFIXES) + ");;All files (*)"
 
 
@@ -24,6 +25,8 @@ class WindowFiles:
     def open_path(self, path: str) -> bool:
         if path.lower().endswith(IMAGE_SUFFIXES):
             return self.open_image(path)
+        if path.lower().endswith(".cnnviz"):
+            return self.open_run(path)
         return self.controller.open_path(path)
 
     def _fill_recent(self) -> None:

@@ -31,9 +31,25 @@ class WindowMenus:
         c = self.controller
         A = self._action
         self.act_open = A("&Open model…", self.open_dialog, QKeySequence.StandardKey.Open,
-                          "Open a checkpoint, a state dict or a model .py file")
+                          "Open a checkpoint, a state dict, a model .py file or an ONNX model (inspection only)")
         self.act_sample = A("Open &sample model", c.open_sample, "Ctrl+Shift+O")
         self.act_open_image = A("Open &image as input…", self.open_image_dialog, "Ctrl+I")
+        self.act_open_run = A("Open r&un…", self.open_run_dialog, "Ctrl+Shift+U",
+                              "Replay a recorded training run (.cnnviz): scrub to any step")
+        self.act_attach = A("&Attach to live run…", self.attach_dialog, "Ctrl+Shift+A",
+                            "Watch a training script that records with serve=host:port")
+        self.act_run_prev = A("Previous snapshot of the run", lambda: self.replay.step_by(-1), "Alt+Left")
+        self.act_run_next = A("Next snapshot of the run", lambda: self.replay.step_by(+1), "Alt+Right")
+        self.act_run_play = A("Play / pause the run", self.replay.toggle_play, "Alt+Space")
+        self.act_pin = A("&Pin what is shown as A", self.pin_shown, "Ctrl+Shift+P",
+                         "Then open another checkpoint, run or step (B) and compare")
+        self.compare_actions: dict[str, QAction] = {}
+        compare_group = QActionGroup(self)
+        for mode, title in (("B", "Show &B (what comes)"), ("A", "Show &A (pinned)"), ("B - A", "Show B &− A")):
+            act = A(title, lambda checked, m=mode: self.controller.set_compare(m), checkable=True)
+            compare_group.addAction(act)
+            self.compare_actions[mode] = act
+        self.compare_actions["B"].setChecked(True)
         self.act_save = A("&Save checkpoint…", self.save_dialog, QKeySequence.StandardKey.Save)
         self.act_export_png = A("Export view as &PNG…", lambda: self.export_dialog("png"), "Ctrl+E")
         self.act_export_svg = A("Export view as S&VG…", lambda: self.export_dialog("svg"), "Ctrl+Shift+E")
@@ -73,6 +89,8 @@ class WindowMenus:
         f = mb.addMenu("&File")
         for a in (self.act_open, self.act_sample):
             f.addAction(a)
+        f.addAction(self.act_open_run)
+        f.addAction(self.act_attach)
         self.recent_menu = f.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         f.addAction(self.act_open_image)
@@ -94,6 +112,11 @@ class WindowMenus:
         v = mb.addMenu("&View")
         v.addAction(self.act_prev_layer)
         v.addAction(self.act_next_layer)
+        v.addSeparator()
+        cmp_menu = v.addMenu("&Compare")
+        cmp_menu.addAction(self.act_pin)
+        for a in self.compare_actions.values():
+            cmp_menu.addAction(a)
         v.addSeparator()
         v.addAction(self.act_presentation)
         for a in self.theme_actions.values():

@@ -8,6 +8,11 @@ signals, so every slot runs in the GUI thread and no widget is touched from else
 so training never competes with the window's drawing for the GIL, and this process never
 imports torch. ``process=False`` (tests, ``--thread-worker``): it runs in a thread of this
 process (importing torch here).
+
+Only a process can be ended from outside: in process mode a crashed child is reported
+(``crashed``), a stuck or frozen one too (``unresponsive``, from its heartbeat), and
+``stop_engine()`` ends it on the user's word. A thread stuck in a user's ``forward`` can
+only end with the app (it is a daemon; ``shutdown`` gives up on it after a few seconds).
 """
 from __future__ import annotations
 
@@ -21,7 +26,9 @@ log = logging.getLogger(__name__)
 # The engine's events that become a signal of the same name carrying the payload.
 _EVENTS = frozenset(("probe_ready", "training_snapshot", "epoch_end", "finished", "diverged", "failed",
                      "model_loaded", "data_ready", "trust_required", "architecture_required", "notice", "saved",
-                     "analysis", "analysis_progress"))
+                     "run_started", "unresponsive", "analysis", "analysis_progress", "health_report", "health_alerts",
+                     "live_top_patches"))
+THREAD_JOIN_S = 3.0   # shutdown in thread mode: how long to wait for a step before abandoning the thread
 
 
 class Worker(QObject):
@@ -41,13 +48,25 @@ class Worker(QObject):
     saved = pyqtSignal(str)                  # path written
     started_training = pyqtSignal()          # a Trainer exists and runs (or waits for a step)
     crashed = pyqtSignal(str)                # the engine itself died (after ``failed``): call restart()
+    unresponsive = pyqtSignal(object)        # messages.Unresponsive: alive but stuck or frozen (process mode)
+    responsive = pyqtSignal()                # it makes progress again
+    run_started = pyqtSignal(object)         # messages.RunStarted: the run file and autosave of a new run
     analysis = pyqtSignal(object)            # messages.AnalysisResult
     analysis_progress = pyqtSignal(object)   # messages.AnalysisProgress
+    health_report = pyqtSignal(object)       # health.HealthReport of the run going on (live)
+    health_alerts = pyqtSignal(object)       # tuple of health.HealthAlert: flags that have just appeared
+    live_top_patches = pyqtSignal(object)    # channels.TopPatches accumulated from the training passes
 
-    def __init__(self, parent: QObject | None = None, *, sample_limit: int | None = None, process: bool = False):
+    def __init__(self, parent: QObject | None = None, *, sample_limit: int | None = None, process: bool = False,
+                 keep_runs: bool = True, stuck_after_s: float | None = None):
+        """``keep_runs``: record and autosave every run (the app's behaviour, on by default);
+        ``stuck_after_s``: call a process that long without progress unresponsive, whatever it
+        is doing (tests; by default each activity has its own patience, see core/engine/activity.py)."""
         super().__init__(parent)
         self.process = process
         self.sample_limit = sample_limit
+        self.keep_runs = keep_runs
+        self.stuck_after_s = stuck_after_s
         self._stopped = False
         self._dead = False               # crashed: commands are dropped until restart()
         self.service = None              # thread mode: the EngineService (tests may look inside)
@@ -57,10 +76,11 @@ class Worker(QObject):
     def _make(self) -> None:
         if self.process:
             from visualizer.core.engine.process import EngineProcess
-            self._host = EngineProcess(self._on_event, sample_limit=self.sample_limit)
+            self._host = EngineProcess(self._on_event, sample_limit=self.sample_limit,
+                                       stuck_after_s=self.stuck_after_s, options={"keep_runs": self.keep_runs})
         else:
             from visualizer.core.engine.service import EngineService
-            self.service = EngineService(self._on_event, sample_limit=self.sample_limit)
+            self.service = EngineService(self._on_event, sample_limit=self.sample_limit, keep_runs=self.keep_runs)
             self._thread = threading.Thread(target=self._run_service, args=(self.service,), name="engine",
                                             daemon=True)
 
@@ -78,6 +98,8 @@ class Worker(QObject):
             self.crashed.emit(payload)
         elif name == "started_training":
             self.started_training.emit()
+        elif name == "responsive":
+            self.responsive.emit()
         elif name in _EVENTS:
             getattr(self, name).emit(payload)
         else:
@@ -144,6 +166,10 @@ class Worker(QObject):
     def save_safetensors(self, path: str) -> None:
         self._call("save_safetensors", str(path))
 
+    def resume_run(self, checkpoint: str, **kwargs) -> None:
+        """Continue an autosaved run where it was (kwargs: snapshot_hz, device, max_steps_per_sec, model_spec)."""
+        self._call("resume_run", str(checkpoint), **kwargs)
+
     def request_capture(self, request) -> None:
         self._call("request_capture", request)
 
@@ -158,6 +184,12 @@ class Worker(QObject):
 
     def cancel_analysis(self, request_id: int) -> None:
         self._call("cancel_analysis", int(request_id))
+
+    def watch_top_patches(self, layer: str | None) -> None:
+        self._call("watch_top_patches", layer)
+
+    def set_live_health(self, on: bool) -> None:
+        self._call("set_live_health", bool(on))
 
     def set_side_probe_always(self, on: bool) -> None:
         self._call("set_side_probe_always", bool(on))
@@ -179,29 +211,55 @@ class Worker(QObject):
         """The child process's id (process mode), else None."""
         return self._host.pid if self._host is not None else None
 
+    @property
+    def last_pulse(self):
+        """The engine process's latest heartbeat (``messages.Pulse``: what it was doing), None in thread mode."""
+        return self._host.last_pulse if self._host is not None else None
+
+    @property
+    def can_be_stopped(self) -> bool:
+        """Whether ``stop_engine`` can end the engine whatever it is doing (only a process can be)."""
+        return self._host is not None
+
+    def stop_engine(self) -> bool:
+        """End a stuck engine now (SIGTERM, then SIGKILL); ``crashed`` follows and the caller restarts it.
+
+        False in thread mode: a thread cannot be ended from outside.
+        """
+        if self._host is None or self._stopped or self._dead:
+            return False
+        self._host.stop_now()
+        return True
+
     def restart(self) -> None:
         """A fresh engine after a crash (no model, no data: the caller reopens them)."""
         if self._stopped:
             return
-        self._end(timeout_s=5.0)
+        self._end(timeout_s=None)
         self._make()
         self._dead = False
         self.start()
 
-    def shutdown(self, timeout_ms: int = 15000) -> bool:
-        """Stop training, end the engine and wait for it. Safe to call twice."""
+    def shutdown(self, timeout_ms: int | None = None) -> bool:
+        """Stop training, end the engine and wait for it; within 5 s whatever it does. Safe to call twice.
+
+        ``timeout_ms``: the grace for a clean stop (default: ``process.STOP_GRACE_S``, or
+        ``THREAD_JOIN_S`` for a thread); a process still running then is terminated, then killed.
+        """
         if self._stopped:
             return not self.is_running()
         self._stopped = True
-        return self._end(timeout_ms / 1000)
+        return self._end(None if timeout_ms is None else timeout_ms / 1000)
 
-    def _end(self, timeout_s: float) -> bool:
+    def _end(self, timeout_s: float | None) -> bool:
         if self.service is not None:
             self.service.request_quit()
             if self._thread.is_alive():
-                self._thread.join(timeout_s)
+                self._thread.join(THREAD_JOIN_S if timeout_s is None else timeout_s)
                 if self._thread.is_alive():
                     # A step can take long (a big model on a CPU): the thread is a daemon and ends with us.
                     log.warning("the training step is still running; it is abandoned")
             return not self._thread.is_alive()
+        if timeout_s is None:
+            return self._host.shutdown()
         return self._host.shutdown(timeout_s)

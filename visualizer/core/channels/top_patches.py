@@ -112,8 +112,28 @@ class TopPatchAccumulator:
             raise ValueError(f"expected ({len(idx)}, {self.channels}, H, W) activations of {self.layer}, "
                              f"got {tuple(activations.shape)}")
         self.output_size = (int(activations.shape[2]), int(activations.shape[3]))
-        scores, where = channel_maxima(activations)
+        # Where the maximum lies is asked only of the images that can enter some channel's top k:
+        # the maxima alone cost a tenth of maxima with positions (44 vs 503 us on a LeNet C1 batch of
+        # 64), and once the top k fill up almost no image of a batch qualifies. The result is the same.
+        a = activations.detach()
+        scores = a.float().amax(dim=(2, 3)).cpu().numpy()
+        take = self._may_enter(scores)
+        if not take.all():
+            self.seen += int(len(idx) - np.count_nonzero(take))
+            if not take.any():
+                return
+            rows = np.flatnonzero(take)
+            a = a.index_select(0, torch.as_tensor(rows, device=a.device))
+            scores, idx = scores[rows], idx[rows]
+        where = a.flatten(2).float().argmax(dim=2).cpu().numpy().astype(np.int64)   # the first maximum on ties
         self.merge(scores, where, idx)
+
+    def _may_enter(self, scores: np.ndarray) -> np.ndarray:
+        """(N,) bool: images whose score reaches some channel's k-th best (any image, while a channel has room)."""
+        full = (self.indices >= 0).all(axis=1)
+        kth = np.where(full, self.scores[:, -1], -np.inf)
+        s = np.where(np.isnan(scores), -np.inf, scores)   # as merge() ranks them
+        return (s >= kth[None, :]).any(axis=1)
 
     def merge(self, scores: np.ndarray, where: np.ndarray, idx: np.ndarray) -> None:
         """Fold (N, C) scores and positions of images ``idx`` into the running top k."""

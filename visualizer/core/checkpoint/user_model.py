@@ -118,6 +118,11 @@ def _build(module: ModuleType, path: Path, name: str, kwargs: dict) -> nn.Module
                         "arguments and returns the model")
     try:
         model = target(**kwargs)
+    except SystemExit as e:   # sys.exit() in __init__: an error naming the file, never the end of the program
+        line = _line_in(path, e)
+        code = "" if e.code is None else repr(e.code)
+        raise LoadError(path, f"building {name} called sys.exit({code})" + (f" (line {line})" if line else ""),
+                        "a model must raise an exception instead") from e
     except Exception as e:
         line = _line_in(path, e)
         raise LoadError(path, f"building {name} raised {type(e).__name__}: {e}"

@@ -27,6 +27,8 @@ from ..errors import ModelError
 from ..snapshot import CaptureRequest
 
 KINDS = ("step", "geometry", "cam", "health", "top_patches")
+TITLES = {"step": "The step-by-step view", "geometry": "The step-by-step view", "cam": "The class activation map",
+          "health": "The health check", "top_patches": "The top-patch search"}
 
 
 def analyse(engine, kind: str, params: dict[str, Any], request: CaptureRequest, *,
@@ -40,6 +42,9 @@ def analyse(engine, kind: str, params: dict[str, Any], request: CaptureRequest, 
         raise ValueError(f"unknown analysis {kind!r}; one of {', '.join(KINDS)}")
     if not bundle.probeable:
         raise ModelError("This model cannot be looked into here (it has no hooks).")
+    if getattr(bundle, "trainable", True) is False:
+        raise ModelError(f"{TITLES[kind]} needs the PyTorch model (its hooks and gradients); an ONNX model is "
+                         "opened for inspection only: feature maps, filters, pooling, activations and the prediction")
     image01, _label = probe_input(request, engine.data, bundle.input_shape)
     if kind in ("step", "geometry"):
         return _step(bundle, image01, kind, params)

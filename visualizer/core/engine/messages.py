@@ -47,6 +47,7 @@ class LoadedModel:
     trusted: bool = False                      # loaded only after the user trusted the file
     dataset: str | None = None                 # dataset the engine prepared for it
     dataset_size: int = 0                      # samples in the probe split
+    training_refusal: str = ""                 # why this model cannot be trained here (an ONNX file); "": it can
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,48 @@ class ArchitectureRequest:
     path: str
     message: str
     load_kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Pulse:
+    """The engine process's heartbeat (every ``process.PULSE_INTERVAL_S``): what its engine thread is doing.
+
+    ``busy_s`` counts from the last sign of progress (a training step, an event, a command
+    begun), 0 when idle; ``patience_s`` is how long this activity may go without one before
+    the viewer calls the engine unresponsive (longer for a data set than for a step).
+    """
+
+    activity: str                     # "training net.py:Net", "opening /data/big.pt", "idle"
+    model_file: str | None = None     # the file whose code runs (a model file, a data set folder)
+    busy_s: float = 0.0
+    patience_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Unresponsive:
+    """The viewer's verdict on a living engine process that shows no progress (``frozen``: it sends nothing
+    at all, e.g. native code holding the interpreter; else its engine thread is stuck in ``activity``)."""
+
+    activity: str
+    model_file: str | None
+    seconds: float
+    frozen: bool = False
+
+    def describe(self) -> str:
+        what = f"{self.activity} ({self.model_file})" if self.model_file and self.model_file not in self.activity \
+            else self.activity
+        if self.frozen:
+            return f"The training process has sent nothing for {self.seconds:.0f} s while {what}."
+        return f"The training process has made no progress for {self.seconds:.0f} s while {what}."
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """A training run began: where it is recorded (a ``.cnnviz`` run file) and autosaved (None: not kept)."""
+
+    run_file: str | None
+    autosave: str | None
+    resumed_from_step: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,8 +155,11 @@ def is_out_of_memory(exc: BaseException) -> bool:
             or "out of memory" in str(exc).lower())
 
 
-def describe_error(exc: BaseException, batch_size: int | None = None) -> str:
-    """One readable message for the user; out-of-memory gets a concrete way out."""
+def describe_error(exc: BaseException, batch_size: int | None = None, model_file: str | None = None) -> str:
+    """One readable message for the user; out-of-memory gets a concrete way out; a ``sys.exit()``
+    in the model's code names ``model_file`` (it would otherwise end the engine without a word)."""
+    if isinstance(exc, SystemExit):
+        return describe_exit(exc, model_file)
     text = str(exc) or type(exc).__name__
     if is_out_of_memory(exc):
         smaller = f" (for example {max(1, batch_size // 2)})" if batch_size else ""
@@ -122,3 +168,23 @@ def describe_error(exc: BaseException, batch_size: int | None = None) -> str:
     if isinstance(exc, (LoadError, ModelError, ValueError)):
         return text
     return f"{type(exc).__name__}: {text}"
+
+
+def describe_exit(exc: SystemExit, model_file: str | None) -> str:
+    """``net.py: the model's code called sys.exit(3) (line 12); ...``: one message naming the file."""
+    return f"{model_file or 'the model'}: {exit_problem(exc, model_file)}; a model must raise an exception instead"
+
+
+def exit_problem(exc: SystemExit, model_file: str | None) -> str:
+    """``the model's code called sys.exit(3) (line 12)``, with the line in ``model_file`` if the traceback has it."""
+    import os
+    import traceback
+    code = "" if exc.code is None else repr(exc.code)
+    line = None
+    if model_file:
+        real = os.path.realpath(model_file)
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if os.path.realpath(frame.filename) == real:
+                line = frame.lineno
+                break
+    return f"the model's code called sys.exit({code})" + (f" (line {line})" if line else "")

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..introspect import CallTracker, FunctionalActivationMode, activation_of_module, eval_mode, first_tensor
+from ..functional_calls import CallTracker, FunctionalLayerMode
+from ..introspect import activation_of_module, eval_mode, first_tensor
 from .records import ExplainError
 
 # Not element-wise: the activation of one unit depends on the others, so it cannot be
@@ -138,17 +139,17 @@ def run_layer_pass(model: nn.Module, x: torch.Tensor, name: str, module: nn.Modu
         return hook
 
     def on_functional(spec, func, args, kwargs):
-        if not tracker.records_functional():
+        if not tracker.records_functional() or not spec.is_layer_call(args, kwargs):
             return func(*args, **kwargs)
         fn_name, _ = tracker.functional_name(spec.name)
         out = func(*args, **kwargs)
-        if (state["obj"] is not None and state["act"] is None and state["next"] is None
-                and args and args[0] is state["obj"]):
-            rest, kw = args[1:], dict(kwargs)
-            state["act"] = FollowingActivation(fn_name, spec.name, True,
-                                               lambda t: func(t, *rest, **kw),
-                                               output=keep(out))
-            state["next"] = fn_name
+        if state["obj"] is not None and state["next"] is None and args[0] is state["obj"]:
+            state["next"] = fn_name     # F.max_pool2d(x, 2) right after the layer is its next layer too
+            if spec.kind == "activation" and state["act"] is None:
+                rest, kw = args[1:], dict(kwargs)
+                state["act"] = FollowingActivation(fn_name, spec.name, True,
+                                                   lambda t: func(t, *rest, **kw),
+                                                   output=keep(out))
         return out
 
     handles = []
@@ -157,7 +158,7 @@ def run_layer_pass(model: nn.Module, x: torch.Tensor, name: str, module: nn.Modu
             handles.append(m.register_forward_pre_hook(pre(mod_name, m)))
             handles.append(m.register_forward_hook(post(mod_name), always_call=True))
         grad_mode = torch.enable_grad() if keep_graph else torch.no_grad()
-        with eval_mode(model), grad_mode, FunctionalActivationMode(on_functional):
+        with eval_mode(model), grad_mode, FunctionalLayerMode(on_functional):
             try:
                 result = model(x)
             except Exception as e:

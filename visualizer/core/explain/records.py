@@ -203,8 +203,9 @@ def grad_cam_layers(info: ModelInfo) -> tuple[str, ...]:
     without asking the model. The last one is the usual choice (``default_grad_cam_layer``):
     the most abstract maps that still say where.
     """
+    # Module layers only: Grad-CAM hooks the layer's module, and an F.conv2d call has none.
     return tuple(l.name for l in info.layers
-                 if l.kind in ("conv", "depthwise_conv") and l.output_shape is not None
+                 if l.kind in ("conv", "depthwise_conv") and not l.functional and l.output_shape is not None
                  and len(l.output_shape) == 3 and l.output_shape[1] * l.output_shape[2] > 1)
 
 

@@ -135,7 +135,7 @@ class Recorder:
                                    arch=type(self.model).__name__, source=None)
         self.info = info
         self._inspector = Inspector(self._bundle, info)
-        convs = [(n, m) for n, m in self._inspector.weighted_layers if isinstance(m, nn.modules.conv._ConvNd)]
+        convs = self._inspector.conv_layers
         self.channels = max(1, int(channels))
         self._filter_layers = tuple(n for n, m in convs
                                     if min(self.channels, m.weight.shape[0]) * m.weight[0].numel() <= FILTER_VALUES_MAX)
@@ -166,9 +166,18 @@ class Recorder:
             self.address, self.token = self._server.address, self._server.token
             self._announce(f"cnn-visualizer: serving this run on {self.address} (token {self.token}); "
                            f"attach with File > Attach to live run")
+        self._warm_up()
         self._sink: queue.Queue = queue.Queue(maxsize=SINK_QUEUE)
         self._sink_thread = threading.Thread(target=self._drain, name="cnn-visualizer-recorder", daemon=True)
         self._sink_thread.start()
+
+    def _warm_up(self) -> None:
+        """One probe pass now, before training: the first pass of a model costs many times a later one
+        (allocations, kernels chosen), and paced by that the first minutes would see almost no snapshots."""
+        request, index = self._request()
+        x = self._probe_images[index]
+        self._inspector.probe(request, x.detach().float().cpu().numpy(), None, initial=self._initial, grads=True,
+                              also=[lambda flat: self._inspector.stage_gradients(flat, None, {})])
 
     # ==== the training loop's side ===================================================
     def step(self, step: int, loss=None, *, epoch: int = 0, accuracy=None, batch_size: int | None = None) -> None:

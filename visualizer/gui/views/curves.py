@@ -54,6 +54,7 @@ class CurvesView(View):
         self.train = GrowableTable(3, cap=STEP_HISTORY_CAP)  # step, loss, accuracy (older half decimated beyond)
         self.val = GrowableTable(3, cap=HISTORY_CAP)  # step, val loss, val accuracy per epoch
         self._smooth_loss, self._smooth_acc = SmoothedColumn(), SmoothedColumn()
+        self._accuracy_gaps = False   # some rows have no accuracy (NaN)
 
         self.smoothing = QSlider(Qt.Orientation.Horizontal)
         self.smoothing.setRange(0, 99)
@@ -139,7 +140,10 @@ class CurvesView(View):
 
     def _ingest_training(self, snap: TrainingSnapshot) -> None:
         h = np.asarray(snap.history, dtype=np.float64).reshape(-1, 3)
-        h = h[np.isfinite(h).all(axis=1)]
+        # A recorded run may know each step's loss but not its accuracy (the user's loop gave none):
+        # keep the loss; an unknown accuracy stays NaN and is left out of the accuracy curves.
+        h = h[np.isfinite(h[:, :2]).all(axis=1)]
+        self._accuracy_gaps = self._accuracy_gaps or not np.isfinite(h[:, 2]).all()
         if len(self.train) and len(h):
             h = h[h[:, 0] > self.train.data[-1, 0]]  # a re-sent row must not draw a loop back
         self.train.append(h)
@@ -165,6 +169,7 @@ class CurvesView(View):
         self.val.clear()
         self._smooth_loss, self._smooth_acc = SmoothedColumn(), SmoothedColumn()
         self._loss_bounds = (np.inf, -np.inf)
+        self._accuracy_gaps = False
         self.follower.reset()
 
     def csv_table(self):
@@ -191,9 +196,14 @@ class CurvesView(View):
             steps = d[:, 0]
             # Rows are finite (filtered on the way in): skip pyqtgraph's per-frame check.
             self.loss_raw.setData(steps, d[:, 1], skipFiniteCheck=True)
-            self.acc_raw.setData(steps, d[:, 2], skipFiniteCheck=True)
             self.loss_smooth.setData(steps, self._smooth_loss.update(self.train, 1, a), skipFiniteCheck=True)
-            self.acc_smooth.setData(steps, self._smooth_acc.update(self.train, 2, a), skipFiniteCheck=True)
+            if not self._accuracy_gaps:
+                self.acc_raw.setData(steps, d[:, 2], skipFiniteCheck=True)
+                self.acc_smooth.setData(steps, self._smooth_acc.update(self.train, 2, a), skipFiniteCheck=True)
+            else:
+                known = np.isfinite(d[:, 2])
+                self.acc_raw.setData(steps[known], d[known, 2], skipFiniteCheck=True)
+                self.acc_smooth.setData(steps[known], ema(d[known, 2], a), skipFiniteCheck=True)
         else:
             for c in (self.loss_raw, self.acc_raw, self.loss_smooth, self.acc_smooth):
                 c.setData([], [])
@@ -210,5 +220,5 @@ class CurvesView(View):
         t = self._training
         if t is not None:
             # Learning rate and speed are in the status bar: this line must fit a narrow column.
-            self.latest.setText(f"step {t.step} · epoch {t.epoch + 1} · loss {t.loss:.4f} · "
-                                f"accuracy {100 * t.accuracy:.1f}%")
+            acc = f" · accuracy {100 * t.accuracy:.1f}%" if np.isfinite(t.accuracy) else ""
+            self.latest.setText(f"step {t.step} · epoch {t.epoch + 1} · loss {t.loss:.4f}{acc}")

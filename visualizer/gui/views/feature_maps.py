@@ -12,13 +12,14 @@ import pyqtgraph as pg
 from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import QComboBox, QLabel, QStackedWidget, QWidget
 
+from visualizer.core.reduce import tile
 from visualizer.core.snapshot import LayerCapture, ProbeSnapshot
 
 from . import colormaps
 from .base import STRETCH, View
 from .finite import finite_float32
 from .images import display_input, fit, image_box
-from .tiling import per_channel_normalised, tile
+from .tiling import per_channel_normalised
 
 PER_LAYER, PER_CHANNEL, FIXED = "per layer", "per channel", "fixed"
 NORMALISATIONS = (PER_LAYER, PER_CHANNEL, FIXED)

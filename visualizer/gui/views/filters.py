@@ -15,13 +15,13 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtWidgets import QCheckBox, QComboBox, QLabel, QWidget
 
+from visualizer.core.reduce import grid_shape, tile
 from visualizer.core.snapshot import FilterCapture
 
 from . import colormaps
 from .base import STRETCH, View
 from .finite import finite_float32
 from .images import fit, image_box
-from .tiling import grid_for, tile
 
 WEIGHTS, DELTA, GRAD = "weights", "change since start", "gradient"
 BOTH = "weights and change"     # the two side by side: what the filters are, and what training did to them
@@ -195,7 +195,7 @@ class FilterView(View):
             notes.append(f"first {MAX_INPUTS} of {i} input channels")
         if colour:
             tiles = rgb_filters(w)
-            rows, cols = grid_for(o)
+            rows, cols = grid_shape(o, w.shape[2], w.shape[3])
             image = tile(tiles, rows, cols, pad=1, fill=0.5)
             colorbar.hide()
             item.setImage(image, autoLevels=False, levels=(0.0, 1.0))
@@ -204,7 +204,7 @@ class FilterView(View):
             per_filter = self.scale.currentText() == PER_FILTER
             if single:
                 mean = w.mean(axis=1)
-                rows, cols = grid_for(o)
+                rows, cols = grid_shape(o, w.shape[2], w.shape[3])
                 image = tile(per_filter_scaled(mean) if per_filter else mean, rows, cols, pad=1, fill=0.0)
             else:
                 image = kernel_grid(per_filter_scaled(w) if per_filter else w)

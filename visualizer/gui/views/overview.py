@@ -12,13 +12,13 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QFontMetrics
 from PyQt6.QtWidgets import QLabel, QSizePolicy, QWidget
 
+from visualizer.core.reduce import grid_shape, tile
 from visualizer.core.snapshot import LayerCapture
 
 from . import colormaps
 from .base import View
 from .finite import finite_float32
 from .images import display_input, image_box
-from .tiling import grid_for, tile
 
 CHANNELS_PER_LAYER = 4
 LABEL_SHARE = 1.35   # a cell's height over its image's: the rest holds the label
@@ -27,7 +27,7 @@ LABEL_SHARE = 1.35   # a cell's height over its image's: the rest holds the labe
 def strip_tiles(cap: LayerCapture, n: int = CHANNELS_PER_LAYER) -> np.ndarray:
     """The first n channels of a layer tiled into one small image."""
     maps = finite_float32(cap.maps[:n])[0]
-    rows, cols = grid_for(len(maps))
+    rows, cols = grid_shape(len(maps), maps.shape[1], maps.shape[2])
     fill = 0.0 if cap.levels.signed else float(cap.levels.low)
     return tile(maps, rows, cols, pad=1, fill=fill)
 

@@ -1,40 +1,11 @@
-"""Re-tiling channel maps with a Mosaic's geometry.
+"""Per-channel normalisation of maps before they are tiled (``core.reduce.tile``, the one tiling).
 
-The worker sends one mosaic per layer (one ImageItem is 7x faster than one per
-channel); the view needs to re-tile only when it transforms the maps itself
-(per-channel normalisation), and must then reproduce the same layout so that
-``Mosaic.tile_at`` still maps clicks to channels.
+A view re-tiles when it transforms the maps itself (per-channel normalisation), with the
+mosaic's own geometry, so that ``Mosaic.tile_at`` still maps clicks to channels.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
-
-
-def grid_for(n: int) -> tuple[int, int]:
-    """(rows, cols) of a near-square grid holding n tiles."""
-    cols = max(1, math.ceil(math.sqrt(n)))
-    rows = max(1, math.ceil(n / cols))
-    return rows, cols
-
-
-def tile(maps: np.ndarray, rows: int, cols: int, pad: int = 1, fill: float = 0.0) -> np.ndarray:
-    """(N, h, w[, 3]) tiles -> one (rows*(h+pad)-pad, cols*(w+pad)-pad[, 3]) image, row-major.
-
-    Vectorised: pad every tile on the bottom/right, reshape the grid into the
-    image, then crop the trailing pad.
-    """
-    maps = np.asarray(maps)
-    n, h, w = maps.shape[:3]
-    extra = maps.shape[3:]
-    if n > rows * cols:
-        raise ValueError(f"{n} tiles do not fit a {rows}x{cols} grid")
-    grid = np.full((rows * cols, h + pad, w + pad, *extra), fill, dtype=maps.dtype)
-    grid[:n, :h, :w] = maps
-    grid = grid.reshape(rows, cols, h + pad, w + pad, *extra)
-    grid = grid.swapaxes(1, 2).reshape(rows * (h + pad), cols * (w + pad), *extra)
-    return np.ascontiguousarray(grid[: rows * (h + pad) - pad, : cols * (w + pad) - pad])
 
 
 def per_channel_normalised(maps: np.ndarray, channel_levels: np.ndarray | None, signed: bool = False) -> np.ndarray:

@@ -37,6 +37,9 @@ class TopPatchesView(View):
         self._drawn = None                    # (result, first channel, background) of the mosaic shown
         self._selected: tuple[int, int] | None = None   # (channel, rank)
         self._searching = False
+        self._blocked: str | None = None      # why no search can be asked for now (set_search_blocked)
+        self._error: str | None = None        # why the last search failed (shown until the next result)
+        self._placeholder: str | None = None  # what to say while there is no result (set_placeholder)
 
         self.summary = self.live_label()
         self.first = QSpinBox()
@@ -79,6 +82,7 @@ class TopPatchesView(View):
         """Show a search's (or the live accumulator's) result; a finished or cancelled one ends the progress."""
         self._result = result
         self._selected = None
+        self._error = None
         if result is not None and (result.complete or result.cancelled):
             self._set_searching(False)
         n = len(result.channels) if result is not None else 0
@@ -92,12 +96,31 @@ class TopPatchesView(View):
         self.progress.setMaximum(max(1, int(total)))
         self.progress.setValue(int(done))
 
+    def set_search_blocked(self, reason: str | None) -> None:
+        """No search now (training runs, not a conv layer, an ONNX model): the button says why in its tooltip."""
+        self._blocked = reason or None
+        self._update_search_button()
+
+    def set_placeholder(self, text: str | None) -> None:
+        """What the view says while it has no result (None: how to start a search)."""
+        if text != self._placeholder:
+            self._placeholder = text
+            self._schedule()
+
+    def search_failed(self, text: str) -> None:
+        """The search asked for could not run: the progress ends and ``text`` is written under the grid."""
+        self._set_searching(False)
+        self._error = text
+        self.readout.setText(text)
+        self._schedule()
+
     @property
     def result(self) -> TopPatches | None:
         return self._result
 
     def _clear_data(self) -> None:
         self._result = None
+        self._error = None
         self._selected = None
         self._set_searching(False)
 
@@ -108,7 +131,8 @@ class TopPatchesView(View):
     def _draw(self) -> None:
         r = self._result
         if r is None or not r.channels:
-            self.message.setText(EMPTY if r is None else f"{r.layer} has no channels to show.")
+            self.message.setText((self._error or self._placeholder or EMPTY) if r is None
+                                 else f"{r.layer} has no channels to show.")
             self.stack.setCurrentWidget(self.message)
             self.clear_label(self.summary)
             return
@@ -202,7 +226,7 @@ class TopPatchesView(View):
 
     def _request_search(self) -> None:
         layer = self._layer or (self._result.layer if self._result is not None else None)
-        if layer:
+        if layer and not self._blocked:
             self._set_searching(True)
             self.progress.setValue(0)
             self.search_requested.emit(layer)
@@ -215,8 +239,10 @@ class TopPatchesView(View):
 
     def _update_search_button(self) -> None:
         layer = self._layer or (self._result.layer if self._result is not None else None)
-        self.search_button.setEnabled(bool(layer) and not self._searching)
+        self.search_button.setEnabled(bool(layer) and not self._searching and not self._blocked)
         self.search_button.setText(f"Find top patches of {layer}" if layer else "Find top patches")
+        self.search_button.setToolTip(self._blocked or "Search the data set for the patches that excite each "
+                                                       "channel most")
 
     def csv_table(self):
         r = self._result

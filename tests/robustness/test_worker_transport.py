@@ -1,0 +1,77 @@
+"""The parent's handle on the engine process notices a child that dies in the middle of a message,
+and one that is alive but frozen, at once and naming what it was doing. Real children, real signals.
+
+(The end-to-end cases, user models that segfault, loop or freeze in the window, are in
+tests/gui/test_worker_recovery.py.)
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import psutil
+
+from tests.robustness import dying_children
+from visualizer.core.engine.process import EngineProcess
+
+
+class Recorder:
+    def __init__(self):
+        self.events: list = []
+        self.arrived = threading.Condition()
+
+    def __call__(self, name, payload):
+        with self.arrived:
+            self.events.append((time.monotonic(), name, payload))
+            self.arrived.notify_all()
+
+    def wait_for(self, name: str, timeout: float):
+        with self.arrived:
+            self.arrived.wait_for(lambda: any(n == name for _, n, _ in self.events), timeout)
+        return next(((t, p) for t, n, p in self.events if n == name), None)
+
+
+def test_a_child_that_crashes_in_the_middle_of_a_message_is_reported_at_once():
+    # With a queue whose pipe the parent also held open, the reader waited forever for the rest of
+    # the message: the crash was never reported, and closing the window waited for the reader.
+    class Tearing(EngineProcess):
+        child_main = staticmethod(dying_children.dies_mid_message)
+
+    got = Recorder()
+    proc = Tearing(got)
+    proc.start()
+    try:
+        found = got.wait_for("crashed", timeout=60)
+        assert found is not None, got.events
+        _, text = found
+        assert "signal 11 (SIGSEGV)" in text and "native code" in text
+        assert "/models/net.py" in text          # what it was doing, from its last heartbeat
+        assert not psutil.pid_exists(proc.pid) or psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE
+    finally:
+        t0 = time.monotonic()
+        assert proc.shutdown()
+        assert time.monotonic() - t0 < 2.0       # nothing left to wait for
+
+
+def test_a_frozen_child_is_called_unresponsive_and_stop_now_ends_it_within_5_seconds():
+    class Freezing(EngineProcess):
+        child_main = staticmethod(dying_children.freezes)
+
+    got = Recorder()
+    proc = Freezing(got, stuck_after_s=1.0)
+    proc.start()
+    try:
+        found = got.wait_for("unresponsive", timeout=60)
+        assert found is not None, got.events
+        _, why = found
+        assert why.frozen and why.model_file == "/models/net.py" and "sent nothing" in why.describe()
+        assert psutil.Process(proc.pid).is_running()
+        t0 = time.monotonic()
+        proc.stop_now()                          # the user's "Stop the training process"
+        found = got.wait_for("crashed", timeout=10)
+        gone = time.monotonic() - t0
+        assert found is not None and "stopped at your request" in found[1]
+        assert gone < 5.0, gone
+        assert not proc._proc.is_alive()
+    finally:
+        assert proc.shutdown()
