@@ -31,6 +31,7 @@ def open_window(qtbot, settings: Settings) -> MainWindow:
     controller.ask_trust = lambda req: False
     controller.ask_model_spec = lambda path, info: None
     controller.offer_safetensors = lambda source: None
+    w.start_flow.ask = lambda model, offer_only: "continue"   # Start on the trained sample: keep training it
     w.training_panel.epochs.setValue(1000)  # the panel's runs (Step, Space) must outlast each test
     w.training_panel.batch_size.setValue(32)
     qtbot.addWidget(w)

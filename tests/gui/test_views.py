@@ -22,6 +22,7 @@ from visualizer.gui.views import (
     ProbabilityView,
 )
 from visualizer.gui.views.activation_functions import evaluate
+from visualizer.gui.views.base import PRESENTATION_PT
 from visualizer.gui.views.series import GrowableTable, ema
 
 _ALIVE: list = []
@@ -247,7 +248,7 @@ def test_overview_labels_fit_their_cells(qtbot):
     assert v._labels["C1"].toPlainText() == "C1"
     v.resize(1400, 300)
     v.set_presentation(True)   # projector fonts: cells narrower than a shape's text
-    v.resize(640, 110)
+    v.resize(440, 110)
     v.flush()
     metrics = QFontMetrics(v._tick_font())
     cell = v.graphics.width() / v._cols
@@ -309,9 +310,16 @@ def test_pooling_marks_winners_at_argmax(qtbot):
     v.grid.setChecked(True)
     v.flush()
     assert len(v.windows.getData()[0]) == 14 * 14 * 8
-    v.set_layer("C1")
+    v.set_layer("C1")     # not a pooling layer: the view stays on the pooling layer of its picker
     v.flush()
-    assert v.stack.currentWidget() is v.message and "S2, S4" in v.message.text()
+    assert v.stack.currentWidget() is v.graphics and "S2" in v.geometry_text()
+    assert [v.layer_box.itemText(i) for i in range(v.layer_box.count())] == ["S2", "S4"]
+    with qtbot.waitSignal(v.layer_requested) as picked:
+        v.layer_box.activated.emit(1)
+    assert picked.args == ["S4"]
+    v.set_layer("S4")
+    v.flush()
+    assert "S4" in v.geometry_text() and v.layer_box.currentText() == "S4"
 
 
 # --- activations --------------------------------------------------------------
@@ -526,7 +534,9 @@ def test_presentation_mode_thickens_lines_and_enlarges_fonts(qtbot):
     normal = v.loss_smooth.opts["pen"].widthF()
     v.set_presentation(True)
     assert v.loss_smooth.opts["pen"].widthF() > normal
-    assert v.loss_plot.getAxis("left").style["tickFont"].pointSize() >= 18
+    # The size follows the screen: 12 pt on 720 lines up to 18 pt on 1080 and more (normal: 9 pt).
+    pt = v.loss_plot.getAxis("left").style["tickFont"].pointSize()
+    assert pt == v.font_pt() and PRESENTATION_PT[0] <= pt <= PRESENTATION_PT[1]
     v.set_presentation(False)
     assert v.loss_smooth.opts["pen"].widthF() == normal
 

@@ -1,6 +1,6 @@
 """The desktop app's entry: QApplication, exception hooks, theme, the main window.
 
-``cnn-visualizer [FILE] [--train] [--theme NAME] [--quit-after SECONDS]``
+``cnn-visualizer [FILE] [--lesson NAME|FILE] [--train] [--theme NAME] [--quit-after SECONDS]``
 
 Order matters: pyqtgraph replaces ``sys.excepthook`` when imported, so our hooks
 are installed after importing it. They log the traceback and show a message
@@ -27,6 +27,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="cnn-visualizer", description="Watch a CNN work while it trains.")
     p.add_argument("file", nargs="?", default=None, help="checkpoint, state dict, model .py file or image")
     p.add_argument("--train", action="store_true", help="start training as soon as the model is open")
+    p.add_argument("--lesson", default=None, metavar="NAME|FILE",
+                   help="open a lesson: a built-in one by name (see the Lessons menu) or a lesson file")
     p.add_argument("--theme", choices=("dark", "light", "high_contrast"), default=None)
     p.add_argument("--thread-worker", action="store_true",
                    help="train in a thread of the GUI process instead of a child process (debugging)")
@@ -155,7 +157,9 @@ def run_gui(path: str | None = None, argv: list[str] | None = None) -> int:
     window.activateWindow()
     window.start(args.file)
     settle(trains_here=args.thread_worker)
-    if args.train:
+    if args.lesson:
+        open_lesson(window, args.lesson, start=args.train)
+    elif args.train:
         start_training_when_ready(window, args.file)
     if args.quit_after is not None:
         QTimer.singleShot(int(args.quit_after * 1000), window.close)
@@ -242,6 +246,25 @@ def sweep_interrupted_saves(settings) -> list:
     for p in removed:
         logging.getLogger(__name__).info("removed the leftover of an interrupted save: %s", p)
     return removed
+
+
+def open_lesson(window, name_or_path: str, *, start: bool = False) -> bool:
+    """``--lesson``: a built-in lesson by name, else a lesson file; a bad one is said in the window."""
+    from visualizer.core.errors import LoadError
+    from visualizer.core.lessons import LESSONS_BY_NAME, read_lesson
+    lesson = LESSONS_BY_NAME.get(name_or_path)
+    if lesson is None and name_or_path.endswith(".json"):
+        try:
+            lesson = read_lesson(name_or_path)
+        except LoadError as exc:
+            window.show_message("error", f"Could not open the lesson.\n\n{exc}")
+            return False
+    if lesson is None:
+        window.show_message("warning", f"No lesson called '{name_or_path}'. The lessons: "
+                                       + ", ".join(LESSONS_BY_NAME) + ".")
+        return False
+    window.lesson_runner.open(lesson, start=start)
+    return True
 
 
 def start_training_when_ready(window, path: str | None = None) -> None:

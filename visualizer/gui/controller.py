@@ -92,6 +92,7 @@ class Controller(QObject):
         self._closed = False
         self._sample_limit = sample_limit
         self._dataset_limits: dict[str, int | None] = {}  # spec -> limit asked for (to reopen after a crash)
+        self._deferred_start: tuple | None = None   # (config, augment): Start pressed before a model was open
         self._connect_worker()
 
     # ==== lifecycle ================================================================
@@ -211,6 +212,10 @@ class Controller(QObject):
             self.settings.add_recent(model.source)
         self._send_request()
         self.notice.emit(f"Opened {describe_model(model)}")
+        if self._deferred_start is not None:
+            config, augment = self._deferred_start
+            self._deferred_start = None
+            self.start_training(config, augment)
         if model.trusted and model.source and not model.source.endswith(".safetensors"):
             target = self.offer_safetensors(model.source)
             if target:
@@ -233,7 +238,9 @@ class Controller(QObject):
 
     def start_training(self, config: TrainConfig | None = None, augment=None) -> None:
         if self.session.model is None:
-            self.message.emit("warning", "Open a model before training.")
+            # Pressed while the model is still loading (right after launch): start once it is open.
+            self._deferred_start = (config, augment)
+            self.notice.emit("Training starts as soon as the model is loaded.")
             return
         self.end_external()   # training shows the engine's model again
         if self._refuse_training():
@@ -518,6 +525,14 @@ class Controller(QObject):
         self._dataset_limits[spec] = limit
         self.worker.set_dataset(spec, limit=limit, augment=augment, seed=self._seed())
 
+    def dataset_limit(self, spec: str) -> int | None:
+        """The sample limit in force for ``spec`` (what set_dataset was last given, or the default)."""
+        return self._dataset_limits.get(spec, self.default_limit(spec))
+
+    def default_limit(self, spec: str) -> int | None:
+        """All of ``spec``, unless this controller was made with a smaller sample data set (tests)."""
+        return self._sample_limit if spec == SAMPLE_DATASET else None
+
     def rebuild(self, arch: str, options: dict) -> None:
         self.worker.build(arch, options, seed=self._seed())
 
@@ -527,7 +542,7 @@ class Controller(QObject):
 
     def configure(self, options: dict, augment=None) -> None:
         """The training panel's dataset/architecture/options: change only what differs."""
-        from visualizer.core.architectures.catalog import MODEL_OPTION_KEYS
+        from visualizer.core.architectures.catalog import ARCHITECTURES, MODEL_OPTION_KEYS
         model = self.session.model
         spec = options.get("dataset")
         current_spec = self.data.spec if self.data is not None else None
@@ -537,7 +552,9 @@ class Controller(QObject):
         arch = options.get("arch")
         wanted = {k: options[k] for k in MODEL_OPTION_KEYS if k in options}
         have = dict(model.arch_options) if model is not None else {}
-        if arch and (model is None or model.arch != arch or any(have.get(k) != v for k, v in wanted.items())):
+        if arch not in ARCHITECTURES:
+            return   # the panel shows a model opened from a file: there is nothing to build
+        if model is None or model.arch != arch or any(have.get(k) != v for k, v in wanted.items()):
             self.worker.build(arch, wanted, seed=self._seed())
 
     def capture_request(self) -> CaptureRequest:

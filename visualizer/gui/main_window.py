@@ -48,12 +48,15 @@ VIEW_CLASSES = (
     ("visualizer.gui.views.activations", "ActivationView"),
     ("visualizer.gui.views.gradients", "GradientView"),
     ("visualizer.gui.views.probabilities", "ProbabilityView"),
+    ("visualizer.gui.views.step_by_step", "StepByStepView"),
+    ("visualizer.gui.views.cam", "CamView"),
     ("visualizer.gui.views.health", "HealthView"),
     ("visualizer.gui.views.top_patches", "TopPatchesView"),
 )
 OVERVIEW_CLASS = ("visualizer.gui.views.overview", "OverviewStripView")
 CURVES_CLASS = ("visualizer.gui.views.curves", "CurvesView")
 FIRST_RUN_EPOCHS = 30
+SMALL_SCREEN = (1440, 800)   # at or below this the window takes the whole screen
 
 
 def _load_class(module: str, name: str):
@@ -96,6 +99,8 @@ class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWi
         self._install_dialog_hooks()
         self.dock_sizes = DockSizes(self, self.layers_dock, self.input_dock, self.training_dock,
                                     self._middle_docks)
+        from .window_teaching import install_teaching
+        install_teaching(self)   # lessons, the start flow, step by step and CAM requests, presentation bar
         self._fit_to_screen()
         if restore:
             self._restore()
@@ -120,6 +125,10 @@ class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWi
             self.resize(1400, 900)
             return
         avail = screen.availableGeometry()
+        if avail.width() <= SMALL_SCREEN[0] or avail.height() <= SMALL_SCREEN[1]:
+            # A projector's 1280x720: every pixel is needed (a margin would only cost the views).
+            self.setGeometry(avail)
+            return
         self.resize(int(avail.width() * 0.94), int(avail.height() * 0.92))
 
     def _build_docks(self) -> None:
@@ -170,7 +179,9 @@ class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWi
             if cls is None:
                 continue
             view = cls()
-            dock = self._dock(view.title, "dock_view_" + name, view, Qt.DockWidgetArea.TopDockWidgetArea)
+            # A tab shows the view's short name where it has one (a row of eight must fit a projector).
+            dock = self._dock(getattr(view, "tab_title", view.title), "dock_view_" + name, view,
+                              Qt.DockWidgetArea.TopDockWidgetArea)
             self._add_view(view, dock)
             if first is None:
                 first = dock
@@ -189,6 +200,12 @@ class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWi
             first.raise_()
             self.current_view = first.widget()
         self._middle_docks = (overview_dock, first, curves_dock)
+
+    def resizeDocks(self, docks, sizes, orientation) -> None:
+        sizes_keeper = getattr(self, "dock_sizes", None)
+        if sizes_keeper is not None:
+            sizes_keeper.explicit_resize()   # kept, unlike the few pixels Qt's own re-layouts shift them
+        super().resizeDocks(docks, sizes, orientation)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -269,7 +286,14 @@ class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWi
         self.statusBar().showMessage(text, 8000)
 
     def _start_from_panel(self) -> None:
-        self.controller.start_training(self.training_config())
+        self.start_flow.request()
+
+    def toggle_run(self) -> None:
+        """Space: Start when stopped (through the start flow: it may ask first), else pause or resume."""
+        if self.session.training_state == STOPPED:
+            self.start_flow.request()
+        else:
+            self.controller.toggle_run()
 
     def _install_dialog_hooks(self) -> None:
         from . import dialogs
@@ -380,17 +404,12 @@ class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWi
         self.setWindowTitle(f"CNN Visualizer – {os.path.basename(model.source) if model.source else model.arch}")
 
     def _sync_panel_to(self, model: LoadedModel) -> None:
-        """Show the opened model's architecture and options in the panel (without rebuilding it)."""
-        if not model.arch or ":" in model.arch:
-            return
-        values = {"arch": model.arch}
-        values.update({k: v for k, v in model.arch_options if k in ("activation", "pooling", "batchnorm",
-                                                                     "dropout", "width")})
-        self.training_panel.blockSignals(True)
-        try:
-            self.training_panel.set_values(values)
-        finally:
-            self.training_panel.blockSignals(False)
+        """Name the opened model in the panel, with its architecture and options (without rebuilding it)."""
+        from .open_model_text import open_model_text
+        title, note = open_model_text(model)
+        options = {k: v for k, v in model.arch_options if k in ("activation", "pooling", "batchnorm",
+                                                                 "dropout", "width")}
+        self.training_panel.show_open_model(model.arch, title, note, options)
 
     def _fit_pad(self) -> None:
         """Draw at the training data's own resolution and framing, so a drawing is preprocessed

@@ -81,6 +81,12 @@ QToolTip { color: #ffff00; background: #000000; border: 2px solid #ffff00; }
 # ours and never clobbers one the application set for its own reasons.
 _QSS_PROPERTY = "_cnnvis_theme_qss"
 _BASE_FONT_PROPERTY = "_cnnvis_base_point_size"
+_PRESENTATION_QSS_PROPERTY = "_cnnvis_presentation_qss"
+# The window's own chrome in presentation type; the views size their own texts (View.font_pt).
+_PRESENTATION_QSS = """
+QMenuBar, QMenu, QToolBar, QToolBar QToolButton, QToolBar QComboBox, QToolBar QLabel, QTabBar, QDockWidget,
+QStatusBar, QStatusBar QLabel { font-size: SIZEpt; }
+"""
 
 _current = "dark"
 
@@ -161,6 +167,16 @@ def set_presentation(app: QApplication, on: bool, base_point_size: float | None 
     font = QFont(app.font())
     font.setPointSizeF(float(base) * (scale if on else 1.0))
     app.setFont(font)
+    # Under a style sheet (the high-contrast theme has one) a new application font does not reach
+    # widgets inside a window: the menus, the tool bar, the tab and dock titles kept their small
+    # type on the projector. A rule of the style sheet does reach them.
+    ours = app.property(_PRESENTATION_QSS_PROPERTY) or ""
+    sheet = app.styleSheet()
+    if ours and ours in sheet:
+        sheet = sheet.replace(ours, "")
+    extra = _PRESENTATION_QSS.replace("SIZE", f"{font.pointSizeF():.1f}") if on else ""
+    app.setStyleSheet(sheet + extra)
+    app.setProperty(_PRESENTATION_QSS_PROPERTY, extra)
 
 
 def is_presentation(app: QApplication) -> bool:

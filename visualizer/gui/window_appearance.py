@@ -25,6 +25,10 @@ class WindowAppearance:
         self._presentation = on
         self.act_presentation.setChecked(on)
         app = QApplication.instance()
+        # The font first, then the theme: setting a theme's style sheet re-polishes every widget, which
+        # is what makes the new font reach them (under a style sheet, setFont alone reached only some).
+        if app is not None:
+            set_presentation(app, on)
         if on:
             self._theme_before_presentation = self.settings.theme
             self.set_theme("high_contrast")
@@ -32,7 +36,8 @@ class WindowAppearance:
         else:
             self.set_theme(self._theme_before_presentation or "dark")
             self.showNormal()
-        if app is not None:
-            set_presentation(app, on)
         for v in self.views:
             v.set_presentation(on)
+        bar = getattr(self, "presentation_bar", None)
+        if bar is not None:
+            bar.set_active(on)   # the views get the screen; the side panels wait behind the bar

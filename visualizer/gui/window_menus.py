@@ -57,7 +57,7 @@ class WindowMenus:
         self.act_copy = A("&Copy view to clipboard", self.copy_view, "Ctrl+Shift+C")
         self.act_quit = A("&Quit", self.close, QKeySequence.StandardKey.Quit)
 
-        self.act_run = A("&Start training", c.toggle_run, "Space", "Start, pause or resume training")
+        self.act_run = A("&Start training", self.toggle_run, "Space", "Start, pause or resume training")
         self.act_step = A("S&tep one batch", c.step, "Ctrl+Right")
         self.act_stop = A("St&op training", c.stop, "Ctrl+.")
         self.act_reset = A("&Reset weights", c.reset_weights, "Ctrl+Shift+R")
@@ -102,7 +102,7 @@ class WindowMenus:
         f.addSeparator()
         f.addAction(self.act_quit)
 
-        t = mb.addMenu("&Training")
+        t = self.training_menu = mb.addMenu("&Training")
         for a in (self.act_run, self.act_step, self.act_stop, self.act_reset):
             t.addAction(a)
         dev = t.addMenu("&Device")

@@ -25,6 +25,7 @@ from .axes import live_axes
 from .frame_pacer import FramePacer
 
 STRETCH = object()   # in View.compose's bar: the space between the left and right controls
+PRESENTATION_PT = (12, 18)   # the views' text size in presentation mode: on 720 lines, on 1080 and more
 
 
 class View(QWidget):
@@ -180,11 +181,21 @@ class View(QWidget):
         """Draw if there is something new and the view is visible (or forced); True if it drew."""
         if not self._dirty:
             return False
-        if not force and not self.isVisible():
-            return False  # a hidden tab costs nothing; showEvent catches up
+        if not force and not self.on_screen():
+            return False  # a hidden tab costs nothing; showEvent (or catch_up) catches up
         self._dirty = False
         self._draw()
         return True
+
+    def on_screen(self) -> bool:
+        """Shown and not covered: QMainWindow keeps the tabs behind the front one "visible", moved
+        outside the window, so isVisible() alone made every hidden tab draw every frame."""
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
+    def catch_up(self) -> None:
+        """Brought to the front (its tab chosen): draw what arrived while it was behind."""
+        if self._dirty:
+            FramePacer.shared().submit(self)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -216,7 +227,13 @@ class View(QWidget):
         return 4.0 if self._presentation else 1.6
 
     def font_pt(self) -> int:
-        return 18 if self._presentation else 9
+        """Text size in the view. In presentation mode it follows the screen: 18 pt on a 1080-line
+        projector, down to 12 pt on a 720-line one, where 18 pt left no room for the images."""
+        if not self._presentation:
+            return 9
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        lines = screen.geometry().height() if screen is not None else 1080
+        return int(max(PRESENTATION_PT[0], min(PRESENTATION_PT[1], round(lines / 60))))
 
     def make_graphics(self) -> pg.GraphicsLayoutWidget:
         g = pg.GraphicsLayoutWidget()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import QComboBox, QLabel, QSlider, QWidget
+from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QWidget
 
 from visualizer.core.explain.records import CAM_METHODS, ClassActivationMap
 
@@ -26,6 +26,7 @@ METHOD_NAMES = {"auto": "automatic", "cam": "CAM", "grad-cam": "Grad-CAM"}
 
 class CamView(View):
     title = "Class activation map"
+    tab_title = "Where it looks"
     class_requested = pyqtSignal(int)      # a class index, or PREDICTED
     method_requested = pyqtSignal(str)     # one of CAM_METHODS
 
@@ -46,6 +47,11 @@ class CamView(View):
         self.opacity.setRange(0, 100)
         self.opacity.setValue(60)
         self.opacity.setMaximumWidth(120)
+        self.opacity.setMinimumWidth(50)
+        for box in (self.classes, self.method, self.layers):
+            # Short minimums: the bar must fit beside a projector's side panels.
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(7)
         self.opacity.setToolTip("opacity of the heat map over the input")
         self.opacity.valueChanged.connect(lambda v: self.heat_item.setOpacity(v / 100))
 
@@ -61,8 +67,16 @@ class CamView(View):
         self.colorbar.setImageItem(self.heat_item)
         self.note = QLabel()
         self.note.setWordWrap(True)
-        self.compose([STRETCH, "class:", self.classes, "method:", self.method, "layer:", self.layers,
-                      "overlay:", self.opacity], self.graphics, [self.note])
+        # The overlay slider sits under the map, beside the note: the bar above must fit a projector's
+        # narrow views column.
+        below = QWidget()
+        row = QHBoxLayout(below)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.note, 1)
+        row.addWidget(QLabel("overlay:"))
+        row.addWidget(self.opacity)
+        self.compose([STRETCH, "class:", self.classes, "method:", self.method, "layer:", self.layers],
+                     self.graphics, [below])
         self._shape = None
         self._names: tuple[str, ...] = ()
         self.note.setText("The heat map appears once a class activation map is computed for the current input.")
@@ -88,6 +102,17 @@ class CamView(View):
             self.layers.addItem(n, n)
         i = self.layers.findData(current)
         self.layers.setCurrentIndex(max(i, 0))
+
+    def show_problem(self, text: str) -> None:
+        """No map for the current input (the model has no conv layer, the request failed): say why."""
+        self._cam = None
+        self.note.setText(text)
+        self._schedule()
+
+    def reset_choices(self) -> None:
+        """A new model: the predicted class, automatic method, default layer (no signals)."""
+        for box in (self.classes, self.method, self.layers):
+            box.setCurrentIndex(0)
 
     def _clear_data(self) -> None:
         self._cam = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QFontMetrics
 from PyQt6.QtWidgets import QLabel, QSlider, QWidget
 
 from visualizer.core.snapshot import EpochEnd, TrainingSnapshot
@@ -21,6 +22,9 @@ from .series import HISTORY_CAP, STEP_HISTORY_CAP, GrowableTable, ema
 TRAIN_COLOUR = "#1e88e5"
 VAL_COLOUR = "#e53935"
 VAL_DOTS_MAX = 60   # validation points drawn as dots up to this many (then as a line)
+# Below this height (a 1280x720 projector's bottom strip) the two plots stand side by side: stacked,
+# each would be too short for readable axes.
+SIDE_BY_SIDE_BELOW = 300
 
 
 class SmoothedColumn:
@@ -94,10 +98,32 @@ class CurvesView(View):
         self.follower = RangeFollower(self.loss_plot.vb, x=(0.0, 0.5), y=(0.15, 0.05))
         self.follower.watch(self.acc_plot.vb)
         self._loss_bounds = (np.inf, -np.inf)
+        self.side_by_side = False
         self.compose([(self.latest, 1), "smoothing", self.smoothing, self.smoothing_label], g)
         self.finish_setup()
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._arrange()
+
+    def _arrange(self) -> None:
+        """Loss over accuracy when there is height for both, side by side when there is not."""
+        g = self.graphics
+        side = g.height() < SIDE_BY_SIDE_BELOW and g.width() > 2 * g.height()
+        if side == self.side_by_side:
+            return
+        self.side_by_side = side
+        g.ci.removeItem(self.acc_plot)
+        g.ci.addItem(self.acc_plot, row=0 if side else 1, col=1 if side else 0)
+        if side:
+            self.loss_plot.setLabel("bottom", "step")
+        else:
+            self.loss_plot.getAxis("bottom").showLabel(False)
+        self._style_plot(self.loss_plot)
+
     def _restyle(self) -> None:
+        # As wide as "0.00" in the font it has now (presentation mode enlarges it).
+        self.smoothing_label.setFixedWidth(QFontMetrics(self.smoothing_label.font()).horizontalAdvance("0.00") + 8)
         w = self.line_width()
         faint = pg.mkColor(TRAIN_COLOUR)
         faint.setAlpha(70)
@@ -193,6 +219,6 @@ class CurvesView(View):
         self._follow(d, v)
         t = self._training
         if t is not None:
-            acc = f"accuracy {100 * t.accuracy:.1f}% · " if np.isfinite(t.accuracy) else ""
-            self.latest.setText(f"step {t.step} · epoch {t.epoch + 1} · loss {t.loss:.4f} · "
-                                f"{acc}lr {t.lr:g} · {t.samples_per_sec:.0f} samples/s")
+            # Learning rate and speed are in the status bar: this line must fit a narrow column.
+            acc = f" · accuracy {100 * t.accuracy:.1f}%" if np.isfinite(t.accuracy) else ""
+            self.latest.setText(f"step {t.step} · epoch {t.epoch + 1} · loss {t.loss:.4f}{acc}")

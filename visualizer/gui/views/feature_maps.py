@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import QComboBox, QLabel, QStackedWidget, QWidget
 
 from visualizer.core.reduce import tile
@@ -32,6 +33,9 @@ def default_layer(snap: ProbeSnapshot) -> LayerCapture | None:
 
 class FeatureMapView(View):
     title = "Feature maps"
+    # A click on a channel: (channel, y, x) in its map; last: True when it was a click on the enlarged
+    # channel (a deliberate pick of one position), False for the mosaic (which also picks the channel).
+    position_selected = pyqtSignal(int, int, int, bool)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -114,8 +118,22 @@ class FeatureMapView(View):
         self._draw_channel(cap)
         ty, tx = int(y) % (m.tile_h + m.pad), int(x) % (m.tile_w + m.pad)
         self._readout(cap, i, ty, tx)
+        if 0 <= ty < m.tile_h and 0 <= tx < m.tile_w:
+            self.position_selected.emit(m.channels[i], ty, tx, False)
         self.channel_selected.emit(m.channels[i])
         return m.channels[i]
+
+    def select_position(self, y: int, x: int) -> bool:
+        """A click at (y, x) of the enlarged channel: that position, for the step-by-step arithmetic."""
+        cap = self._shown
+        if cap is None or cap.mosaic is None or self._tile is None:
+            return False
+        a = self._channel_map(cap, self._tile)
+        if not (0 <= y < a.shape[0] and 0 <= x < a.shape[1]):
+            return False
+        self._readout(cap, self._tile, y, x)
+        self.position_selected.emit(cap.mosaic.channels[self._tile], int(y), int(x), True)
+        return True
 
     # --- drawing ------------------------------------------------------------
     def _layer_changed(self) -> None:
@@ -252,6 +270,9 @@ class FeatureMapView(View):
         p = self.mosaic_item.mapFromScene(ev.scenePos())
         if self.mosaic_item.image is not None and self.mosaic_item.sceneBoundingRect().contains(ev.scenePos()):
             self.select_tile_at(p.y(), p.x())
+        elif self.channel_item.image is not None and self.channel_item.sceneBoundingRect().contains(ev.scenePos()):
+            q = self.channel_item.mapFromScene(ev.scenePos())
+            self.select_position(int(np.floor(q.y())), int(np.floor(q.x())))
 
     def _scene_moved(self, pos) -> None:
         cap = self._shown

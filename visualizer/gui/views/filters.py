@@ -24,7 +24,8 @@ from .finite import finite_float32
 from .images import fit, image_box
 
 WEIGHTS, DELTA, GRAD = "weights", "change since start", "gradient"
-MODES = (WEIGHTS, DELTA, GRAD)
+BOTH = "weights and change"     # the two side by side: what the filters are, and what training did to them
+MODES = (WEIGHTS, DELTA, GRAD, BOTH)
 PER_LAYER, PER_FILTER = "per layer", "per filter"
 SCALES = (PER_LAYER, PER_FILTER)   # the words of core.recipes.FILTER_SCALES
 MAX_INPUTS = 64   # wider layers: first 64 input channels (the mosaic would be unreadable anyway)
@@ -63,15 +64,29 @@ class FilterView(View):
         self.scale.setToolTip("per layer: one colour range for all kernels; "
                               "per filter: each filter on its own symmetric range")
         self.scale.currentTextChanged.connect(lambda _: self._schedule())
-        self.average = QCheckBox("average over input channels")
+        self.average = QCheckBox("average inputs")
+        self.average.setToolTip("One kernel per filter: the average over its input channels")
+        for box in (self.mode, self.scale):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(9)
         self.average.toggled.connect(lambda _: self._schedule())
         self.layer_label = self.live_label()
 
         self.graphics = self.make_graphics()
-        self.box, self.item = image_box(self.graphics, 0, 0)
+        self._title1 = self.graphics.addLabel("", row=0, col=0)
+        self._title2 = self.graphics.addLabel("", row=0, col=2)
+        self.box, self.item = image_box(self.graphics, 1, 0)
         self.colorbar = pg.ColorBarItem(values=(-1, 1), colorMap=colormaps.diverging(), interactive=False, width=14)
-        self.graphics.addItem(self.colorbar, row=0, col=1)
+        self.graphics.addItem(self.colorbar, row=1, col=1)
         self.colorbar.setImageItem(self.item)
+        # The second mosaic of "weights and change": the change since the start, on its own range.
+        self.box2, self.item2 = image_box(self.graphics, 1, 2)
+        self.colorbar2 = pg.ColorBarItem(values=(-1, 1), colorMap=colormaps.diverging(), interactive=False, width=14)
+        self.graphics.addItem(self.colorbar2, row=1, col=3)
+        self.colorbar2.setImageItem(self.item2)
+        self._shape2 = None
+        self._both = False
+        self._show_second(False)
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.compose([self.layer_label, STRETCH, self.average, "show:", self.mode, "scale:", self.scale],
@@ -104,21 +119,73 @@ class FilterView(View):
             else f"Showing the first conv layer, {first.name}."
         return first, why
 
+    def _show_second(self, on: bool) -> None:
+        for item in (self.box2, self.colorbar2, self._title1, self._title2):
+            item.setVisible(on)
+        lay = self.graphics.ci.layout
+        self._both = on
+        lay.setColumnStretchFactor(0, 1)
+        lay.setColumnStretchFactor(2, 1 if on else 0)
+        for col in (2, 3):
+            lay.setColumnMaximumWidth(col, 1e6 if on else 0)
+        self._share_columns()
+        lay.setRowMaximumHeight(0, 1e6 if on else 0)   # the titles only mean something beside each other
+
+    def _share_columns(self) -> None:
+        """Side by side, both mosaics get the same width (their titles' lengths would tip it)."""
+        lay = self.graphics.ci.layout
+        if self._both:
+            half = max(40.0, (self.graphics.width() - 2 * 90) / 2)
+            for col in (0, 2):
+                lay.setColumnMinimumWidth(col, half)
+                lay.setColumnMaximumWidth(col, half)
+        else:
+            lay.setColumnMinimumWidth(0, 0)
+            lay.setColumnMaximumWidth(0, 3.0e38)
+            lay.setColumnMinimumWidth(2, 0)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._share_columns()
+
     def _draw(self) -> None:
         cap, why = self._pick()
         if cap is None:
             self.item.clear()
+            self.item2.clear()
+            self._show_second(False)
             self.note.setText(why)
             self.clear_label(self.layer_label)
             return
         model = self.mode.model()
-        for row, data in enumerate((cap.weight, cap.delta, cap.grad)):
+        for row, data in enumerate((cap.weight, cap.delta, cap.grad, cap.delta)):
             model.item(row).setEnabled(data is not None)
-        data = {WEIGHTS: cap.weight, DELTA: cap.delta, GRAD: cap.grad}[self.mode.currentText()]
+        mode = self.mode.currentText()
         notes = [why] if why else []
+        both = mode == BOTH and cap.delta is not None
+        if mode == BOTH and cap.delta is None:
+            notes.append(f"No change since start for {cap.name} yet (it appears once training runs).")
+        data = {WEIGHTS: cap.weight, DELTA: cap.delta, GRAD: cap.grad, BOTH: cap.weight}[mode]
         if data is None:
-            notes.append(f"No {self.mode.currentText()} for {cap.name} in this capture; showing the weights.")
+            notes.append(f"No {mode} for {cap.name} in this capture; showing the weights.")
             data = cap.weight
+        w, bad = self._draw_mosaic(data, self.item, self.box, self.colorbar, notes, first=True)
+        self._show_second(both)
+        if both:
+            _, bad2 = self._draw_mosaic(cap.delta, self.item2, self.box2, self.colorbar2, [], first=False)
+            bad += bad2
+            self.style_label(self._title1, "weights")
+            self.style_label(self._title2, "change since the start")
+        o, i = w.shape[:2]
+        shown = f"{o} of {cap.out_channels}" if o < cap.out_channels else f"{o}"
+        self.layer_label.setText(f"<b>{cap.name}</b>: {shown} filters × {cap.in_channels} inputs, "
+                                 f"{w.shape[2]}×{w.shape[3]}")
+        if bad:
+            notes.append(f"{bad} non-finite values drawn as 0")
+        self.note.setText("  ·  ".join(dict.fromkeys(notes)))
+
+    def _draw_mosaic(self, data, item, box, colorbar, notes: list, *, first: bool):
+        """One mosaic of kernels into ``item``; returns the (sanitised, maybe truncated) weights and bad count."""
         w, bad = finite_float32(data)
         o, i = w.shape[:2]
         colour = i == 3 and not self.average.isChecked()
@@ -130,8 +197,8 @@ class FilterView(View):
             tiles = rgb_filters(w)
             rows, cols = grid_shape(o, w.shape[2], w.shape[3])
             image = tile(tiles, rows, cols, pad=1, fill=0.5)
-            self.colorbar.hide()
-            self.item.setImage(image, autoLevels=False, levels=(0.0, 1.0))
+            colorbar.hide()
+            item.setImage(image, autoLevels=False, levels=(0.0, 1.0))
             notes.append("RGB: each filter scaled to its own range, grey = 0.")
         else:
             per_filter = self.scale.currentText() == PER_FILTER
@@ -146,18 +213,17 @@ class FilterView(View):
                 notes.append("each filter scaled to its own range: ±1 = its largest |value|")
             else:
                 levels = colormaps.symmetric(float(image.min()), float(image.max()))
-            self.colorbar.show()
-            self.item.setImage(image, autoLevels=False, levels=levels)
-            self.colorbar.setColorMap(colormaps.diverging())
-            self.colorbar.setLevels(levels)
+            colorbar.show()
+            item.setImage(image, autoLevels=False, levels=levels)
+            colorbar.setColorMap(colormaps.diverging())
+            colorbar.setLevels(levels)
             if not single:
                 notes.append("rows: output filters; columns: input channels")
-        if image.shape != self._shape:
-            fit(self.box, image.shape)
-            self._shape = image.shape
-        shown = f"{o} of {cap.out_channels}" if o < cap.out_channels else f"{o}"
-        self.layer_label.setText(f"<b>{cap.name}</b>: {shown} filters × {cap.in_channels} inputs, "
-                                 f"{w.shape[2]}×{w.shape[3]}")
-        if bad:
-            notes.append(f"{bad} non-finite values drawn as 0")
-        self.note.setText("  ·  ".join(notes))
+        if first:
+            if image.shape != self._shape:
+                fit(box, image.shape)
+                self._shape = image.shape
+        elif image.shape != self._shape2:
+            fit(box, image.shape)
+            self._shape2 = image.shape
+        return w, bad

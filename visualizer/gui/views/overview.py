@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QFontMetrics
-from PyQt6.QtWidgets import QLabel, QWidget
+from PyQt6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from visualizer.core.reduce import grid_shape, tile
 from visualizer.core.snapshot import LayerCapture
@@ -40,10 +40,13 @@ class OverviewStripView(View):
         self.graphics = self.make_graphics()
         self.badge = self.make_badge()
         self.message = QLabel()
+        self.message.setWordWrap(True)   # wraps rather than widening the window (presentation fonts)
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.compose([(self.message, 1), self.badge], self.graphics)
         self._names: tuple[str, ...] | None = None
         self._cols = 1
         self.items: dict[str, pg.ImageItem] = {}
+        self._ranges: dict[str, tuple[float, float]] = {}
         self._boxes: dict[str, pg.ViewBox] = {}
         self._labels: dict[str, pg.TextItem] = {}
         self.message.setText("Every layer's first channels appear here once a capture arrives.")
@@ -74,10 +77,12 @@ class OverviewStripView(View):
         self._cols = self._columns(len(names))
         self.graphics.ci.clear()
         self.items.clear()
+        self._ranges.clear()
         self._boxes.clear()
         self._labels.clear()
         for i, name in enumerate(names):
             vb, img = image_box(self.graphics, i // self._cols, i % self._cols)
+            vb.sigResized.connect(self._schedule)    # the label's room is measured in the box's pixels
             self._boxes[name], self.items[name] = vb, img
             # The name sits inside the box, just under the image, so it stays with it at any height.
             label = pg.TextItem("", anchor=(0.5, 0.0))
@@ -86,37 +91,69 @@ class OverviewStripView(View):
         self._names = names
         self._restyle()
 
+    def _tick_font(self):
+        # The names under the cells stay small next to their images, also on a projector.
+        font = super()._tick_font()
+        if self._presentation:
+            font.setPointSize(max(9, self.font_pt() - 4))
+        return font
+
     def _restyle(self) -> None:
+        self.message.setVisible(not self._presentation)   # the cells say it; the room is the images'
         fg, _ = self.colors()
         font = self._tick_font()
         for label in self._labels.values():
             label.setColor(fg)
             label.setFont(font)
 
-    def _label(self, name: str, shape, metrics: QFontMetrics) -> None:
-        """Name (elided in the middle) and shape under a cell, as much as its width holds.
+    def _cell_height(self) -> float:
+        """Pixels of one cell's box (what the layout gives it, or its share of the view before that)."""
+        w, h = self._area()
+        rows = -(-max(1, len(self._labels)) // max(1, self._cols))
+        return max(1.0, h / rows - 4)
+
+    def _lines(self, metrics: QFontMetrics) -> int:
+        """Name and shape on two lines where the cell is tall enough for them and an image, else the name."""
+        return 2 if self._cell_height() >= 4 * metrics.height() + 16 else 1
+
+    def _label(self, name: str, shape, metrics: QFontMetrics) -> int:
+        """Name (elided in the middle) and shape under a cell, as much as its width holds; returns its lines.
 
         Cells of a deep model are narrow: full labels ran into each other. The full
         text is always in the cell's tooltip.
         """
         dims = "×".join(map(str, shape))
-        w, h = self._area()
-        room = max(12, int(w / max(1, self._cols)) - 6)
-        text = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, room)
-        rows = -(-len(self._labels) // max(1, self._cols))
-        below = h / rows * (LABEL_SHARE - 1) / LABEL_SHARE   # pixels under the image
-        if metrics.horizontalAdvance(dims) <= room and below >= 2.2 * metrics.height():
-            text += "\n" + dims
-        self.set_text(self._labels[name], text)
+        w, _h = self._area()
+        room = int(w / max(1, self._cols)) - 8
         tip = f"{name}: {dims}"
         if self._boxes[name].toolTip() != tip:
             self._boxes[name].setToolTip(tip)
+        if room < metrics.horizontalAdvance("Mm…"):
+            # Cells of a deep model too narrow for even an elided name: no label (the tooltip names it),
+            # rather than labels running into each other.
+            self.set_text(self._labels[name], "")
+            return 0
+        text = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, room)
+        lines = 1
+        if self._lines(metrics) == 2 and metrics.horizontalAdvance(dims) <= room:
+            text += "\n" + dims
+            lines = 2
+        self.set_text(self._labels[name], text)
+        return lines
 
-    def _place(self, name: str, shape) -> None:
+    def _place(self, name: str, shape, lines: int, metrics: QFontMetrics) -> None:
+        """The image at the top of its box, with the label's lines of text below it, in pixels: the
+        box's range is stretched so that exactly that many pixels are left under the image."""
         h, w = shape[:2]
-        self._labels[name].setPos(w / 2, h + 0.5)
-        # Room below the image for two lines of label text.
-        self._boxes[name].setRange(xRange=(0, w), yRange=(0, h * LABEL_SHARE + 2), padding=0.02)
+        vb = self._boxes[name]
+        box_h = vb.height() if vb.height() > 1 else self._cell_height()
+        text_px = lines * metrics.height() + 12 if lines else 2   # the text item has a margin round it
+        image_px = max(8.0, box_h - text_px)
+        total = h * box_h / image_px
+        self._labels[name].setPos(w / 2, h)
+        if self._ranges.get(name) != (w, total):
+            self._ranges[name] = (w, total)
+            vb.setRange(xRange=(0, w), yRange=(0, total), padding=0.0)
 
     def _draw(self) -> None:
         snap = self._probe
@@ -136,7 +173,8 @@ class OverviewStripView(View):
         inp = finite_float32(display_input(snap.input_image))[0]
         self.items["input"].setImage(inp, autoLevels=False, levels=(0.0, 1.0))
         metrics = QFontMetrics(self._tick_font())   # the labels' font: measured once a draw
-        self._label("input", inp.shape[-2:], metrics)
+        lines = self._label("input", inp.shape[-2:], metrics)
+        self._place("input", inp.shape, lines, metrics)
         bad_total = 0
         for cap in spatial:
             img, bad = finite_float32(strip_tiles(cap))
@@ -145,9 +183,6 @@ class OverviewStripView(View):
             lv = colormaps.display_levels(cap.levels.low, cap.levels.high, cap.levels.signed)
             item.setColorMap(colormaps.for_signed(cap.levels.signed))
             item.setImage(img, autoLevels=False, levels=lv)
-            self._label(cap.name, cap.shape, metrics)
-            if rebuilt:
-                self._place(cap.name, img.shape)
-        if rebuilt:
-            self._place("input", inp.shape)
+            lines = self._label(cap.name, cap.shape, metrics)
+            self._place(cap.name, img.shape, lines, metrics)
         self.set_badge(self.badge, bad_total)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtWidgets import QCheckBox, QLabel, QSpinBox, QStackedWidget, QWidget
+from PyQt6.QtWidgets import QCheckBox, QComboBox, QLabel, QSpinBox, QStackedWidget, QWidget
 
 from visualizer.core.snapshot import LayerCapture
 
 from . import colormaps
-from .base import STRETCH, View
+from .base import View
 from .finite import finite_float32
 from .images import fit, image_box
 
@@ -48,6 +48,12 @@ class PoolingView(View):
         self.grid = QCheckBox("show windows")
         self.grid.toggled.connect(lambda _: self._schedule())
         self.geometry = self.live_label()
+        # The pooling layer shown: the selected layer when it is one, else the one picked here (the
+        # first pooling layer by default), so the view opens on a pooling layer, not on a complaint.
+        self.layer_box = QComboBox()
+        self.layer_box.setToolTip("The pooling layer to show")
+        self.layer_box.activated.connect(self._layer_picked)
+        self._pool_names: list[str] = []
 
         self.graphics = self.make_graphics()
         g = self.graphics
@@ -69,7 +75,7 @@ class PoolingView(View):
         self.stack.addWidget(g)
         self.stack.addWidget(self.message)
         self.badge = self.make_badge()
-        self.compose([self.geometry, STRETCH, self.badge, self.grid, self.channel], self.stack)
+        self.compose([(self.geometry, 1), self.badge, self.layer_box, self.grid, self.channel], self.stack)
         self._shape = None
         self._prompt("Select a pooling layer to see what it keeps.")
         self.finish_setup()
@@ -82,17 +88,52 @@ class PoolingView(View):
     def _pooling_layers(self) -> list[LayerCapture]:
         return [c for c in self._probe.layers if c.pool is not None] if self._probe else []
 
+    def _model_changed(self, model) -> None:
+        self._set_pool_names([li.name for li in getattr(model.info, "layers", ()) if li.kind == "pool"])
+        super()._model_changed(model)
+
+    def _set_pool_names(self, names) -> None:
+        names = list(names)
+        if names == self._pool_names:
+            return
+        self._pool_names = names
+        self.layer_box.clear()
+        for n in names:
+            self.layer_box.addItem(n, n)
+        self.layer_box.setEnabled(bool(names))
+        self._layer_changed()
+
+    def _layer_changed(self) -> None:
+        if self._layer in self._pool_names:
+            self.layer_box.setCurrentIndex(self._pool_names.index(self._layer))
+
+    def _layer_picked(self, index: int) -> None:
+        name = self.layer_box.itemData(index)
+        if name:
+            self.layer_requested.emit(name)   # the window follows (and captures it, on a big model)
+            self._schedule()
+
+    def shown_layer(self) -> str | None:
+        """The pooling layer on show: the selected layer if it pools, else the picker's."""
+        if self._layer in self._pool_names or not self._pool_names:
+            return self._layer
+        return self.layer_box.currentData()
+
     def _draw(self) -> None:
         if self._probe is None:
             self._prompt("Select a pooling layer to see what it keeps.")
             return
-        cap = self._probe.layer(self._layer) if self._layer else None
+        if not self._pool_names:   # no model info (a run file's snapshot): the captured pooling layers
+            self._set_pool_names([c.name for c in self._pooling_layers()])
+        name = self.shown_layer()
+        cap = self._probe.layer(name) if name else None
         if cap is None or cap.pool is None or cap.maps is None:
-            names = [c.name for c in self._pooling_layers()]
-            what = f"'{self._layer}' is not a pooling layer. " if self._layer else ""
-            self._prompt(what + ("Select a pooling layer: " + ", ".join(names) if names
-                                 else "This capture has no pooling layer (the model may not pool, "
-                                      "or pooling layers were not requested)."))
+            if not self._pool_names:
+                self._prompt("This model has no pooling layer: it shrinks its maps with strided "
+                             "convolutions, or not at all.")
+            else:
+                self._prompt(f"Pooling layer '{name}' has no capture yet: pick it in the layer tree, or wait "
+                             "for the next snapshot.")
             return
         pool = cap.pool
         n = min(len(cap.maps), len(pool.input_maps))

@@ -17,10 +17,11 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
-from PyQt6.QtWidgets import QComboBox, QLabel, QPushButton, QSpinBox, QStackedWidget, QWidget
+from PyQt6.QtWidgets import QComboBox, QPushButton, QSpinBox, QStackedWidget, QWidget
 
 from visualizer.core.explain.records import ConvStep, LinearStep, PoolStep
 
+from ..widgets.live_paragraph import LiveParagraph
 from . import colormaps
 from .base import STRETCH, View
 from .finite import finite_float32
@@ -95,22 +96,36 @@ class StepByStepView(View):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._step: ConvStep | PoolStep | LinearStep | None = None
+        self._problem = ""               # why there is no record (shown instead of the prompt)
         self._awaiting = False           # a request is out: the timer waits for its record
-        # A wrapping label, not a live one: it changes only with a new record, and at projector
-        # sizes it must wrap rather than clip.
-        self.headline = QLabel()
-        self.headline.setWordWrap(True)
-        self.headline.setTextFormat(Qt.TextFormat.RichText)
-        self.back = QPushButton("◀ Step")
+        # Wrapping (at projector sizes it must wrap rather than clip), and live: it changes with every
+        # record, during training at every snapshot, which a QLabel turned into a window re-layout.
+        self.headline = LiveParagraph()
+        # Short labels (the tooltips say more): the bar must fit beside a projector's side panels.
+        self.back = QPushButton("◀")
+        self.back.setToolTip("The previous window (or unit)")
         self.play = QPushButton("▶ Play")
         self.play.setCheckable(True)
-        self.forward = QPushButton("Step ▶")
+        self.forward = QPushButton("▶")
+        self.forward.setToolTip("The next window (or unit)")
+        for b in (self.back, self.forward):
+            b.setMaximumWidth(b.fontMetrics().horizontalAdvance("◀") + 28)
         self.speed = QComboBox()
+        self.speed.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.speed.setMinimumContentsLength(6)
         for text, ms in SPEEDS:
             self.speed.addItem(text, ms)
         self.speed.setCurrentIndex(1)
+        # Which output channel (or unit) to explain; the window also sets it from a click on a feature map.
+        self.unit = QSpinBox()
+        self.unit.setPrefix("channel ")
+        self.unit.setToolTip("The output channel (of a fully connected layer: the unit) to explain")
+        self.unit.setRange(0, 0)
+        self.unit.setKeyboardTracking(False)
+        self.unit.valueChanged.connect(self._unit_changed)
         self.input_channel = QSpinBox()
-        self.input_channel.setPrefix("input channel ")
+        self.input_channel.setPrefix("input ")
+        self.input_channel.setToolTip("Which input channel's window, kernel and products are shown")
         self.input_channel.valueChanged.connect(lambda _: self._schedule())
         self.back.clicked.connect(lambda: self.request_next(-1))
         self.forward.clicked.connect(lambda: self.request_next(1))
@@ -162,16 +177,14 @@ class StepByStepView(View):
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#1e88e5")
         self.bars_plot.addItem(self.bars)
 
-        self.equation = QLabel()
-        self.equation.setWordWrap(True)
-        self.equation.setTextFormat(Qt.TextFormat.RichText)
+        self.equation = LiveParagraph(min_lines=2)
         self.message = self.make_note()
         self.stack = QStackedWidget()
         for w in (self.message, self.graphics, self.bars_graphics):
             self.stack.addWidget(w)
         g.ci.layout.setRowStretchFactor(1, 2)    # the maps
         g.ci.layout.setRowStretchFactor(3, 3)    # the numbers: the most space
-        self.compose([STRETCH, self.input_channel, self.back, self.play, self.forward, self.speed],
+        self.compose([STRETCH, self.unit, self.input_channel, self.back, self.play, self.forward, self.speed],
                      self.stack, [self.headline, self.equation])
         self._shapes = None
         self._prompt()
@@ -183,12 +196,33 @@ class StepByStepView(View):
         if not isinstance(step, (ConvStep, PoolStep, LinearStep)):
             raise TypeError(f"StepByStepView draws ConvStep, PoolStep or LinearStep records, not {type(step).__name__}")
         self._step = step
+        self._problem = ""
         self._awaiting = False
         self._schedule()
 
     @property
     def step_record(self):
         return self._step
+
+    def show_problem(self, text: str) -> None:
+        """The last request could not be answered (or the layer cannot be explained): say why."""
+        self._step = None
+        self._problem = text
+        self._awaiting = False
+        self.play.setChecked(False)
+        self._schedule()
+
+    def set_units(self, count: int, unit: int, *, linear: bool = False) -> None:
+        """The output channels (or, for a fully connected layer, units) the picker offers, and the one shown."""
+        self.unit.blockSignals(True)
+        self.unit.setPrefix("unit " if linear else "channel ")
+        self.unit.setRange(0, max(0, int(count) - 1))
+        self.unit.setValue(int(unit))
+        self.unit.setEnabled(count > 1)
+        self.unit.blockSignals(False)
+
+    def _unit_changed(self, value: int) -> None:
+        self.channel_selected.emit(int(value))
 
     def request_next(self, step: int = 1) -> bool:
         """Ask for the window (or unit) ``step`` after the current one; False while a request is out."""
@@ -231,6 +265,7 @@ class StepByStepView(View):
 
     def _clear_data(self) -> None:
         self._step = None
+        self._problem = ""
         self._awaiting = False
         self.play.setChecked(False)
 
@@ -245,7 +280,7 @@ class StepByStepView(View):
     def _draw(self) -> None:
         s = self._step
         if s is None:
-            self._prompt()
+            self._prompt(self._problem) if self._problem else self._prompt()
             return
         if isinstance(s, LinearStep):
             self._draw_linear(s)

@@ -6,22 +6,12 @@ from dataclasses import dataclass
 import numpy as np
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QPixmap
-from PyQt6.QtWidgets import (
-    QComboBox,
-    QGridLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSizePolicy,
-    QVBoxLayout,
-    QWidget,
-)
+from PyQt6.QtWidgets import QComboBox, QGridLayout, QGroupBox, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from .drawing_pad import DrawingPad
 from .image_convert import display_to_qimage, to_display_uint8
 
-PREVIEW_SIZE = 96
+PREVIEW_SIZE = 76     # beside the sample controls, so a 720-pixel screen keeps room for the layer tree
 ALL_CLASSES = -1
 
 
@@ -52,8 +42,8 @@ class InputPanel(QWidget):
 
         self.class_filter = QComboBox()
         self.class_filter.setToolTip("Step only through samples of this class")
-        self.prev_button = QPushButton("◀ Prev")
-        self.next_button = QPushButton("Next ▶")
+        self.prev_button = QPushButton("◀")
+        self.next_button = QPushButton("▶")
         self.random_button = QPushButton("Random")
         self.prev_button.setToolTip("Previous sample")
         self.next_button.setToolTip("Next sample")
@@ -74,28 +64,39 @@ class InputPanel(QWidget):
         self.note_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.note_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        sample_box = QGroupBox("Dataset sample")
+        # The current input beside the controls that choose it: one compact box, not three.
+        sample_box = QGroupBox("Current input")
         g = QGridLayout(sample_box)
-        g.addWidget(QLabel("Class"), 0, 0)
-        g.addWidget(self.class_filter, 0, 1, 1, 2)
-        g.addWidget(self.prev_button, 1, 0)
-        g.addWidget(self.next_button, 1, 1)
-        g.addWidget(self.random_button, 1, 2)
-        g.addWidget(self.sample_label, 2, 0, 1, 3)
+        g.setContentsMargins(6, 4, 6, 4)
+        g.setVerticalSpacing(3)
+        g.addWidget(self.preview, 0, 0, 3, 1, Qt.AlignmentFlag.AlignTop)
+        g.addWidget(self.class_filter, 0, 1, 1, 3)
+        for i, b in enumerate((self.prev_button, self.next_button, self.random_button)):
+            b.setMinimumWidth(30)
+            b.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+            g.addWidget(b, 1, 1 + i)
+        g.addWidget(self.open_button, 2, 1, 1, 3)
+        g.addWidget(self.sample_label, 3, 0, 1, 4)
+        g.addWidget(self.note_label, 4, 0, 1, 4)
+        g.setColumnStretch(1, 2)
+        g.setColumnStretch(2, 2)
+        g.setColumnStretch(3, 3)     # "Random" is the longest word
+        self.sample_label.setWordWrap(True)
+        self.sample_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.note_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.class_filter.setToolTip("Step only through samples of this class")
+        self.class_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.class_filter.setMinimumContentsLength(6)
+        self.open_button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
 
         draw_box = QGroupBox("Draw")
-        QVBoxLayout(draw_box).addWidget(self.pad)
-
-        current_box = QGroupBox("Current input")
-        h = QHBoxLayout(current_box)
-        h.addWidget(self.preview, 0, Qt.AlignmentFlag.AlignTop)
-        h.addWidget(self.note_label, 1)
+        v = QVBoxLayout(draw_box)
+        v.setContentsMargins(6, 4, 6, 4)
+        v.addWidget(self.pad)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addWidget(current_box)
         lay.addWidget(sample_box)
-        lay.addWidget(self.open_button)
         lay.addWidget(draw_box, 1)
 
         self.prev_button.clicked.connect(lambda: self._move(-1))

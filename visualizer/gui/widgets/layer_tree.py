@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import zlib
 
-from PyQt6.QtCore import QEvent, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PyQt6.QtCore import QEvent, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
 from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem
 
 COL_NAME, COL_KIND, COL_SHAPE, COL_PARAMS, COL_DETAIL = range(5)
+HIGHLIGHT = QColor(255, 176, 0, 110)   # a lesson's defining block: amber, readable on every theme
 HEADERS = ("Layer", "Kind", "Output", "Parameters", "Details")
 NAME_ROLE = Qt.ItemDataRole.UserRole
 
@@ -101,6 +102,7 @@ class LayerTree(QTreeWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._items: dict[str, QTreeWidgetItem] = {}
+        self._highlighted: tuple[str, ...] = ()
         self._quiet = False
         self._current_before_press = None
         self.setColumnCount(len(HEADERS))
@@ -112,6 +114,10 @@ class LayerTree(QTreeWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAccessibleName("Model layers")
         self.setToolTip("Click a layer, or move with the arrow keys, to show it in the views")
+        # Never a horizontal scroll bar: columns that do not fit the panel's width are hidden, most
+        # important first (name, kind, output, parameters, details); the tooltip has all of them.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.header()
         header.setStretchLastSection(True)
         for col in (COL_NAME, COL_KIND, COL_SHAPE, COL_PARAMS):
@@ -127,6 +133,7 @@ class LayerTree(QTreeWidget):
         try:
             self.clear()
             self._items = {}
+            self._highlighted = ()
             for layer in getattr(info, "layers", ()) or ():
                 self._add_layer(layer)
             self.expandAll()
@@ -165,7 +172,10 @@ class LayerTree(QTreeWidget):
         item.setData(COL_NAME, NAME_ROLE, name)
         type_name = str(getattr(layer, "type_name", "") or "")
         functional = bool(getattr(layer, "functional", False))
-        tip = f"{name}\n{type_name}" + ("\n(functional call inside forward())" if functional else "")
+        extra = " · ".join(t for t in (item.text(COL_SHAPE), f"{item.text(COL_PARAMS)} parameters"
+                                       if item.text(COL_PARAMS) else "", item.text(COL_DETAIL)) if t)
+        tip = f"{name}\n{type_name}" + (f"\n{extra}" if extra else "") + \
+              ("\n(functional call inside forward())" if functional else "")
         for col in range(len(HEADERS)):
             item.setToolTip(col, tip)
         if functional:
@@ -181,8 +191,40 @@ class LayerTree(QTreeWidget):
             item.setFont(col, font)
 
     def fit_columns(self) -> None:
+        for col in range(len(HEADERS)):
+            self.setColumnHidden(col, False)
+        self._content_widths = [max(self.sizeHintForColumn(c), self.header().sectionSizeHint(c))
+                                for c in range(len(HEADERS))]
         for col in (COL_NAME, COL_KIND, COL_SHAPE, COL_PARAMS):
             self.resizeColumnToContents(col)
+        self._fit_to_width()
+
+    def _fit_to_width(self) -> None:
+        """Show the columns, most important first, that fit the width; the last shown takes the rest."""
+        widths = getattr(self, "_content_widths", None)
+        if not widths:
+            return
+        room = self.viewport().width()
+        used, shown = 0, 0
+        for col, w in enumerate(widths):
+            if col > COL_NAME and used + w > room:
+                break
+            used += w
+            shown = col + 1
+        for col in range(len(HEADERS)):
+            self.setColumnHidden(col, col >= shown)
+
+    def sizeHint(self) -> QSize:
+        # Not the width of every column's contents (a scroll area's default): that grew the whole
+        # left panel each time a model opened. The panel's width is the window's to decide.
+        return QSize(240, 220)
+
+    def visible_columns(self) -> list[int]:
+        return [c for c in range(len(HEADERS)) if not self.isColumnHidden(c)]
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        self._fit_to_width()
 
     def changeEvent(self, ev):
         super().changeEvent(ev)
@@ -191,7 +233,27 @@ class LayerTree(QTreeWidget):
             for item in self._items.values():
                 if item.font(COL_NAME).italic():
                     self._italicise(item)
+            self.highlight(self._highlighted)
             self.fit_columns()
+
+    # -- a lesson's highlight -----------------------------------------------
+    def highlight(self, names) -> None:
+        """Mark these layers (a lesson's defining block: bold on amber); () clears the marks."""
+        self._highlighted = tuple(n for n in names if n in self._items)
+        marked = set(self._highlighted)
+        for name, item in self._items.items():
+            on = name in marked
+            for col in range(len(HEADERS)):
+                item.setBackground(col, QBrush(HIGHLIGHT) if on else QBrush())
+            font = item.font(COL_NAME)
+            if font.bold() != on:
+                font.setBold(on)
+                item.setFont(COL_NAME, font)
+        if self._highlighted:
+            self.scrollToItem(self._items[self._highlighted[0]], QAbstractItemView.ScrollHint.PositionAtTop)
+
+    def highlighted(self) -> tuple[str, ...]:
+        return self._highlighted
 
     # -- selection --------------------------------------------------------
     def layer_names(self) -> list[str]:

@@ -5,7 +5,7 @@ main window is invalidated and redone. With a step counter that is 30 times a se
 and each pass let QMainWindow shift its dock separators and repaint whole panels.
 This widget only repaints itself; its size depends on its font (and, for a status-bar
 field, a sample text given once), never on the text shown. Rich text (``<b>``) is
-drawn; a text too long for the widget is clipped. The plain text is the widget's
+drawn; a text too long for the widget ends in "…" (plain). The plain text is the widget's
 accessible name, so a screen reader reads what a QLabel would have given it.
 """
 from __future__ import annotations
@@ -67,6 +67,14 @@ class LiveText(QWidget):
         painter = QPainter(self)
         painter.setFont(self.font())
         painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
-        y = (self.height() - self.fontMetrics().height()) / 2
-        painter.drawStaticText(QPointF(3, y), self._static)
+        fm = self.fontMetrics()
+        y = (self.height() - fm.height()) / 2
+        room = self.width() - 6
+        if self._static.size().width() > room:
+            # Too long for the room it was given (a narrow panel): end it with "…" rather than cut a
+            # word in half; the whole text is in the tooltip.
+            text = fm.elidedText(self.accessibleName(), Qt.TextElideMode.ElideRight, max(0, room))
+            painter.drawText(QPointF(3, y + fm.ascent()), text)
+        else:
+            painter.drawStaticText(QPointF(3, y), self._static)
         painter.end()

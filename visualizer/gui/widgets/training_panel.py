@@ -18,8 +18,10 @@ from PyQt6.QtWidgets import (
     QFormLayout,
     QGridLayout,
     QGroupBox,
+    QLabel,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -44,6 +46,11 @@ from .choices import (
 from .log_spin_box import LogSpinBox
 
 STATES = ("stopped", "running", "paused")
+# Slow motion: the digits train in seconds at full speed, too fast to watch in a lecture.
+# 20 steps/s is the "watch it learn" recipe's pace (core/recipes.py).
+SPEEDS = ((0.0, "Full speed"), (50.0, "Fast (50 steps/s)"), (20.0, "Watch (20 steps/s)"),
+          (10.0, "Lecture (10 steps/s)"), (2.0, "Slow motion (2 steps/s)"))
+START_TEXT, LOADING_TEXT = "Start", "Loading…"
 
 # Suggested keys for the main window's QActions (window-level, so plain letters
 # would fight text fields: Space and Ctrl combinations only).
@@ -59,6 +66,9 @@ _BUTTON_TIPS = {
     "reset": "Re-initialise the weights randomly",
     "save": "Save the model and its training state to a file",
 }
+
+
+OPEN_MODEL_PREFIX = "__open__:"     # the arch entry of a model that is not a built-in architecture
 
 
 def _set_combo(box: QComboBox, data) -> bool:
@@ -134,9 +144,7 @@ class TrainingPanel(QWidget):
         self.batch_size = _spin(1, 4096, 64)
         self.epochs = _spin(1, 1000, 3)
         self.seed = _spin(0, 2_147_483_647, 0)
-        # Slow motion: the digits train in seconds at full speed, too fast to watch in a lecture.
-        self.speed = _combo([(0.0, "Full speed"), (50.0, "Fast (50 steps/s)"),
-                             (10.0, "Lecture (10 steps/s)"), (2.0, "Slow motion (2 steps/s)")])
+        self.speed = _combo(SPEEDS)
 
         self.schedule = _combo([(n, DISPLAY_NAMES.get(n, n)) for n in SCHEDULES])
         self.step_size = _spin(1, 1000, 1)
@@ -151,12 +159,19 @@ class TrainingPanel(QWidget):
         self.clip_enabled = QCheckBox("Clip gradient norm at")
         self.grad_clip = _dspin(0.01, 1000.0, 1.0, 0.5)
 
-        self.start_button = QPushButton("Start")
+        # What is open now: a user's file.py:Name or a checkpoint's architecture, not the last choice.
+        self.model_note = QLabel()
+        self.model_note.setWordWrap(True)
+        self.model_note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.model_note.setTextFormat(Qt.TextFormat.PlainText)
+        self._zoo_arch = self.arch.currentData()      # the last built-in architecture chosen (persisted)
+
+        self.start_button = QPushButton(START_TEXT)
         self.pause_button = QPushButton("Pause")
         self.step_button = QPushButton("Step")
         self.stop_button = QPushButton("Stop")
-        self.reset_button = QPushButton("Reset weights")
-        self.save_button = QPushButton("Save checkpoint…")
+        self.reset_button = QPushButton("Reset")
+        self.save_button = QPushButton("Save…")
         self.buttons = {
             "start": self.start_button, "pause": self.pause_button, "step": self.step_button,
             "stop": self.stop_button, "reset": self.reset_button, "save": self.save_button,
@@ -196,7 +211,7 @@ class TrainingPanel(QWidget):
 
         content = QWidget()
         v = QVBoxLayout(content)
-        v.addWidget(form("Model", [("&Architecture", self.arch), ("Ac&tivation", self.activation),
+        v.addWidget(form("Model", [(None, self.model_note), ("&Architecture", self.arch), ("Ac&tivation", self.activation),
                                    ("&Pooling", self.pooling), (None, self.batchnorm),
                                    ("&Dropout", self.dropout), ("&Width", self.width)]))
         v.addWidget(form("Data", [("Data&set", self.dataset), ("&Batch size", self.batch_size),
@@ -219,6 +234,11 @@ class TrainingPanel(QWidget):
         scroll.setWidget(content)
 
         controls = QGridLayout()
+        controls.setHorizontalSpacing(4)
+        for b in self.buttons.values():
+            # The buttons share the panel's width: a narrow panel must not push them past its edge.
+            b.setMinimumWidth(40)
+            b.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         controls.addWidget(self.start_button, 0, 0)
         controls.addWidget(self.pause_button, 0, 1)
         controls.addWidget(self.step_button, 0, 2)
@@ -272,6 +292,8 @@ class TrainingPanel(QWidget):
     def _on_arch_changed(self, _i: int) -> None:
         # Each architecture has a width that trains quickly on a CPU; start there.
         spec = self._arch_specs.get(self.arch.currentData())
+        if self._is_zoo(self.arch.currentData()):
+            self._zoo_arch = self.arch.currentData()
         width = getattr(spec, "default_width", None)
         if width and not self._building:
             self.width.blockSignals(True)
@@ -295,8 +317,10 @@ class TrainingPanel(QWidget):
         self.gamma.setEnabled(editable and step)
         self.grad_clip.setEnabled(editable and self.clip_enabled.isChecked())
         spec = self._arch_specs.get(self.arch.currentData())
-        opts = getattr(spec, "options", None)
-        # Options the architecture ignores (ResNet has no pooling choice) are greyed out.
+        opts = getattr(spec, "options", None) if self._is_zoo(self.arch.currentData()) else ()
+        self.width.setEnabled(editable and opts != ())
+        # Options the architecture ignores (ResNet has no pooling choice) are greyed out; a model
+        # from a file or a user's class has none of them.
         for key, w in (("activation", self.activation), ("pooling", self.pooling),
                        ("batchnorm", self.batchnorm), ("dropout", self.dropout)):
             w.setEnabled(editable and (opts is None or key in opts))
@@ -321,6 +345,36 @@ class TrainingPanel(QWidget):
     def state(self) -> str:
         return self._state
 
+    def set_loading(self, on: bool) -> None:
+        """Start was pressed before the model was open: say that it starts once it is."""
+        self.start_button.setText(LOADING_TEXT if on else START_TEXT)
+        self.start_button.setToolTip("Training starts as soon as the model is loaded" if on
+                                     else _BUTTON_TIPS["start"] + " (Space)")
+        self.start_button.setEnabled(not on and self._state == "stopped")
+
+    def _is_zoo(self, arch) -> bool:
+        return arch in self._arch_specs if self._arch_specs else not str(arch).startswith(OPEN_MODEL_PREFIX)
+
+    def show_open_model(self, arch: str | None, title: str, note: str, options: dict | None = None) -> None:
+        """Name the model actually open. A built-in architecture is selected with its options; anything
+        else (a user's file.py:Name, a pickled model, an archive) gets its own entry, and the options,
+        which only built-in architectures have, are greyed out. Emits nothing."""
+        self.blockSignals(True)
+        try:
+            i = self.arch.findData(OPEN_MODEL_PREFIX, Qt.ItemDataRole.UserRole, Qt.MatchFlag.MatchStartsWith)
+            if i >= 0:
+                self.arch.removeItem(i)
+            if arch and self._is_zoo(arch):
+                self.set_values({"arch": arch, **(options or {})})
+            else:
+                self.arch.insertItem(0, title, OPEN_MODEL_PREFIX + (arch or title))
+                self.arch.setItemData(0, note, Qt.ItemDataRole.ToolTipRole)
+                self.arch.setCurrentIndex(0)
+            self.model_note.setText(note)
+            self._update_dependent()
+        finally:
+            self.blockSignals(False)
+
     def set_state(self, state: str) -> None:
         if state not in STATES:
             raise ValueError(f"state must be one of {STATES}, not {state!r}")
@@ -342,8 +396,18 @@ class TrainingPanel(QWidget):
         self.lr.setEnabled(True)
         self._update_dependent()
 
+    def set_speed(self, steps_per_sec: float) -> None:
+        """Select a speed; one not in the list (a lesson file's) gets an entry of its own."""
+        v = float(steps_per_sec)
+        if not (math.isfinite(v) and 0 <= v <= 1000):
+            raise ValueError("outside 0..1000")
+        if not _set_combo(self.speed, v):
+            self.speed.addItem(f"{v:g} steps/s", v)
+            _set_combo(self.speed, v)
+
     def options(self) -> dict:
-        """Model options (kwargs for ``build_model`` by name) and the dataset spec."""
+        """Model options (kwargs for ``build_model`` by name) and the dataset spec. While a model from a
+        file is shown its "arch" is that entry's (OPEN_MODEL_PREFIX...): nothing to build."""
         return {
             "arch": self.arch.currentData(),
             "activation": self.activation.currentData(),
@@ -390,6 +454,7 @@ class TrainingPanel(QWidget):
     def values(self) -> dict:
         """Every setting as plain JSON-able values, for QSettings."""
         out = dict(self.options())
+        out["arch"] = self._zoo_arch   # a model from a file is not a choice to restore next time
         out.update(self._config_fields())
         out.update(self.augment())
         out["clip_enabled"] = self.clip_enabled.isChecked()
@@ -430,9 +495,10 @@ class TrainingPanel(QWidget):
                     if not (math.isfinite(number) and box.minimum() <= number <= box.maximum()):
                         raise ValueError(f"outside {box.minimum():g}..{box.maximum():g}")
                     box.setValue(int(number) if isinstance(box, QSpinBox) else number)
-                elif key in combos or key == "max_steps_per_sec":
-                    box = self.speed if key == "max_steps_per_sec" else combos[key]
-                    if not _set_combo(box, float(v) if key == "max_steps_per_sec" else str(v)):
+                elif key == "max_steps_per_sec":
+                    self.set_speed(float(v))
+                elif key in combos:
+                    if not _set_combo(combos[key], str(v)):
                         raise ValueError("not one of the choices")
                 elif key == "dataset" and str(v) != BROWSE:
                     self.add_dataset(str(v))

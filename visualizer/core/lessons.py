@@ -1,0 +1,646 @@
+"""Lessons: ready-made set-ups for a lecture, as plain data (no torch, no Qt).
+
+A lesson names the model (a zoo architecture with its options, or the shipped trained
+sample), the data (a built-in set, optionally a small subset), the training settings
+(optimizer, learning rate, batch size, slow-motion speed), which view is in front, which
+layer is selected and which layers the layer tree highlights, and the two or three
+sentences (and formula) the explanation panel shows. *Variants* are named changes on top
+of it (ReLU instead of Sigmoid, average instead of max pooling, a residual network instead
+of a plain one) that the explanation panel offers as buttons, so a comparison is one click.
+
+``Lesson.panel_values(variant)`` turns a lesson into the training panel's settings
+(``TrainingPanel.values()`` keys), every field given, so a lesson never inherits what the
+previous one or the user left behind. Lesson files are JSON and are untrusted data:
+``lesson_from_dict`` checks every field's type and range and refuses anything else,
+including Python model files (a lesson must never run code; checkpoints go through the
+app's usual trust question). The built-in lessons are ``LESSONS``; the first one is the
+"watch it learn" recipe measured by ``scripts/watch_it_learn.py`` (``recipes.py``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from .architectures.catalog import ACTIVATIONS, ARCHITECTURES, MAX_WIDTH, POOLINGS
+from .config import OPTIMIZERS, SCHEDULES, TrainConfig
+from .datasets.builtin import BUILTIN_DATASETS
+from .errors import LoadError
+from .recipes import FILTER_SCALES, WATCH_LENET5_LEARN
+
+FORMAT = "cnn-visualizer-lesson"
+VERSION = 1
+MAX_FILE_BYTES = 256 * 1024     # a lesson is a few hundred bytes; anything this big is not one
+MAX_TEXT = 2000
+MAX_TITLE = 80
+MAX_VARIANTS = 12
+MAX_HIGHLIGHTS = 32
+SAMPLE = "sample"               # Lesson.model: the shipped LeNet-5 trained on MNIST
+KEEP = -1                       # Variant.limit: keep the lesson's data subset
+# What Lesson.front may name (the window maps each to its view).
+VIEW_KEYS = ("feature_maps", "filters", "pooling", "activations", "gradients", "prediction",
+             "step_by_step", "cam")
+FILTER_MODES = ("weights", "change since start", "gradient", "weights and change")
+MODEL_OPTIONS = ("activation", "pooling", "batchnorm", "dropout", "width")
+AUGMENT_KEYS = ("rotation", "translation", "scale", "hflip")
+# TrainConfig fields a lesson may set (the device is the machine's business, not the lesson's).
+TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("device", "snapshot_hz",
+                                                                         "instrumentation_budget"))
+MAX_SPEED = 1000.0              # steps per second; 0 is full speed
+# The training panel's ranges: a lesson outside them could not be shown in the panel.
+LIMITS = {"epochs": (1, 1000), "batch_size": (1, 4096), "seed": (0, 2_147_483_647), "step_size": (1, 1000),
+          "lr": (1e-7, 10.0), "momentum": (0.0, 0.999), "weight_decay": (0.0, 1.0), "gamma": (0.01, 1.0),
+          "grad_clip": (0.01, 1000.0), "max_steps_per_sec": (0.0, MAX_SPEED)}
+# A lecture's pace unless a lesson says otherwise: the panel's "Lecture" speed.
+LECTURE_SPEED = 10.0
+
+
+class LessonError(ValueError):
+    """A lesson (built in or read from a file) that cannot be used; the text says which field and why."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named change on top of a lesson: offered as a button in the explanation panel."""
+
+    title: str
+    note: str = ""                                        # one sentence: what to look at now
+    options: Mapping[str, Any] = field(default_factory=dict)   # model options (and "arch")
+    train: Mapping[str, Any] = field(default_factory=dict)     # TrainConfig fields
+    augment: Mapping[str, Any] = field(default_factory=dict)
+    limit: int = KEEP                                     # samples of the data set (0: all); KEEP: unchanged
+    layer: str = ""                                       # select this layer ("": the lesson's)
+
+    def __post_init__(self):
+        for name in ("options", "train", "augment"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+
+@dataclass(frozen=True)
+class Lesson:
+    name: str                                  # key in LESSONS, and the file's default name
+    title: str                                 # menu entry and panel heading
+    text: str                                  # what to look at: two or three sentences
+    formula: str = ""                          # one line of plain Unicode where a formula helps
+    group: str = ""                            # submenu of the Lessons menu ("" = top level)
+    model: str = "lenet5"                      # a zoo architecture, or SAMPLE
+    options: Mapping[str, Any] = field(default_factory=dict)   # model options over the architecture's own
+    dataset: str = "mnist"                     # a built-in data set name or a path
+    limit: int = 0                             # use only this many samples (0: all of them)
+    train: Mapping[str, Any] = field(default_factory=dict)     # TrainConfig fields over the defaults
+    augment: Mapping[str, Any] = field(default_factory=dict)
+    front: str = "feature_maps"                # the view brought to the front (VIEW_KEYS)
+    layer: str = ""                            # the layer selected ("": the model's default)
+    filter_mode: str = ""                      # FilterView mode ("" leaves it)
+    filter_scale: str = ""                     # FilterView scale ("" leaves it)
+    highlight: tuple[str, ...] = ()            # layer-name patterns (fnmatch) or "kind:<kind>" to highlight
+    curves: bool = False                       # give the loss and accuracy curves more room
+    variants: tuple[Variant, ...] = ()
+
+    def __post_init__(self):
+        for name in ("options", "train", "augment"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        object.__setattr__(self, "highlight", tuple(self.highlight))
+        object.__setattr__(self, "variants", tuple(self.variants))
+        validate(self)
+
+    # ---- what the window sets ---------------------------------------------------------
+    def arch(self, variant: Variant | None = None) -> str:
+        """The zoo architecture the lesson builds ("lenet5" for the sample)."""
+        if variant is not None and "arch" in variant.options:
+            return str(variant.options["arch"])
+        return "lenet5" if self.model == SAMPLE else self.model
+
+    def uses_sample(self, variant: Variant | None = None) -> bool:
+        """Opens the shipped trained model rather than building a fresh one."""
+        changed = variant is not None and (set(variant.options) & {"arch", *MODEL_OPTIONS})
+        return self.model == SAMPLE and not changed
+
+    def model_options(self, variant: Variant | None = None) -> dict[str, Any]:
+        """Build options: build_model's defaults, the architecture's recommended ones, the lesson's, the variant's."""
+        arch = self.arch(variant)
+        spec = ARCHITECTURES[arch]
+        out: dict[str, Any] = {"activation": "relu", "pooling": "max", "batchnorm": False, "dropout": 0.0,
+                               "width": float(spec.default_width)}
+        out.update(spec.recommended)
+        out.update(self.options)
+        if variant is not None:
+            out.update({k: v for k, v in variant.options.items() if k != "arch"})
+        return out
+
+    def selected_layer(self, variant: Variant | None = None) -> str:
+        return variant.layer if variant is not None and variant.layer else self.layer
+
+    def data_limit(self, variant: Variant | None = None) -> int:
+        return self.limit if variant is None or variant.limit == KEEP else variant.limit
+
+    def train_config(self, variant: Variant | None = None) -> TrainConfig:
+        extra = dict(variant.train) if variant is not None else {}
+        return TrainConfig(**{**DEFAULT_TRAIN, **self.train, **extra})
+
+    def augment_values(self, variant: Variant | None = None) -> dict[str, Any]:
+        out = {"rotation": 0.0, "translation": 0.0, "scale": 0.0, "hflip": False}
+        out.update(self.augment)
+        if variant is not None:
+            out.update(variant.augment)
+        return out
+
+    def panel_values(self, variant: Variant | None = None) -> dict[str, Any]:
+        """Every setting of the training panel (``TrainingPanel.values()`` keys) this lesson asks for."""
+        cfg = self.train_config(variant)
+        out: dict[str, Any] = {"arch": self.arch(variant), "dataset": self.dataset}
+        out.update(self.model_options(variant))
+        out.update({k: getattr(cfg, k) for k in TRAIN_KEYS if k != "grad_clip"})
+        out["clip_enabled"] = cfg.grad_clip is not None
+        if cfg.grad_clip is not None:
+            out["grad_clip"] = float(cfg.grad_clip)
+        out.update(self.augment_values(variant))
+        return out
+
+    def variant(self, title: str) -> Variant:
+        for v in self.variants:
+            if v.title == title:
+                return v
+        raise KeyError(f"lesson {self.name!r} has no variant {title!r}")
+
+
+# The panel's defaults a lesson starts from (TrainConfig's, at a lecture's pace).
+DEFAULT_TRAIN: Mapping[str, Any] = MappingProxyType({"epochs": 30, "max_steps_per_sec": LECTURE_SPEED})
+
+
+# ==== validation (built-in lessons and files alike) ======================================
+def _fail(where: str, problem: str) -> None:
+    raise LessonError(f"{where}: {problem}")
+
+
+def _check_text(where: str, value, limit: int, *, empty: bool = True) -> None:
+    if not isinstance(value, str):
+        _fail(where, f"must be text, not {type(value).__name__}")
+    if len(value) > limit:
+        _fail(where, f"is {len(value)} characters long; at most {limit}")
+    if not empty and not value.strip():
+        _fail(where, "must not be empty")
+
+
+def _number(where: str, value, lo: float, hi: float, *, integer: bool = False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(where, f"must be a number, not {type(value).__name__}")
+    if not math.isfinite(value) or not lo <= value <= hi:
+        _fail(where, f"{value!r} is outside {lo:g}..{hi:g}")
+    if integer and int(value) != value:
+        _fail(where, f"{value!r} must be a whole number")
+
+
+def _check_options(where: str, options: Mapping, *, allow_arch: bool) -> None:
+    allowed = MODEL_OPTIONS + (("arch",) if allow_arch else ())
+    for key, value in options.items():
+        w = f"{where} option {key!r}"
+        if key not in allowed:
+            _fail(w, f"is not a model option (one of {', '.join(allowed)})")
+        if key == "arch" and (not isinstance(value, str) or value not in ARCHITECTURES):
+            _fail(w, f"{value!r} is not a built-in architecture ({', '.join(ARCHITECTURES)})")
+        elif key == "activation" and value not in ACTIVATIONS:
+            _fail(w, f"{value!r} is not one of {', '.join(ACTIVATIONS)}")
+        elif key == "pooling" and value not in POOLINGS:
+            _fail(w, f"{value!r} is not one of {', '.join(POOLINGS)}")
+        elif key == "batchnorm" and not isinstance(value, bool):
+            _fail(w, "must be true or false")
+        elif key == "dropout":
+            _number(w, value, 0.0, 0.9)
+        elif key == "width":
+            _number(w, value, 0.25, MAX_WIDTH)
+
+
+def _check_train(where: str, train: Mapping) -> None:
+    for key, value in train.items():
+        w = f"{where} training setting {key!r}"
+        if key not in TRAIN_KEYS:
+            _fail(w, f"is not a training setting (one of {', '.join(TRAIN_KEYS)})")
+        if key == "optimizer" and value not in OPTIMIZERS:
+            _fail(w, f"{value!r} is not one of {', '.join(OPTIMIZERS)}")
+        elif key == "schedule" and value not in SCHEDULES:
+            _fail(w, f"{value!r} is not one of {', '.join(SCHEDULES)}")
+        elif key == "nesterov" and not isinstance(value, bool):
+            _fail(w, "must be true or false")
+        elif key == "grad_clip" and value is None:
+            continue
+        elif key in LIMITS:
+            lo, hi = LIMITS[key]
+            _number(w, value, lo, hi, integer=key in ("epochs", "batch_size", "seed", "step_size"))
+
+
+def _check_augment(where: str, augment: Mapping) -> None:
+    ranges = {"rotation": (0.0, 180.0), "translation": (0.0, 0.5), "scale": (0.0, 0.5)}
+    for key, value in augment.items():
+        w = f"{where} augmentation {key!r}"
+        if key not in AUGMENT_KEYS:
+            _fail(w, f"is not an augmentation (one of {', '.join(AUGMENT_KEYS)})")
+        if key == "hflip":
+            if not isinstance(value, bool):
+                _fail(w, "must be true or false")
+        else:
+            _number(w, value, *ranges[key])
+
+
+def _check_dataset(where: str, spec) -> None:
+    _check_text(where, spec, 1000, empty=False)
+    if spec in BUILTIN_DATASETS:
+        return
+    if spec.endswith(".py") or ".py:" in spec or "\0" in spec:
+        _fail(where, f"{spec!r} is not a data set")
+
+
+def _check_limit(where: str, value, *, keep: bool) -> None:
+    _number(where, value, KEEP if keep else 0, 10_000_000, integer=True)
+
+
+def validate(lesson: Lesson) -> None:
+    """Raise LessonError naming the first field that is not usable."""
+    where = f"lesson {lesson.name!r}"
+    _check_text(f"{where} name", lesson.name, MAX_TITLE, empty=False)
+    _check_text(f"{where} title", lesson.title, MAX_TITLE, empty=False)
+    _check_text(f"{where} text", lesson.text, MAX_TEXT, empty=False)
+    _check_text(f"{where} formula", lesson.formula, MAX_TEXT)
+    _check_text(f"{where} group", lesson.group, MAX_TITLE)
+    for name in ("model", "front", "filter_mode", "filter_scale"):
+        _check_text(f"{where} {name}", getattr(lesson, name), MAX_TITLE)
+    if lesson.model != SAMPLE and lesson.model not in ARCHITECTURES:
+        _fail(f"{where} model", f"{lesson.model!r} is neither {SAMPLE!r} nor a built-in architecture "
+                                f"({', '.join(ARCHITECTURES)})")
+    _check_options(where, lesson.options, allow_arch=False)
+    _check_dataset(f"{where} dataset", lesson.dataset)
+    _check_limit(f"{where} limit", lesson.limit, keep=False)
+    _check_train(where, lesson.train)
+    _check_augment(where, lesson.augment)
+    if lesson.front not in VIEW_KEYS:
+        _fail(f"{where} front", f"{lesson.front!r} is not a view ({', '.join(VIEW_KEYS)})")
+    _check_text(f"{where} layer", lesson.layer, 200)
+    if lesson.filter_mode and lesson.filter_mode not in FILTER_MODES:
+        _fail(f"{where} filter_mode", f"{lesson.filter_mode!r} is not one of {', '.join(FILTER_MODES)}")
+    if lesson.filter_scale and lesson.filter_scale not in FILTER_SCALES:
+        _fail(f"{where} filter_scale", f"{lesson.filter_scale!r} is not one of {', '.join(FILTER_SCALES)}")
+    if len(lesson.highlight) > MAX_HIGHLIGHTS:
+        _fail(f"{where} highlight", f"has {len(lesson.highlight)} patterns; at most {MAX_HIGHLIGHTS}")
+    for pattern in lesson.highlight:
+        _check_text(f"{where} highlight", pattern, 200, empty=False)
+    if not isinstance(lesson.curves, bool):
+        _fail(f"{where} curves", "must be true or false")
+    if len(lesson.variants) > MAX_VARIANTS:
+        _fail(f"{where} variants", f"has {len(lesson.variants)}; at most {MAX_VARIANTS}")
+    titles = set()
+    for v in lesson.variants:
+        if not isinstance(v, Variant):
+            _fail(f"{where} variants", "must be variants")
+        w = f"{where} variant {v.title!r}"
+        _check_text(f"{where} variant title", v.title, MAX_TITLE, empty=False)
+        if v.title in titles:
+            _fail(w, "appears twice")
+        titles.add(v.title)
+        _check_text(f"{w} note", v.note, MAX_TEXT)
+        _check_options(w, v.options, allow_arch=True)
+        _check_train(w, v.train)
+        _check_augment(w, v.augment)
+        _check_limit(f"{w} limit", v.limit, keep=True)
+        _check_text(f"{w} layer", v.layer, 200)
+    for v in (None, *lesson.variants):
+        try:   # the combination must make a valid run (e.g. Nesterov needs SGD with momentum)
+            lesson.train_config(v).validate()
+        except (TypeError, ValueError) as exc:
+            _fail(where if v is None else f"{where} variant {v.title!r}", str(exc))
+
+
+# ==== files ===========================================================================
+def lesson_to_dict(lesson: Lesson) -> dict[str, Any]:
+    """Plain JSON-able data; only what differs from a field's default is written (small files)."""
+    out: dict[str, Any] = {"format": FORMAT, "version": VERSION}
+    for f in fields(Lesson):
+        value = getattr(lesson, f.name)
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        if f.name not in ("name", "title", "text") and _same(value, default):
+            continue
+        if f.name == "variants":
+            value = [_variant_to_dict(v) for v in value]
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return dict(a) == dict(b)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return list(a) == list(b)
+    return a == b and type(a) is type(b)
+
+
+def _variant_to_dict(v: Variant) -> dict[str, Any]:
+    out: dict[str, Any] = {"title": v.title}
+    if v.note:
+        out["note"] = v.note
+    for name in ("options", "train", "augment"):
+        if getattr(v, name):
+            out[name] = dict(getattr(v, name))
+    if v.limit != KEEP:
+        out["limit"] = v.limit
+    if v.layer:
+        out["layer"] = v.layer
+    return out
+
+
+def _mapping(where: str, value) -> dict:
+    if not isinstance(value, dict):
+        _fail(where, f"must be an object, not {type(value).__name__}")
+    for k in value:
+        if not isinstance(k, str):
+            _fail(where, "keys must be text")
+    return dict(value)
+
+
+def lesson_from_dict(data) -> Lesson:
+    """A Lesson from untrusted JSON data; LessonError names what is wrong."""
+    if not isinstance(data, dict):
+        raise LessonError(f"a lesson file holds one JSON object, not {type(data).__name__}")
+    if data.get("format") != FORMAT:
+        raise LessonError(f"this is not a lesson file (its \"format\" is not {FORMAT!r})")
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version > VERSION or version < 1:
+        raise LessonError(f"lesson file version {version!r} is not one this app reads (up to {VERSION})")
+    known = {f.name for f in fields(Lesson)}
+    unknown = sorted(set(data) - known - {"format", "version"})
+    if unknown:
+        raise LessonError(f"unknown field(s) in the lesson file: {', '.join(map(str, unknown))}")
+    kwargs: dict[str, Any] = {}
+    for name in known & set(data):
+        value = data[name]
+        if name in ("options", "train", "augment"):
+            value = _mapping(name, value)
+        elif name == "highlight":
+            if not isinstance(value, list):
+                raise LessonError("highlight: must be a list of layer-name patterns")
+            value = tuple(value)
+        elif name == "variants":
+            if not isinstance(value, list) or len(value) > MAX_VARIANTS:
+                raise LessonError(f"variants: must be a list of at most {MAX_VARIANTS}")
+            value = tuple(_variant_from_dict(v) for v in value)
+        kwargs[name] = value
+    for name in ("name", "title", "text"):
+        if name not in kwargs:
+            raise LessonError(f"the lesson file has no {name!r}")
+    try:
+        return Lesson(**kwargs)
+    except LessonError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise LessonError(str(exc)) from exc
+
+
+def _variant_from_dict(data) -> Variant:
+    if not isinstance(data, dict):
+        raise LessonError("variants: each variant must be an object")
+    allowed = {"title", "note", "options", "train", "augment", "limit", "layer"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise LessonError(f"unknown field(s) in a variant: {', '.join(map(str, unknown))}")
+    if not isinstance(data.get("title"), str):
+        raise LessonError("variants: each variant needs a title")
+    kwargs = dict(data)
+    for name in ("options", "train", "augment"):
+        if name in kwargs:
+            kwargs[name] = _mapping(f"variant {data['title']!r} {name}", kwargs[name])
+    return Variant(**kwargs)
+
+
+def read_lesson(path: str | os.PathLike) -> Lesson:
+    """Read a lesson file; LoadError names the file, the problem and what to do."""
+    path = os.fspath(path)
+    hint = "the lesson shown before is kept"
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            raise LoadError(path, f"is {size:,} bytes; a lesson file is at most {MAX_FILE_BYTES:,}", hint)
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise LoadError(path, f"could not be read ({exc.strerror or exc})", hint) from exc
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise LoadError(path, f"is not a JSON lesson file ({type(exc).__name__}: {exc})", hint) from exc
+    try:
+        return lesson_from_dict(data)
+    except (LessonError, RecursionError) as exc:
+        raise LoadError(path, f"is not a usable lesson: {exc}", hint) from exc
+
+
+def write_lesson(path: str | os.PathLike, lesson: Lesson) -> None:
+    """Save atomically (a crash leaves the old file or the new one)."""
+    from .checkpoint.atomic import atomic_write
+    text = json.dumps(lesson_to_dict(lesson), indent=2, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def lesson_file_name(lesson: Lesson) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in lesson.name).strip("_") or "lesson"
+    return f"{safe}.lesson.json"
+
+
+def lesson_from_settings(values: Mapping[str, Any], *, name: str, title: str, model: str, front: str,
+                         layer: str = "", limit: int = 0, base: Lesson | None = None) -> Lesson:
+    """A lesson of the window's current state: the training panel's ``values()``, the model (a zoo
+    architecture or SAMPLE), the view in front and the selected layer. The explanation, formula,
+    highlights and variants come from ``base`` (the lesson it was opened as), if any."""
+    options = {k: values[k] for k in MODEL_OPTIONS if k in values}
+    train = {k: values[k] for k in TRAIN_KEYS if k in values and k != "grad_clip"}
+    train["grad_clip"] = float(values["grad_clip"]) if values.get("clip_enabled") else None
+    augment = {k: values[k] for k in AUGMENT_KEYS if k in values}
+    keep = {}
+    if base is not None:
+        keep = {"text": base.text, "formula": base.formula, "highlight": base.highlight, "curves": base.curves,
+                "filter_mode": base.filter_mode, "filter_scale": base.filter_scale, "variants": base.variants,
+                "group": ""}
+    return Lesson(name=name, title=title, model=model, options={} if model == SAMPLE else options,
+                  dataset=str(values.get("dataset") or "mnist"), limit=int(limit), train=train, augment=augment,
+                  front=front, layer=layer, **{"text": "Prepared for this class.", **keep})
+
+
+# ==== the built-in lessons ============================================================
+def _from_recipe() -> Lesson:
+    r = WATCH_LENET5_LEARN
+    return Lesson(
+        name="watch_lenet5_learn", title=r.title, model=r.arch, options=dict(r.options), dataset=r.dataset,
+        train=dict(r.train), front="filters", layer=r.filter_layer, filter_mode="weights and change",
+        filter_scale=r.filter_scale, curves=False,
+        text=("LeNet-5 starts from random weights on real handwritten digits. On the left the six first-layer "
+              "filters, on the right how far each has moved since the start: within a minute or two the noise "
+              "turns into stroke and edge detectors, while the loss below falls."),
+        formula="w ← w − η · ∂L/∂w   (here AdamW: every weight moves at about the same pace)")
+
+
+_SIGMOID_PLAIN = {"arch": "plain18", "activation": "sigmoid", "batchnorm": False}
+
+LESSONS: tuple[Lesson, ...] = (
+    _from_recipe(),
+    Lesson(
+        name="convolution_step_by_step", title="Convolution step by step", model=SAMPLE, front="step_by_step",
+        layer="C1", train={"epochs": 30},
+        text=("One output value of a convolution is the window of the input under the kernel, multiplied cell by "
+              "cell and summed, plus the bias. Press Play to slide the window with its stride, or click a position "
+              "of a feature map; the sum must equal the value in the real feature map."),
+        formula="y[c, i, j] = b[c] + Σₖ Σₘ Σₙ w[c, k, m, n] · x[k, i·s + m − p, j·s + n − p]",
+        variants=(Variant("C1: 5×5 on the input", "Six kernels read one 5×5 window of the digit each.",
+                          layer="C1"),
+                  Variant("C3: across 6 channels", "C3 sums a 5×5 window of each of its six input maps.",
+                          layer="C3"),
+                  Variant("S2: max pooling", "A pooling window: its largest value wins.", layer="S2"))),
+    Lesson(
+        name="activation_functions", title="Activation functions", front="activations", layer="C1_act",
+        train={"optimizer": "adamw", "lr": 0.003, "batch_size": 32},
+        text=("Each activation bends the sum a neuron computes. The view draws the function and its derivative "
+              "over the live range of its inputs, with the histogram of the real values: switch the function "
+              "below and watch how many inputs land where the slope is flat (saturated) or zero (dead)."),
+        formula=("ReLU max(0,x) · Leaky max(0.01x,x) · ELU x or eˣ−1 · σ(x) = 1/(1+e⁻ˣ) · tanh · "
+                 "softmax pᵢ = e^zᵢ / Σⱼ e^zⱼ (the output: see Prediction)"),
+        variants=tuple(Variant(t, n, options={"activation": a}) for a, t, n in (
+            ("relu", "ReLU", "Negative inputs give 0 and no gradient: the spike at 0 is the dead part."),
+            ("leaky_relu", "Leaky ReLU", "A small slope below 0 keeps every unit learning."),
+            ("elu", "ELU", "Smooth below 0, saturating at −1."),
+            ("sigmoid", "Sigmoid", "Squashes into (0, 1); its slope is at most 0.25 and vanishes at both ends."),
+            ("tanh", "Tanh", "Squashes into (−1, 1), centred on 0; saturates for large |x|."),
+            ("gelu", "GELU", "A smooth ReLU weighted by the Gaussian CDF, used by Transformers.")))),
+    Lesson(
+        name="vanishing_gradients", title="Vanishing gradients", model="plain18",
+        options={"activation": "sigmoid", "batchnorm": False, "width": 0.5}, front="gradients",
+        train={"optimizer": "sgd", "lr": 0.05, "max_steps_per_sec": 0.0},
+        text=("An 18-layer plain network with sigmoid activations: each layer multiplies the gradient by a "
+              "sigmoid slope of at most 0.25, so the first layers' bars sink far below the last ones and they "
+              "barely learn. Try the remedies below: ReLU, a residual shortcut, BatchNorm."),
+        formula="∂L/∂x₁ = ∂L/∂x_L · Πₗ Wₗ · σ′(zₗ)   with σ′ ≤ 0.25",
+        variants=(Variant("Sigmoid, plain", "The problem: gradients shrink layer by layer.", options=_SIGMOID_PLAIN),
+                  Variant("ReLU, plain", "ReLU's slope is 1 where it is active: far less shrinking.",
+                          options={"arch": "plain18", "activation": "relu", "batchnorm": False}),
+                  Variant("Sigmoid, residual", "ResNet's shortcuts add the input back: y = x + F(x) passes the "
+                          "gradient straight through.", options={"arch": "resnet18", "activation": "sigmoid",
+                                                                  "batchnorm": False}),
+                  Variant("ReLU, residual", "Both remedies at once: ResNet-18 as designed, without BatchNorm.",
+                          options={"arch": "resnet18", "activation": "relu", "batchnorm": False}),
+                  Variant("Sigmoid + BatchNorm", "BatchNorm re-centres every layer's inputs, keeping sigmoid "
+                          "out of its flat ends.", options={"arch": "plain18", "activation": "sigmoid",
+                                                              "batchnorm": True}))),
+    Lesson(
+        name="exploding_gradients", title="Exploding gradients",
+        options={"activation": "tanh"}, front="gradients", curves=True,
+        train={"optimizer": "sgd", "lr": 1.0, "max_steps_per_sec": 20.0},
+        text=("A learning rate far too high (1.0): each step overshoots, the weights grow, the gradients with "
+              "them, and the loss climbs into the hundreds instead of falling. Clipping the gradient's norm caps "
+              "every step; a sane learning rate avoids the problem."),
+        formula="g ← g · min(1, c / ‖g‖)   (clip the global norm at c)",
+        variants=(Variant("lr 1.0", "Far too high: the loss explodes.", train={"lr": 1.0, "grad_clip": None}),
+                  Variant("lr 1.0, clipped at 1", "The same learning rate, each step's norm capped at 1.",
+                          train={"lr": 1.0, "grad_clip": 1.0}),
+                  Variant("lr 0.01", "A sane learning rate: the loss falls smoothly.",
+                          train={"lr": 0.01, "grad_clip": None}))),
+    Lesson(
+        name="max_vs_average_pooling", title="Max vs average pooling", front="pooling", layer="S2",
+        train={"optimizer": "adamw", "lr": 0.003, "batch_size": 32, "max_steps_per_sec": 20.0},
+        text=("Pooling shrinks each map by summarising every 2×2 window. Max pooling keeps the strongest response "
+              "(the circled winners) and passes the gradient only to it; average pooling keeps the mean and "
+              "blurs. Switch below and compare the outputs."),
+        formula="max: y = maxₘₙ x[2i+m, 2j+n]     average: y = ¼ Σₘₙ x[2i+m, 2j+n]",
+        variants=(Variant("Max pooling", options={"pooling": "max"}),
+                  Variant("Average pooling", options={"pooling": "avg"}))),
+    Lesson(
+        name="fully_connected_softmax", title="Fully connected layer and softmax", model=SAMPLE,
+        front="step_by_step", layer="output",
+        text=("The last layer is fully connected: each class score is a weighted sum of all 84 values of F6, plus "
+              "a bias. The bars show the largest contributions w·x to the chosen class; softmax then turns the ten "
+              "scores into probabilities (the Prediction view). Draw a digit and watch both change."),
+        formula="zⱼ = bⱼ + Σᵢ wⱼᵢ xᵢ      pⱼ = e^zⱼ / Σₖ e^zₖ"),
+    Lesson(
+        name="minibatch_sgd", title="Minibatch SGD", front="gradients", curves=True,
+        train={"optimizer": "sgd", "lr": 0.05, "momentum": 0.0, "batch_size": 32, "epochs": 20,
+               "max_steps_per_sec": 50.0},
+        text=("Each step estimates the gradient from a small batch, so the loss curve is noisy: the smaller the "
+              "batch, the noisier and the more steps per epoch. A learning-rate schedule shrinks the steps as "
+              "training goes on, and the curve settles."),
+        formula="w ← w − η · (1/B) Σ_{b∈batch} ∇ℓ(x_b, y_b; w)",
+        variants=(Variant("Batch 32", train={"batch_size": 32, "schedule": "none"}),
+                  Variant("Batch 64", train={"batch_size": 64, "schedule": "none"}),
+                  Variant("Batch 8", "Four times the steps per epoch, each one noisier.",
+                          train={"batch_size": 8, "schedule": "none"}),
+                  Variant("Step schedule", "η × 0.3 after every epoch.",
+                          train={"schedule": "step", "step_size": 1, "gamma": 0.3}),
+                  Variant("Cosine schedule", "η falls smoothly to 0 over the run.", train={"schedule": "cosine"}))),
+    Lesson(
+        name="overfitting", title="Overfitting and its cures", front="prediction", curves=True, limit=600,
+        train={"optimizer": "adamw", "lr": 0.003, "batch_size": 32, "epochs": 200, "max_steps_per_sec": 0.0},
+        text=("Trained on only 540 digits, LeNet-5 learns them by heart: training accuracy reaches 100% while the "
+              "validation curve stalls and its loss climbs again. Augmentation, dropout and BatchNorm bring the "
+              "two curves back together; more data does best."),
+        formula="generalisation gap = validation loss − training loss",
+        variants=(Variant("Small subset", "600 samples: watch the curves come apart.", limit=600,
+                          options={"dropout": 0.0, "batchnorm": False},
+                          augment={"rotation": 0.0, "translation": 0.0, "scale": 0.0}),
+                  Variant("+ augmentation", "Every epoch sees the digits shifted, rotated and scaled a little.",
+                          augment={"rotation": 15.0, "translation": 0.1, "scale": 0.1}),
+                  Variant("+ dropout", "Half of F6's units are dropped at random each step.",
+                          options={"dropout": 0.5}),
+                  Variant("+ BatchNorm", options={"batchnorm": True}),
+                  Variant("All the data", "9,000 training digits: the gap closes.", limit=0,
+                          options={"dropout": 0.0, "batchnorm": False},
+                          augment={"rotation": 0.0, "translation": 0.0, "scale": 0.0}))),
+    Lesson(
+        name="lenet5", title="LeNet-5 (1998)", group="Classic architectures", model=SAMPLE, layer="C1",
+        highlight=("C1", "S2", "C3", "S4"),
+        text=("LeCun's network that read cheques: two pairs of a 5×5 convolution and a 2×2 subsampling (highlighted), "
+              "then three fully connected layers. 61,706 parameters; every later CNN keeps this pattern of "
+              "convolution, nonlinearity and pooling.")),
+    Lesson(
+        name="alexnet", title="AlexNet (2012)", group="Classic architectures", model="alexnet", layer="features.conv1",
+        highlight=("features.conv1", "features.pool*", "classifier.dropout*"), train={"max_steps_per_sec": 0.0},
+        text=("Five convolutions with ReLU, overlapping 3×3 max pools and two huge fully connected layers kept in "
+              "check by dropout (highlighted). Trained on two GPUs, it won ImageNet 2012 by a wide margin and "
+              "started the deep-learning boom.")),
+    Lesson(
+        name="vgg", title="VGG (2014)", group="Classic architectures", model="vgg11", layer="features.conv3_1",
+        highlight=("features.conv3_*", "features.bn3_*", "features.act3_*", "features.pool3"),
+        train={"max_steps_per_sec": 0.0},
+        text=("Depth from one simple block: stacks of 3×3 convolutions, each stage ending in a 2×2 max pool that "
+              "halves the size while the channels double. Two 3×3 convolutions see as far as one 5×5 with fewer "
+              "weights. Highlighted: stage 3.")),
+    Lesson(
+        name="googlenet", title="GoogLeNet (2014)", group="Classic architectures", model="googlenet",
+        layer="inception3a", highlight=("inception3a", "inception3a.*"), train={"max_steps_per_sec": 0.0},
+        text=("The Inception module (highlighted) runs a 1×1, a 3×3 and a 5×5 convolution and a pool side by side "
+              "and concatenates their maps, so the next layer picks the scale it needs; 1×1 convolutions shrink "
+              "the channels first to keep it cheap.")),
+    Lesson(
+        name="resnet", title="ResNet (2015)", group="Classic architectures", model="resnet18",
+        layer="layer2.0.downsample.0", highlight=("layer2.0", "layer2.0.*"), train={"max_steps_per_sec": 0.0},
+        text=("Each residual block (highlighted) computes F(x) and adds its input back: y = x + F(x). The shortcut "
+              "(here a strided 1×1 'downsample' convolution where the shape changes) lets the gradient flow "
+              "straight through, so very deep networks still train."),
+        formula="y = ReLU(x + BN(W₂ · ReLU(BN(W₁ · x))))"),
+    Lesson(
+        name="mobilenet", title="MobileNet (2018)", group="Classic architectures", model="mobilenetv2",
+        layer="features.block2.depthwise.conv",
+        highlight=("kind:depthwise_conv", "features.block2", "features.block2.*"), train={"max_steps_per_sec": 0.0},
+        text=("Built for phones: a depthwise-separable convolution (highlighted) filters each channel on its own "
+              "with a 3×3 kernel, then mixes channels with a 1×1 convolution: about a ninth of the work of a full "
+              "3×3 convolution. Blocks expand, filter depthwise and project back (inverted residuals).")),
+    Lesson(
+        name="class_activation_maps", title="Where the network looks (class activation maps)", model=SAMPLE,
+        front="cam",
+        text=("Grad-CAM weights each map of the last convolution by how much it raises the chosen class's score and "
+              "adds them up: bright regions are where the evidence for that class lies. Draw a digit on the pad, "
+              "or pick another class, and the heat map follows."),
+        formula="αₖ = mean_ij ∂y_c/∂Aᵏ_ij      map = ReLU(Σₖ αₖ Aᵏ)"),
+)
+
+LESSONS_BY_NAME: Mapping[str, Lesson] = MappingProxyType({lesson.name: lesson for lesson in LESSONS})
+WATCH_IT_LEARN = LESSONS[0]
