@@ -10,13 +10,14 @@
 """
 from __future__ import annotations
 
-from PyQt6.QtCore import QRect
+from PyQt6.QtCore import QRect, Qt
 from PyQt6.QtGui import QFontMetrics, QTextDocument
 from PyQt6.QtWidgets import (
     QAbstractScrollArea,
     QCheckBox,
     QLabel,
     QPushButton,
+    QScrollArea,
     QScrollBar,
     QTabBar,
     QToolButton,
@@ -77,6 +78,12 @@ def layout_faults(window) -> tuple[list[str], dict]:
                 faults.append(f"outside its parent: {_name(w)} {w.geometry()} in {parent.rect()}")
         if isinstance(w, QScrollBar) and w.orientation().name == "Horizontal" and w.maximum() > w.minimum():
             faults.append(f"horizontal scroll bar: {_name(w)}")
+        if (isinstance(w, QScrollArea) and w.widget() is not None
+                and w.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+                and w.widget().width() > w.viewport().width() + SLACK):
+            # No scroll bar to reach it: what is wider than the area is cut off at its right edge.
+            faults.append(f"cut off at the right of its scroll area: {_name(w.widget())} "
+                          f"({w.widget().width()} > {w.viewport().width()})")
         if isinstance(w, QLabel) and w.text() and w.pixmap().isNull():
             rich = w.textFormat().name == "RichText" or (w.textFormat().name == "AutoText" and "<" in w.text())
             text = w.text() if rich or w.buddy() is None else _shown(w.text())

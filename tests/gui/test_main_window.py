@@ -304,6 +304,36 @@ def test_layout_theme_and_choices_persist(qtbot, settings):
         again.close()
 
 
+def test_a_layout_saved_with_other_docks_is_not_restored(qtbot, settings):
+    # An upgrade adds views: the layout an older version saved, without their docks, must not place
+    # them (Qt stacked them over the view tabs); the defaults are used, every view among the tabs.
+    w = open_window(qtbot, settings)
+    newer = ("StepByStepView", "CamView", "HealthView", "TopPatchesView")
+    for view in [v for v in w.views if type(v).__name__ in newer]:   # an older window, without these
+        dock = w.view_docks[view]
+        w.removeDockWidget(dock)
+        dock.setParent(None)
+        dock.deleteLater()
+    w.view_docks[w.curves].hide()
+    older = w.saveState(w.layout_version())
+    w.close()
+    settings.save_window(w.saveGeometry(), older)
+    settings.sync()
+    again = MainWindow(Settings(settings.path), controller=Controller(Settings(settings.path)))
+    qtbot.addWidget(again)
+    again.resize(1280, 720)
+    again.show()
+    try:
+        assert not again.dock_sizes.restored
+        assert again.view_docks[again.curves].isVisibleTo(again)
+        first = again.view_docks[again.views[1]]            # the first tab (views[0] is the overview strip)
+        tabbed = set(again.tabifiedDockWidgets(first)) | {first}
+        tab_views = [v for v in again.views if v not in (again.overview, again.curves)]
+        assert {again.view_docks[v] for v in tab_views} <= tabbed
+    finally:
+        again.close()
+
+
 def test_the_views_get_the_width_and_keep_it_when_the_window_grows(qtbot, settings):
     # Side panels at their default widths, the views' column the widest; a bigger window
     # (maximised on a projector) widens the views, the panels keep the width the user gave them.

@@ -90,6 +90,9 @@ class DockSizes(QObject):
             return  # the user rearranged the window: leave it alone
         # Qt shares out any space not given in the list by the listed sizes' weights:
         # the views' column must be in the list, or the side panels take all of it.
+        # Never below what a panel needs (Qt would take the difference from the other panel).
+        left = max(left, self.left.minimumSizeHint().width())
+        right = max(right, self.right.minimumSizeHint().width())
         widths = {self.left: left, self.right: right}
         rest = win.width() - sum(widths[d] for d in row if d is not middle)
         self._laid_out_width = win.width()

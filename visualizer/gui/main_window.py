@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import zlib
 
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QGuiApplication
@@ -20,7 +21,7 @@ from PyQt6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
-    QScrollArea,
+    QToolBar,
     QWidget,
 )
 
@@ -152,11 +153,9 @@ class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWi
         self.input_dock = self._dock("Input", "dock_input", self.input_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.splitDockWidget(self.layers_dock, self.input_dock, Qt.Orientation.Vertical)
 
-        self.training_panel = TrainingPanel()
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.training_panel)
-        self.training_dock = self._dock("Training", "dock_training", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.training_panel = TrainingPanel()   # it scrolls its own form under its buttons
+        self.training_dock = self._dock("Training", "dock_training", self.training_panel,
+                                        Qt.DockWidgetArea.RightDockWidgetArea)
 
         # Left and right panels run the full height; the views fill the middle column:
         # overview strip on top, the view tabs under it, the curves at the bottom.
@@ -333,7 +332,10 @@ class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWi
         if geom is not None:
             self.restoreGeometry(geom)
         if state is not None:
-            self.dock_sizes.restored = bool(self.restoreState(state))
+            # A layout saved by a version with other docks is not restored (restoreState refuses
+            # a different version): Qt would put the docks it does not know anywhere, and a new
+            # view stacked itself over the others instead of joining their tabs.
+            self.dock_sizes.restored = bool(self.restoreState(state, self.layout_version()))
         # First run: enough epochs on the built-in digits to watch it learn (3 take a second).
         values = s.last_options() or {"epochs": FIRST_RUN_EPOCHS}
         ignored = list(s.problems)
@@ -356,10 +358,15 @@ class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWi
         s = self.settings
         if self._presentation:
             self.set_presentation(False)
-        s.save_window(self.saveGeometry(), self.saveState())
+        s.save_window(self.saveGeometry(), self.saveState(self.layout_version()))
         s.set_last_options(self.training_panel.values())
         s.set("training/device", self.device())
         s.sync()
+
+    def layout_version(self) -> int:
+        """A number that changes when the set of docks and tool bars does (saveState's version)."""
+        names = sorted(w.objectName() for w in self.findChildren((QDockWidget, QToolBar)) if w.parent() is self)
+        return zlib.crc32(" ".join(names).encode()) & 0x7FFFFFFF
 
     def reset_layout(self) -> None:
         if getattr(self, "_default_state", None) is not None:

@@ -13,6 +13,7 @@ from PyQt6.QtWidgets import QComboBox, QLabel, QSizePolicy, QToolBar
 from visualizer.core.lessons import LESSONS
 
 PRESENTATION_SHARES = (0.12, 0.6, 0.28)   # overview strip, the view in front, the curves
+LESSON_COLUMN_SHARE = 0.28                 # of the screen's width, for a lesson's explanation
 
 
 class PresentationBar(QToolBar):
@@ -72,10 +73,13 @@ class PresentationBar(QToolBar):
             self.act_panels.setChecked(False)
             self.act_panels.blockSignals(False)
             self._show_panels(False)
+            self._lesson_hint(False)
             self.show()
+            self._place_lesson()
             QTimer.singleShot(0, self._share_column)
         else:
             self.hide()
+            self._lesson_hint(True)
             status.setVisible(getattr(self, "_status_shown", True))
             state, self._state_before = getattr(self, "_state_before", None), None
             if state is None or not self.window.restoreState(state):
@@ -93,6 +97,31 @@ class PresentationBar(QToolBar):
         h = sum(d.height() for d in column)
         share = {overview: PRESENTATION_SHARES[0], curves: PRESENTATION_SHARES[2], tabs: PRESENTATION_SHARES[1]}
         self.window.resizeDocks(column, [int(h * share[d]) for d in column], Qt.Orientation.Vertical)
+
+    def _place_lesson(self) -> None:
+        """A lesson's explanation goes beside the views, the whole height, like a slide's text column.
+
+        Above them (its place in the normal layout) its text, in large type, took a third of a
+        720-pixel screen and the window grew past the screen to keep the plots readable.
+        """
+        win = self.window
+        dock = getattr(win, "lesson_dock", None)
+        if dock is None or dock.isHidden() or dock.isFloating():
+            return
+        win.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        QTimer.singleShot(0, self._lesson_width)   # once the window has the screen's width
+
+    def _lesson_width(self) -> None:
+        win, dock = self.window, self.window.lesson_dock
+        if self.isVisible() and dock.isVisible() and not dock.isFloating():
+            win.resizeDocks([dock], [int(LESSON_COLUMN_SHARE * win.width())], Qt.Orientation.Horizontal)
+            self._share_column()
+
+    def _lesson_hint(self, shown: bool) -> None:
+        # The keyboard hint under a lesson's explanation is for the lecturer, not for the class.
+        panel = getattr(self.window, "lesson_panel", None)
+        if panel is not None:
+            panel.hint.setVisible(shown)
 
     def _show_panels(self, on: bool) -> None:
         for dock in self.side_docks:
@@ -127,3 +156,5 @@ class PresentationBar(QToolBar):
             self.lesson.addItem(lesson.title, lesson.name)
             i = self.lesson.count() - 1
         self.lesson.setCurrentIndex(i)
+        if self.isVisible():          # a lesson chosen on the projector: its text beside the views
+            QTimer.singleShot(0, self._place_lesson)

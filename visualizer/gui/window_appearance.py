@@ -25,6 +25,11 @@ class WindowAppearance:
         self._presentation = on
         self.act_presentation.setChecked(on)
         app = QApplication.instance()
+        bar = getattr(self, "presentation_bar", None)
+        if on and bar is not None:
+            # The side panels step aside and a lesson's text moves beside the views before the large
+            # type arrives: above the views, in large type, it made the window taller than the screen.
+            bar.set_active(True)
         # The font first, then the theme: setting a theme's style sheet re-polishes every widget, which
         # is what makes the new font reach them (under a style sheet, setFont alone reached only some).
         if app is not None:
@@ -38,6 +43,5 @@ class WindowAppearance:
             self.showNormal()
         for v in self.views:
             v.set_presentation(on)
-        bar = getattr(self, "presentation_bar", None)
-        if bar is not None:
-            bar.set_active(on)   # the views get the screen; the side panels wait behind the bar
+        if not on and bar is not None:
+            bar.set_active(False)   # the docks back as they were

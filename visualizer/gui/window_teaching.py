@@ -7,7 +7,7 @@ Each part is its own module; this only creates them and connects them to the win
 from __future__ import annotations
 
 from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
-from PyQt6.QtWidgets import QDockWidget, QTabBar
+from PyQt6.QtWidgets import QDockWidget, QFrame, QScrollArea, QTabBar
 
 from visualizer.core.lessons import WATCH_IT_LEARN
 
@@ -23,7 +23,14 @@ def install_teaching(w) -> None:
     panel = ExplanationPanel()
     dock = QDockWidget("Lesson", w)
     dock.setObjectName("dock_lesson")
-    dock.setWidget(panel)
+    # Above the views the dock is as tall as the text (LessonRunner.fit_panel); beside them on a
+    # projector a long text scrolls instead of making the window taller than the screen.
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(panel)
+    dock.setWidget(scroll)
     dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                      | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                      | QDockWidget.DockWidgetFeature.DockWidgetClosable)

@@ -46,6 +46,9 @@ class SmoothedColumn:
         return self.values
 
 
+MIN_PLOT_HEIGHT = 80   # pixels of plot the dock layout may not take away
+
+
 class CurvesView(View):
     title = "Loss and accuracy"
 
@@ -123,7 +126,11 @@ class CurvesView(View):
 
     def _restyle(self) -> None:
         # As wide as "0.00" in the font it has now (presentation mode enlarges it).
-        self.smoothing_label.setFixedWidth(QFontMetrics(self.smoothing_label.font()).horizontalAdvance("0.00") + 8)
+        metrics = QFontMetrics(self.smoothing_label.font())
+        self.smoothing_label.setFixedWidth(metrics.horizontalAdvance("0.00") + 8)
+        # Plots stay readable however tall the other docks want to be: the step axis, its label
+        # and the margins take about three lines of the current font, the plot itself the rest.
+        self.graphics.setMinimumHeight(MIN_PLOT_HEIGHT + 3 * metrics.height())
         w = self.line_width()
         faint = pg.mkColor(TRAIN_COLOUR)
         faint.setAlpha(70)

@@ -232,6 +232,9 @@ class TrainingPanel(QWidget):
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(content)
+        # As wide as the form beside its vertical scroll bar: with no horizontal one, a narrower
+        # area cut the fields' right edge off under the scroll bar.
+        scroll.setMinimumWidth(content.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
 
         controls = QGridLayout()
         controls.setHorizontalSpacing(4)
