@@ -660,3 +660,35 @@ def test_frame_pacer_spreads_views_over_the_event_loop_and_says_when_all_drew(qt
     nothing = []
     pacer.when_drawn(lambda: nothing.append(1))         # nothing waiting: at once
     assert nothing == [1]
+
+
+def test_bar_labels_never_overlap_and_follow_the_axis_width(qtbot):
+    # An 18-layer network's gradient bars: at a projector's width only every k-th layer is named,
+    # spaced at least a label's width apart; a wider plot names more of them.
+    import pyqtgraph as pg
+
+    from visualizer.gui.views.bars import set_category_ticks
+    plot = pg.PlotWidget()
+    qtbot.addWidget(plot)
+    names = [f"layer{i // 4 + 1}.{i % 2}.conv{i % 3 + 1}" for i in range(18)]
+    plot.resize(600, 300)
+    plot.show()
+    plot.setXRange(-0.5, 17.5, padding=0)
+    axis = plot.getPlotItem().getAxis("bottom")
+    set_category_ticks(axis, names)
+
+    def labelled():
+        qtbot.wait(50)
+        major = axis._tickLevels[0]
+        font = QFontMetrics(axis.style.get("tickFont") or axis.font())
+        widest = max(font.horizontalAdvance(t) for _, t in major)
+        per_bar = axis.geometry().width() / 18
+        gaps = [(b - a) * per_bar for (a, _), (b, _) in zip(major, major[1:])]
+        return major, widest, gaps
+
+    major, widest, gaps = labelled()
+    assert 1 < len(major) < 18 and min(gaps) >= widest
+    plot.resize(1900, 300)
+    qtbot.waitUntil(lambda: len(axis._tickLevels[0]) > len(major), timeout=3000)
+    wider, widest, gaps = labelled()
+    assert min(gaps) >= widest
