@@ -61,9 +61,12 @@ def model_file(tmp_path, fault: str = "pass", init: str = "pass", header: str = 
 
 @pytest.fixture
 def app(qtbot, tmp_path):
-    """The app's configuration: a window whose worker is a child process, impatient (2 s) for tests."""
+    """The app's configuration: a window whose worker is a child process, impatient (3 s) for tests.
+
+    Not less: on a loaded machine (the suite runs on two workers) one healthy step with its
+    snapshot took over 2 s, and a model about to freeze was first reported stuck."""
     settings = Settings(tmp_path / "settings.ini")
-    controller = Controller(settings, sample_limit=LIMIT, process=True, stuck_after_s=2.0)
+    controller = Controller(settings, sample_limit=LIMIT, process=True, stuck_after_s=3.0)
     w = MainWindow(settings, controller=controller)
     controller.ask_trust = lambda req: False
     controller.ask_model_spec = lambda path, info: None
