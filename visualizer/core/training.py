@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import math
+import statistics
 import threading
 import time
 from typing import Callable, Iterator
@@ -43,7 +44,7 @@ from .snapshot import (
     frozen_array,
 )
 
-PACER_WINDOW = 5      # snapshots whose cheapest cost paces the next ones (Trainer._record_cost)
+PACER_WINDOW = 5      # snapshots whose median cost paces the next ones (Trainer._record_cost)
 HISTORY_CAP = 20_000  # rows of (step, loss, acc) kept between two consumed snapshots
 # A paused trainer sleeps until a step, a resume, a stop, a new capture request or a command wakes
 # it; the timeout is only a safety net.
@@ -502,11 +503,12 @@ class Trainer:
         return time.perf_counter() - self._last_snapshot_time >= interval
 
     def _record_cost(self, seconds: float) -> None:
-        """The pacer's cost is the cheapest of the last few snapshots, not the last one.
+        """The pacer's cost is the median of the last few snapshots, not the last one.
 
         A snapshot taken while the machine (or, with a thread worker, the GUI holding the
         GIL) was busy can take a hundred times its real cost; paced by that one, the views
-        froze for minutes. Lasting slowness still shows: it is in every recent snapshot.
+        froze for minutes. Lasting slowness still shows: it is in most recent snapshots.
+        Not the cheapest either: paced by the cheapest, snapshots took twice their budget.
         The run's first snapshot is not counted: a model's first pass costs many times a later
         one (allocations, kernels chosen), and paced by it the views waited many seconds.
         """
@@ -514,7 +516,7 @@ class Trainer:
         if self._snapshots_made == 1:
             return
         self._recent_costs.append(seconds)
-        self._instrument_cost = min(self._recent_costs)
+        self._instrument_cost = statistics.median_low(self._recent_costs)
 
     def _make_snapshot(self) -> TrainingSnapshot:
         t0 = time.perf_counter()

@@ -317,3 +317,41 @@ def test_a_viewer_attaches_to_a_recorder_in_another_process(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_recording_keeps_to_its_share_of_the_training_time(tmp_path):
+    # The recorder's time on the training thread (every step() call and the snapshots after the
+    # optimizer's step) stays near its budget however fast it is asked to record: paced by the
+    # cheapest snapshot and blind to the encoding, it took over twice its share.
+    from visualizer.core.architectures import build_model
+    torch.manual_seed(0)
+    x, y = torch.rand(512, 3, 32, 32), torch.randint(0, 10, (512,))
+    model = build_model("lenet5", in_channels=3, input_size=32)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    budget = 0.02
+    with Recorder(model, tmp_path / "r.cnnviz", probe=(x[:1], y[:1]), optimizer=opt, hz=1000,
+                  budget=budget) as rec:
+        spent = [0.0]
+
+        def timed(fn):
+            def call(*a, **k):
+                t = time.perf_counter()
+                try:
+                    return fn(*a, **k)
+                finally:
+                    spent[0] += time.perf_counter() - t
+            return call
+        rec.step, rec._finish = timed(rec.step), timed(rec._finish)
+        t0, step = time.perf_counter(), 0
+        while time.perf_counter() - t0 < 6:
+            i = torch.randint(0, 512, (64,))
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x[i]), y[i])
+            loss.backward()
+            rec.step(step, loss=loss)
+            opt.step()
+            step += 1
+        share = spent[0] / (time.perf_counter() - t0)
+        recorded = rec.recorded
+    assert recorded >= 3                           # it does record
+    assert share <= 1.1 * budget, f"the recorder took {share:.1%} of the training time (budget {budget:.0%})"

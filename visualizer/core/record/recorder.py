@@ -16,7 +16,8 @@ What it costs, and why so little:
   The forward hooks stay registered but disarmed: each returns at once.
 - A snapshot is due at most ``hz`` times a second, and never so often that making them takes
   more than ``budget`` (1%) of the training time: a model whose snapshots cost more gets
-  fewer of them (the cheapest of the last few costs paces, as in the app's own trainer).
+  fewer of them (the median of the last few costs paces, as in the app's own trainer; the
+  encoding on the background thread counts, and so does what the per-step calls cost).
 - On a recording step ``step()`` clones the weights (device copies), and the work happens
   right after the user's ``opt.step()`` (an optimizer step hook): the gradient norms, the
   update of this very step, one eval-mode pass of the probe sample through the model (its
@@ -40,6 +41,7 @@ import logging
 import os
 import queue
 import socket
+import statistics
 import sys
 import threading
 import time
@@ -60,7 +62,7 @@ from .run_writer import RunWriter
 from .stream import StreamServer, parse_address
 
 log = logging.getLogger(__name__)
-PACER_WINDOW = 5            # recordings whose cheapest cost paces the next ones
+PACER_WINDOW = 5            # recordings whose median cost paces the next ones
 MAX_PENDING_LOSSES = 4096   # detached losses kept between two recordings before they are stacked on the device
 FILTER_VALUES_MAX = 16_384  # kernels recorded of every conv layer whose kept weights are at most this big
 SINK_QUEUE = 8              # snapshots waiting to be encoded; more are dropped (counted), never waited for
@@ -147,6 +149,11 @@ class Recorder:
         self._last_record = -float("inf")
         self._costs: collections.deque[float] = collections.deque(maxlen=PACER_WINDOW)
         self._cost = 0.0
+        self._attempts = 0
+        self._step_started: float | None = None
+        self._step_gap = 0.0     # seconds between step() calls (moving average)
+        self._step_cost = 0.0    # seconds a step() call takes (moving average)
+        self._background_costs: collections.deque[float] = collections.deque(maxlen=PACER_WINDOW)
         self._rows: list[tuple] = []           # (step, epoch, loss, lr, accuracy) since the last recording
         self._pending: dict | None = None       # a recording waiting for the optimizer step
         self._last_step_time: float | None = None
@@ -184,8 +191,15 @@ class Recorder:
         """Call after ``loss.backward()`` and before ``optimizer.step()``; see the module docstring."""
         if not self.active or self._closed:
             return
+        t0 = time.perf_counter()
         self.note(step, loss, epoch=epoch, accuracy=accuracy, batch_size=batch_size)
         self.capture(step, epoch=epoch)
+        # What every step's call costs, and how far apart the steps are: that share of the
+        # training time is taken out of the snapshots' budget (on a small model it is half of it).
+        if self._step_started is not None:
+            self._step_gap = _moving(self._step_gap, t0 - self._step_started)
+        self._step_started = t0
+        self._step_cost = _moving(self._step_cost, time.perf_counter() - t0)
 
     def note(self, step: int, loss=None, *, epoch: int = 0, accuracy=None, batch_size: int | None = None) -> None:
         """Only the step's scalars (cheap; no synchronisation)."""
@@ -225,7 +239,11 @@ class Recorder:
         request = self._server.latest_request() if self._server is not None else None
         if request and request.get("rate_hz") is not None:
             hz = max(hz, float(request["rate_hz"]))
-        interval = max(1.0 / hz, self._cost / self.budget)
+        per_step = self._step_cost / self._step_gap if self._step_gap > 0 else 0.0
+        # The snapshots get what the per-step calls leave of the budget (at least a quarter of it:
+        # a model so small that every call costs more still gets a snapshot now and then).
+        budget = max(self.budget - per_step, self.budget / 4)
+        interval = max(1.0 / hz, self._cost / budget)
         return time.monotonic() - self._last_record >= interval
 
     def _request(self) -> tuple[CaptureRequest, int]:
@@ -252,8 +270,15 @@ class Recorder:
             return
         finally:
             cost = pending["cost"] + time.perf_counter() - t0
-            self._costs.append(cost)
-            self._cost = min(self._costs)
+            # The first recording is not counted (a model's first pass allocates and picks its
+            # kernels: many times a later one); then the median of the last few (one slow one, the
+            # machine busy, does not stall recording), not the cheapest: paced by the cheapest,
+            # recording took over twice its budget (bench/recorder_overhead).
+            self._attempts += 1
+            if self._attempts > 1:
+                self._costs.append(cost)
+                behind = list(self._background_costs)   # the encoding of the earlier ones
+                self._cost = statistics.median_low(self._costs) + (statistics.median_low(behind) if behind else 0.0)
             self._last_record = time.monotonic()
         self.recorded += 1
         try:
@@ -360,6 +385,7 @@ class Recorder:
                 item.set()
                 continue
             snap, rows = item
+            started = time.thread_time()
             try:
                 data = encode_record(snap)
                 if self._writer is not None:
@@ -369,6 +395,9 @@ class Recorder:
                     self._server.publish(data)
             except Exception as exc:  # noqa: BLE001 - recording trouble is reported, never raised into training
                 log.warning("cnn-visualizer: could not store the snapshot of step %s: %s", snap.step, exc)
+            # Counted in the budget too: the encoding holds the interpreter lock much of the time,
+            # so it slows the training thread (bench/recorder_overhead measured it: half the cost).
+            self._background_costs.append(time.thread_time() - started)
 
     # ==== lifetime ===================================================================
     def event(self, kind: str, step: int, text: str = "") -> None:
@@ -425,3 +454,8 @@ class Recorder:
                        f"{exc_type.__name__}: {exc}")
         self.close()
         return False
+
+
+def _moving(average: float, value: float) -> float:
+    """A moving average that starts at the first value."""
+    return 0.95 * average + 0.05 * value if average else value
