@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 
@@ -119,6 +120,10 @@ def _good() -> dict:
     (lambda d: d.update(train={"lr": "0.1"}), "must be a number"),
     (lambda d: d.update(train={"batch_size": 1e7}), "batch_size"),
     (lambda d: d.update(train={"epochs": 2.5}), "whole number"),
+    (lambda d: d.update(train={"epochs": 20.0}), "whole number"),          # a float would reach the engine
+    (lambda d: d.update(limit=600.0), "whole number"),
+    (lambda d: d.update(limit=10 ** 400), "outside"),                       # no OverflowError
+    (lambda d: d.update(train={"lr": 1e-7}), "lr"),                         # below what the panel can show
     (lambda d: d.update(train={"device": "cuda"}), "not a training setting"),
     (lambda d: d.update(train={"optimizer": "lbfgs"}), "optimizer"),
     (lambda d: d.update(train={"nesterov": True, "optimizer": "adam"}), "Nesterov"),
@@ -155,6 +160,13 @@ def test_bad_lesson_files_are_refused_as_load_errors(tmp_path, content, why):
     with pytest.raises(LoadError, match=why) as err:
         read_lesson(path)
     assert str(path) in str(err.value)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    path = tmp_path / "pipe.lesson.json"
+    os.mkfifo(path)
+    with pytest.raises(LoadError, match="not a regular file"):
+        read_lesson(path)
 
 
 def test_a_missing_file_is_a_load_error(tmp_path):

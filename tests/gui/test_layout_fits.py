@@ -59,6 +59,7 @@ def test_a_lesson_with_its_explanation_fits_the_screen(size, mode):
     # The lesson with the longest text and a row of variant buttons.
     args = ["--lesson", "vanishing_gradients"] + (["--presentation"] if mode == "presentation" else [])
     facts = fits_the_screen(size, probe(size, *args))
+    assert facts["lesson_shown"]                               # the lesson opened, its explanation on screen
     if mode == "presentation":
         assert facts["window"] == [int(v) for v in size.split("x")]
         assert facts["views_share"] >= 0.6                     # the explanation beside them takes the rest

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -52,7 +53,7 @@ TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("device
 MAX_SPEED = 1000.0              # steps per second; 0 is full speed
 # The training panel's ranges: a lesson outside them could not be shown in the panel.
 LIMITS = {"epochs": (1, 1000), "batch_size": (1, 4096), "seed": (0, 2_147_483_647), "step_size": (1, 1000),
-          "lr": (1e-7, 10.0), "momentum": (0.0, 0.999), "weight_decay": (0.0, 1.0), "gamma": (0.01, 1.0),
+          "lr": (1e-6, 10.0), "momentum": (0.0, 0.999), "weight_decay": (0.0, 1.0), "gamma": (0.01, 1.0),
           "grad_clip": (0.01, 1000.0), "max_steps_per_sec": (0.0, MAX_SPEED)}
 # A lecture's pace unless a lesson says otherwise: the panel's "Lecture" speed.
 LECTURE_SPEED = 10.0
@@ -188,10 +189,17 @@ def _check_text(where: str, value, limit: int, *, empty: bool = True) -> None:
 def _number(where: str, value, lo: float, hi: float, *, integer: bool = False):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         _fail(where, f"must be a number, not {type(value).__name__}")
-    if not math.isfinite(value) or not lo <= value <= hi:
-        _fail(where, f"{value!r} is outside {lo:g}..{hi:g}")
-    if integer and int(value) != value:
-        _fail(where, f"{value!r} must be a whole number")
+    if integer and not isinstance(value, int):
+        # 600.0 would reach the engine as a float and fail there (slices, range()).
+        _fail(where, f"{value!r} must be a whole number (written without a decimal point)")
+    # An int is compared as it is: math.isfinite(10**400) raises OverflowError.
+    if (isinstance(value, float) and not math.isfinite(value)) or not lo <= value <= hi:
+        _fail(where, f"{_short(value)} is outside {lo:g}..{hi:g}")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else text[:20] + "…"
 
 
 def _check_options(where: str, options: Mapping, *, allow_arch: bool) -> None:
@@ -421,7 +429,11 @@ def read_lesson(path: str | os.PathLike) -> Lesson:
     path = os.fspath(path)
     hint = "the lesson shown before is kept"
     try:
-        size = os.path.getsize(path)
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            # A FIFO or a device would block the window in open() or read() for ever.
+            raise LoadError(path, "is not a regular file", hint)
+        size = info.st_size
         if size > MAX_FILE_BYTES:
             raise LoadError(path, f"is {size:,} bytes; a lesson file is at most {MAX_FILE_BYTES:,}", hint)
         with open(path, "rb") as f:
@@ -434,7 +446,7 @@ def read_lesson(path: str | os.PathLike) -> Lesson:
         raise LoadError(path, f"is not a JSON lesson file ({type(exc).__name__}: {exc})", hint) from exc
     try:
         return lesson_from_dict(data)
-    except (LessonError, RecursionError) as exc:
+    except (LessonError, RecursionError, OverflowError) as exc:
         raise LoadError(path, f"is not a usable lesson: {exc}", hint) from exc
 
 

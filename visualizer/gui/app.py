@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -253,7 +254,7 @@ def open_lesson(window, name_or_path: str, *, start: bool = False) -> bool:
     from visualizer.core.errors import LoadError
     from visualizer.core.lessons import LESSONS_BY_NAME, read_lesson
     lesson = LESSONS_BY_NAME.get(name_or_path)
-    if lesson is None and name_or_path.endswith(".json"):
+    if lesson is None and (name_or_path.endswith(".json") or os.path.exists(name_or_path)):
         try:
             lesson = read_lesson(name_or_path)
         except LoadError as exc:

@@ -335,6 +335,8 @@ class Controller(QObject):
     def _on_failed(self, text: str) -> None:
         # A failed command (save, load, probe) leaves a run going; a run that failed ends
         # with Finished (reason "failed") and a dead worker with ``crashed``: those stop.
+        if self._deferred_start is not None and self.session.model is None:
+            self._deferred_start = None   # the model Start waited for did not open: start nothing later
         self.message.emit("error", text)
 
     def _on_run_started(self, info) -> None:

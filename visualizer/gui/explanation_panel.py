@@ -6,6 +6,8 @@ than being cut off at a projector's width; the one applied is shown pressed, wit
 """
 from __future__ import annotations
 
+import html
+
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QFont
 from PyQt6.QtWidgets import QButtonGroup, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
@@ -20,7 +22,8 @@ HINT = "Space starts and pauses training · F11: presentation mode · Lessons �
 def _label(rich: bool = False) -> QLabel:
     label = QLabel()
     label.setWordWrap(True)
-    # A lesson file is untrusted: its texts are shown as plain text, never as HTML.
+    # A lesson file is untrusted: its texts are shown as plain text, or escaped (html.escape)
+    # inside the heading's and the note's own markup, never as HTML of their own.
     label.setTextFormat(Qt.TextFormat.RichText if rich else Qt.TextFormat.PlainText)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     # Wrapping text may shrink to any width: it grows in height instead of clipping.
@@ -125,4 +128,4 @@ class ExplanationPanel(QWidget):
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return html.escape(text, quote=False)

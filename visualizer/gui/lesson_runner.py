@@ -25,7 +25,7 @@ from visualizer.core.engine.messages import LoadedModel
 from visualizer.core.lessons import KEEP, SAMPLE, Lesson, Variant
 from visualizer.core.resources import SAMPLE_MODEL_NAME
 
-from .session import STOPPED
+from .session import RUNNING, STOPPED
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,15 @@ class LessonRunner(QObject):
         self.apply(lesson, None, start=start)
 
     def apply_variant(self, title: str) -> None:
-        """A variant button: applied to the open lesson; a run going on goes on with the change."""
+        """A variant button: applied to the open lesson; a running run goes on with the change, a
+        paused one stays paused (stopped, with the change made, until Start)."""
         if self.lesson is None:
             return
         try:
             variant = self.lesson.variant(title)
         except KeyError:
             return
-        self.apply(self.lesson, variant, start=self.session.training_state != STOPPED)
+        self.apply(self.lesson, variant, start=self.session.training_state == RUNNING)
 
     def apply(self, lesson: Lesson, variant: Variant | None, *, start: bool = False) -> None:
         if self.session.training_state != STOPPED:
@@ -101,7 +102,9 @@ class LessonRunner(QObject):
         if state == STOPPED and self._after_stop is not None:
             lesson, variant, start = self._after_stop
             self._after_stop = None
-            self._apply(lesson, variant, start)
+            # After the STOPPED signal has reached everyone: the old run's end (status line, run
+            # ended) is told in this same emission and must not land on the lesson's new run.
+            QTimer.singleShot(0, lambda: self._apply(lesson, variant, start))
 
     # ---- applying -----------------------------------------------------------------------
     def _apply(self, lesson: Lesson, variant: Variant | None, start: bool) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from PyQt6.QtGui import QAction
-from PyQt6.QtWidgets import QFileDialog, QInputDialog, QMenu
+from PyQt6.QtWidgets import QFileDialog, QInputDialog, QMenu, QMessageBox
 
 from visualizer.core.errors import LoadError
 from visualizer.core.lessons import (
@@ -87,8 +87,17 @@ class LessonsMenu:
             return
         default = os.path.join(self.last_folder, lesson_file_name(lesson))
         path, _ = QFileDialog.getSaveFileName(self.window, "Save lesson", default, LESSON_FILTER)
-        if path:
-            self.save_file(path, lesson)
+        if not path:
+            return
+        if not path.endswith(".json"):
+            path += ".lesson.json"     # what Open lesson and --lesson look for
+            # The dialog asked about the name typed, not this one: ask before replacing it.
+            if os.path.exists(path) and QMessageBox.question(
+                    self.window, "Save lesson", f"{path} exists. Replace it?",
+                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                    QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
+                return
+        self.save_file(path, lesson)
 
     def current_lesson(self, title: str) -> Lesson | None:
         """The window's current set-up as a lesson named ``title``; None (said why) if it cannot be one."""

@@ -516,6 +516,8 @@ class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWi
         icon = {"error": QMessageBox.Icon.Critical, "warning": QMessageBox.Icon.Warning}.get(
             level, QMessageBox.Icon.Information)
         box = QMessageBox(icon, "CNN Visualizer", text, buttons, self)
+        # Messages quote files and what is in them (titles, names): text, never HTML.
+        box.setTextFormat(Qt.TextFormat.PlainText)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.finished.connect(lambda _r, b=box: self._messages.remove(b) if b in self._messages else None)
         self._messages.append(box)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtWidgets import QComboBox, QLabel, QSizePolicy, QToolBar
 
-from visualizer.core.lessons import LESSONS
+from visualizer.core.lessons import LESSONS, LESSONS_BY_NAME
 
 PRESENTATION_SHARES = (0.12, 0.6, 0.28)   # overview strip, the view in front, the curves
 LESSON_COLUMN_SHARE = 0.28                 # of the screen's width, for a lesson's explanation
@@ -150,10 +150,12 @@ class PresentationBar(QToolBar):
             self.runner.open(lesson)
 
     def _lesson_opened(self, lesson) -> None:
-        self.lessons[lesson.name] = lesson
-        i = self.lesson.findData(lesson.name)
+        # A lesson from a file may carry a built-in one's name: it is listed beside it, not over it.
+        key = lesson.name if LESSONS_BY_NAME.get(lesson.name) is lesson else f"file:{lesson.name}"
+        self.lessons[key] = lesson
+        i = self.lesson.findData(key)
         if i < 0:               # a lesson from a file
-            self.lesson.addItem(lesson.title, lesson.name)
+            self.lesson.addItem(lesson.title, key)
             i = self.lesson.count() - 1
         self.lesson.setCurrentIndex(i)
         if self.isVisible():          # a lesson chosen on the projector: its text beside the views

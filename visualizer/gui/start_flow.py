@@ -56,12 +56,18 @@ class StartFlow(QObject):
         self.engine_model: LoadedModel | None = None   # what Start trains (a replayed run may be shown instead)
         # The engine's models, not the session's: the window may show a recorded run's model meanwhile.
         self.controller.worker.model_loaded.connect(self._on_model)
+        self.controller.worker.failed.connect(self._on_failed)
         self.session.state_changed.connect(self._on_state)
 
     # ---- what the user pressed -------------------------------------------------------
     def request(self) -> None:
         """Start (button or Space while stopped)."""
         if self.session.training_state != STOPPED:
+            return
+        question = getattr(self, "question", None)
+        if question is not None and question.isVisible():
+            question.raise_()            # asked already: one question, one answer, one run
+            question.activateWindow()
             return
         if self.session.model is None:
             self.pending = True
@@ -82,6 +88,13 @@ class StartFlow(QObject):
             self.pending = False
             self.window.training_panel.set_loading(False)
             self._decide()
+
+    def _on_failed(self, _text: str) -> None:
+        # The model that Start waited for did not open (the controller says why): nothing is
+        # started later, unasked, when some other model opens.
+        if self.pending:
+            self.pending = False
+            self.window.training_panel.set_loading(False)
 
     def _on_state(self, state: str) -> None:
         if state == RUNNING:
@@ -115,6 +128,8 @@ class StartFlow(QObject):
         """Act on the question's answer (``remember``: keep it for next time)."""
         if remember and choice in (CONTINUE, FRESH):
             self.remember(choice)
+        if choice in (CONTINUE, FRESH) and self.session.training_state != STOPPED:
+            return   # started meanwhile (Space on the window): one run, not a restart
         if choice == LESSON:
             if remember:
                 self.remember(FRESH)     # watching it learn is starting from fresh weights

@@ -33,6 +33,7 @@ def set_category_ticks(axis: pg.AxisItem, names, max_labels: int = 24) -> None:
 def _label_every_kth(axis: pg.AxisItem) -> None:
     names = axis._category_names
     if not names:
+        axis._category_ticks = None
         axis.setTicks([[], []])
         return
     font = axis.style.get("tickFont") or axis.font()
