@@ -26,6 +26,9 @@ from .frame_pacer import FramePacer
 
 STRETCH = object()   # in View.compose's bar: the space between the left and right controls
 PRESENTATION_PT = (12, 18)   # the views' text size in presentation mode: on 720 lines, on 1080 and more
+# A graphics area less tall than this (and more than twice as wide: a 1280x720 projector's
+# strips) puts its two plots side by side: stacked, each was too short for readable axes.
+SIDE_BY_SIDE_BELOW = 300
 
 
 class View(QWidget):

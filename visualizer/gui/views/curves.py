@@ -15,16 +15,13 @@ from PyQt6.QtWidgets import QLabel, QSlider, QWidget
 
 from visualizer.core.snapshot import EpochEnd, TrainingSnapshot
 
-from .base import View
+from .base import SIDE_BY_SIDE_BELOW, View
 from .ranges import RangeFollower
 from .series import HISTORY_CAP, STEP_HISTORY_CAP, GrowableTable, ema
 
 TRAIN_COLOUR = "#1e88e5"
 VAL_COLOUR = "#e53935"
 VAL_DOTS_MAX = 60   # validation points drawn as dots up to this many (then as a line)
-# Below this height (a 1280x720 projector's bottom strip) the two plots stand side by side: stacked,
-# each would be too short for readable axes.
-SIDE_BY_SIDE_BELOW = 300
 
 
 class SmoothedColumn:

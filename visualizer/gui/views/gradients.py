@@ -20,7 +20,7 @@ from PyQt6.QtWidgets import QCheckBox, QLabel, QStackedWidget, QWidget
 from visualizer.core.snapshot import TrainingSnapshot
 
 from .bars import set_category_ticks
-from .base import View
+from .base import SIDE_BY_SIDE_BELOW, View
 from .ranges import RangeFollower
 from .series import HISTORY_CAP, GrowableTable
 
@@ -78,6 +78,7 @@ class GradientView(View):
         self.depth_note = g.addLabel("", row=2, col=0)
         g.ci.layout.setRowStretchFactor(0, 3)
         g.ci.layout.setRowStretchFactor(1, 2)
+        self.side_by_side = False
 
         self.message = QLabel("Gradient magnitudes appear once training runs.")
         self.message.setWordWrap(True)
@@ -87,6 +88,30 @@ class GradientView(View):
         self.stack.setCurrentWidget(self.message)
         self.compose([(self.summary, 1), self.ratio], self.stack)
         self.finish_setup()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._arrange()
+
+    def _arrange(self) -> None:
+        """Bars over history when there is height for both, side by side when there is not
+        (a projector's short view: stacked, each plot was too flat to read)."""
+        g = self.graphics
+        side = g.height() < SIDE_BY_SIDE_BELOW and g.width() > 2 * g.height()
+        if side == self.side_by_side:
+            return
+        self.side_by_side = side
+        layout = g.ci.layout
+        g.ci.removeItem(self.history_plot)
+        g.ci.removeItem(self.depth_note)
+        if side:
+            g.ci.addItem(self.history_plot, row=0, col=1)
+            g.ci.addItem(self.depth_note, row=1, col=0, colspan=2)
+            layout.setRowStretchFactor(1, 0)
+        else:
+            g.ci.addItem(self.history_plot, row=1, col=0)
+            g.ci.addItem(self.depth_note, row=2, col=0)
+            layout.setRowStretchFactor(1, 2)
 
     # --- history ---------------------------------------------------------------
     def _ingest_training(self, snap: TrainingSnapshot) -> None:
