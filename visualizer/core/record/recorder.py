@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 PACER_WINDOW = 5            # recordings whose median cost paces the next ones
 MAX_PENDING_LOSSES = 4096   # detached losses kept between two recordings before they are stacked on the device
 FILTER_VALUES_MAX = 16_384  # kernels recorded of every conv layer whose kept weights are at most this big
+SAFETY = 0.9                # share of the budget the pacer aims at (see _due)
 SINK_QUEUE = 8              # snapshots waiting to be encoded; more are dropped (counted), never waited for
 
 
@@ -241,8 +242,10 @@ class Recorder:
             hz = max(hz, float(request["rate_hz"]))
         per_step = self._step_cost / self._step_gap if self._step_gap > 0 else 0.0
         # The snapshots get what the per-step calls leave of the budget (at least a quarter of it:
-        # a model so small that every call costs more still gets a snapshot now and then).
-        budget = max(self.budget - per_step, self.budget / 4)
+        # a model so small that every call costs more still gets a snapshot now and then), less a
+        # tenth kept for what no clock here sees (the training thread waiting for the interpreter
+        # lock while the background thread encodes).
+        budget = max(SAFETY * self.budget - per_step, self.budget / 4)
         interval = max(1.0 / hz, self._cost / budget)
         return time.monotonic() - self._last_record >= interval
 
