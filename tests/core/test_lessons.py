@@ -10,14 +10,12 @@ import pytest
 from visualizer.core.architectures.catalog import ARCHITECTURES
 from visualizer.core.config import TrainConfig
 from visualizer.core.errors import LoadError
+from visualizer.core.lesson_catalog import LESSONS, LESSONS_BY_NAME, WATCH_IT_LEARN
 from visualizer.core.lessons import (
     FORMAT,
     KEEP,
-    LESSONS,
-    LESSONS_BY_NAME,
     SAMPLE,
     VIEW_KEYS,
-    WATCH_IT_LEARN,
     Lesson,
     LessonError,
     Variant,

@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
     ok = wait(lambda: window.session.model is not None and window.session.latest_probe is not None, 60)
     lesson = argv[argv.index("--lesson") + 1] if "--lesson" in argv else None
     if lesson:
-        from visualizer.core.lessons import LESSONS_BY_NAME
+        from visualizer.core.lesson_catalog import LESSONS_BY_NAME
         window.lesson_runner.open(LESSONS_BY_NAME[lesson])
         ok = ok and wait(lambda: window.lesson_runner.matches(window.session.model), 60)
     if "--presentation" in argv:

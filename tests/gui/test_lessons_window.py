@@ -10,7 +10,8 @@ import pytest
 from PyQt6.QtWidgets import QApplication
 
 from tests.gui.test_main_window import LIMIT, open_window
-from visualizer.core.lessons import LESSONS, LESSONS_BY_NAME, SAMPLE, write_lesson
+from visualizer.core.lesson_catalog import LESSONS, LESSONS_BY_NAME
+from visualizer.core.lessons import SAMPLE, write_lesson
 from visualizer.gui.controller import Controller
 from visualizer.gui.lesson_runner import find_view, highlighted_layers
 from visualizer.gui.main_window import MainWindow

@@ -5,7 +5,7 @@ import pytest
 from PyQt6.QtWidgets import QMessageBox
 
 from tests.gui.test_main_window import LIMIT, WAIT, open_window
-from visualizer.core.lessons import WATCH_IT_LEARN
+from visualizer.core.lesson_catalog import WATCH_IT_LEARN
 from visualizer.gui.controller import Controller
 from visualizer.gui.main_window import MainWindow
 from visualizer.gui.session import RUNNING, STOPPED

@@ -252,7 +252,8 @@ def sweep_interrupted_saves(settings) -> list:
 def open_lesson(window, name_or_path: str, *, start: bool = False) -> bool:
     """``--lesson``: a built-in lesson by name, else a lesson file; a bad one is said in the window."""
     from visualizer.core.errors import LoadError
-    from visualizer.core.lessons import LESSONS_BY_NAME, read_lesson
+    from visualizer.core.lesson_catalog import LESSONS_BY_NAME
+    from visualizer.core.lessons import read_lesson
     lesson = LESSONS_BY_NAME.get(name_or_path)
     if lesson is None and (name_or_path.endswith(".json") or os.path.exists(name_or_path)):
         try:

@@ -12,8 +12,8 @@ from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import QFileDialog, QInputDialog, QMenu, QMessageBox
 
 from visualizer.core.errors import LoadError
+from visualizer.core.lesson_catalog import LESSONS
 from visualizer.core.lessons import (
-    LESSONS,
     Lesson,
     LessonError,
     lesson_file_name,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtWidgets import QComboBox, QLabel, QSizePolicy, QToolBar
 
-from visualizer.core.lessons import LESSONS, LESSONS_BY_NAME
+from visualizer.core.lesson_catalog import LESSONS, LESSONS_BY_NAME
 
 PRESENTATION_SHARES = (0.12, 0.6, 0.28)   # overview strip, the view in front, the curves
 LESSON_COLUMN_SHARE = 0.28                 # of the screen's width, for a lesson's explanation

@@ -9,7 +9,7 @@ from __future__ import annotations
 from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
 from PyQt6.QtWidgets import QDockWidget, QFrame, QScrollArea, QTabBar
 
-from visualizer.core.lessons import WATCH_IT_LEARN
+from visualizer.core.lesson_catalog import WATCH_IT_LEARN
 
 from .explain_link import ExplainLink
 from .explanation_panel import ExplanationPanel
