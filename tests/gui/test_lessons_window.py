@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QApplication
 
 from tests.gui.test_main_window import LIMIT, open_window
@@ -270,3 +271,24 @@ def test_the_training_panel_names_the_model_actually_open(qtbot, settings, tmp_p
         assert panel.model_note.text() == "Open: SimpleCNN, fresh weights" and panel.activation.isEnabled()
     finally:
         w.close()
+
+
+def test_a_lesson_chosen_on_the_projector_sits_beside_the_views_and_stays_after(window):
+    # In presentation mode the explanation goes beside the views (not above them); leaving
+    # presentation mode brings back the layout from before, with this lesson's explanation shown.
+    w = window
+    w.lesson_dock.hide()
+    w.set_presentation(True)
+    try:
+        les = LESSONS_BY_NAME["max_vs_average_pooling"]
+        w.presentation_bar.lesson.setCurrentIndex(w.presentation_bar.lesson.findData(les.name))
+        w.presentation_bar.lesson.activated.emit(w.presentation_bar.lesson.currentIndex())
+        opened(w, les)
+        wait_until(lambda: w.dockWidgetArea(w.lesson_dock) == Qt.DockWidgetArea.RightDockWidgetArea
+                   and w.lesson_dock.isVisible(), 10)
+        views = w.view_docks[w.current_view]
+        assert w.lesson_dock.geometry().left() >= views.geometry().right()
+    finally:
+        w.set_presentation(False)
+    wait_until(lambda: w.lesson_dock.isVisible(), 10)
+    assert w.dockWidgetArea(w.lesson_dock) == Qt.DockWidgetArea.TopDockWidgetArea

@@ -82,7 +82,12 @@ class PresentationBar(QToolBar):
             self._lesson_hint(True)
             status.setVisible(getattr(self, "_status_shown", True))
             state, self._state_before = getattr(self, "_state_before", None), None
-            if state is None or not self.window.restoreState(state):
+            lesson_dock = getattr(self.window, "lesson_dock", None)
+            lesson_shown = lesson_dock is not None and lesson_dock.isVisible()
+            if state is not None and self.window.restoreState(state):
+                if lesson_shown and not lesson_dock.isVisible():
+                    lesson_dock.show()   # a lesson opened on the projector keeps its explanation
+            else:
                 for dock, shown in self._shown_before.items():
                     dock.setVisible(shown)
             self._shown_before = {}
