@@ -13,6 +13,24 @@ import visualizer.gui  # noqa: F401 - installs the workaround, as every view's i
 from visualizer.gui import pyqtgraph_fixes
 
 
+def kept_by_pyqtgraph(run) -> int:
+    """Bytes that allocations made inside pyqtgraph's code still hold after ``run()``.
+
+    Python's own allocations are traced, so this is exact, not RSS noise; only those with a
+    pyqtgraph frame count, because the suite runs test files one after another in one worker
+    process and a thread an earlier test left running allocates meanwhile."""
+    tracemalloc.start(30)
+    try:
+        before = tracemalloc.take_snapshot()
+        run()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    inside = [tracemalloc.Filter(True, "*pyqtgraph*", all_frames=True)]
+    diff = after.filter_traces(inside).compare_to(before.filter_traces(inside), "filename")
+    return sum(d.size_diff for d in diff)
+
+
 def test_installed_when_the_gui_package_is_imported():
     assert pg_functions.ndarray_to_qimage is pyqtgraph_fixes._ndarray_to_qimage
     assert PrimitiveArray.resize is pyqtgraph_fixes._resize_exactly
@@ -36,14 +54,11 @@ def test_a_growing_curve_drawn_as_segments_keeps_no_memory(qapp):
 
     for n in range(800, 1000):      # warm-up
         frame(n)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
+
+    def frames():
         for i in range(3000):
             frame(1000 + i % 997)    # the history grows and is decimated, as a capped table is
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    grown = kept_by_pyqtgraph(frames)
     assert grown < 30_000, f"{grown} bytes kept over 3,000 frames"
 
 
@@ -59,21 +74,18 @@ def test_segment_arrays_hold_exactly_what_is_drawn():
 
 def test_rendering_an_image_item_many_times_keeps_no_memory(qapp):
     # Without the workaround each render kept ~100 bytes (PyQt6 6.11): ~300 KB over these
-    # 3,000 renders. Python's own allocations are traced, so this is exact, not RSS noise.
+    # 3,000 renders.
     item = pg.ImageItem(axisOrder="row-major")
     frames = [np.random.default_rng(i).random((28, 28)).astype(np.float32) for i in range(4)]
     for i in range(200):   # warm-up: caches, lookup tables
         item.setImage(frames[i % 4], autoLevels=False, levels=(0.0, 1.0))
         item.render()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
+
+    def renders():
         for i in range(3000):
             item.setImage(frames[i % 4], autoLevels=False, levels=(0.0, 1.0))
             item.render()
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    grown = kept_by_pyqtgraph(renders)
     assert grown < 30_000, f"{grown} bytes kept over 3,000 renders"
 
 
