@@ -18,7 +18,8 @@ def kept_by_pyqtgraph(run) -> int:
 
     Python's own allocations are traced, so this is exact, not RSS noise; only those with a
     pyqtgraph frame count, because the suite runs test files one after another in one worker
-    process and a thread an earlier test left running allocates meanwhile."""
+    process, and a thread an earlier test left running may allocate meanwhile (a CI run counted
+    524 KB in this loop with the workaround in place)."""
     tracemalloc.start(30)
     try:
         before = tracemalloc.take_snapshot()
