@@ -176,3 +176,29 @@ def test_the_class_activation_map_defaults_to_the_prediction_and_follows_the_pad
     qtbot.waitUntil(lambda: cam.cam_record.class_index == 3, timeout=WAIT)
     cam.flush()
     assert cam.heat_item.image is not None and cam.heat_item.image.shape == rec.heatmap.shape
+
+
+def test_a_lost_answer_is_asked_again_without_a_new_wish(qtbot, monkeypatch):
+    # One request in flight; its answer never comes (the engine restarted). The newest wish is
+    # sent once the answer counts as lost, even when nothing else happens (a paused window).
+    from PyQt6.QtCore import QObject
+
+    from visualizer.gui import explain_link
+
+    class Engine(QObject):
+        def __init__(self):
+            super().__init__()
+            self.sent = []
+
+        def request_analysis(self, kind, **params):
+            self.sent.append(params)
+            return len(self.sent)
+
+    monkeypatch.setattr(explain_link, "LOST_S", 0.3)
+    engine = Engine()
+    asker = explain_link.Asker(engine, "step", deliver=lambda r: None, fail=lambda e: None)
+    asker.ask({"layer": "C1", "y": 1})
+    asker.ask({"layer": "C1", "y": 2})            # waits: one in flight
+    assert [p["y"] for p in engine.sent] == [1]
+    qtbot.waitUntil(lambda: len(engine.sent) == 2, timeout=3000)
+    assert engine.sent[1]["y"] == 2 and asker.in_flight == 2

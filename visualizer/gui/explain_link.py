@@ -34,6 +34,10 @@ class Asker:
         self.sent_at = 0.0
         self.wanted: dict | None = None
         self.asked = 0                      # requests sent (tests count them)
+        # Owned by the controller: it never fires after the window (and its controller) are gone.
+        self._retry_timer = QTimer(controller)
+        self._retry_timer.setSingleShot(True)
+        self._retry_timer.timeout.connect(self._send)
 
     def ask(self, params: dict) -> None:
         self.wanted = dict(params)
@@ -45,7 +49,12 @@ class Asker:
     def _send(self) -> None:
         if self.wanted is None:
             return
-        if self.in_flight is not None and time.monotonic() - self.sent_at < LOST_S:
+        waited = time.monotonic() - self.sent_at
+        if self.in_flight is not None and waited < LOST_S:
+            if not self._retry_timer.isActive():
+                # If the answer is lost (the engine restarted meanwhile), ask again then: a paused
+                # window sends no new wish that would.
+                self._retry_timer.start(int(1000 * (LOST_S - waited)) + 10)
             return
         params, self.wanted = self.wanted, None
         self.in_flight = self.controller.request_analysis(self.kind, **params)
