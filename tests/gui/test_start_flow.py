@@ -146,3 +146,29 @@ def test_the_training_menu_sets_the_kept_answer(qtbot, settings):
         stop(qtbot, w)
     finally:
         w.close()
+
+
+def test_start_again_while_the_question_is_open_asks_nothing_more_and_starts_one_run(qtbot, settings):
+    w = open_window(qtbot, settings)
+    w.start_flow.ask = w.start_flow._open_question      # the real question
+    try:
+        w.act_run.trigger()
+        box = w.start_flow.question
+        assert box is not None and box.isVisible()
+        w.start_flow.request()                          # Start pressed again: the same question, raised
+        assert w.start_flow.question is box
+        assert len([b for b in w.findChildren(QMessageBox) if b.isVisible()]) == 1
+        buttons = {b.text(): b for b in box.buttons()}
+        buttons["Continue training"].click()
+        qtbot.waitUntil(lambda: w.session.training_state == RUNNING, timeout=WAIT)
+        # An answer arriving while the run goes on (a second box, had there been one) starts nothing.
+        qtbot.waitUntil(lambda: w.session.latest_training is not None, timeout=WAIT)
+        step = w.session.latest_training.step
+        w.start_flow.answer(FRESH, remember=False)      # fresh weights would start a new run
+        qtbot.wait(500)
+        assert w.session.training_state == RUNNING
+        latest = w.session.latest_training
+        assert latest is not None and latest.step >= step and latest.accuracy > 0.5   # the same run goes on
+        stop(qtbot, w)
+    finally:
+        w.close()
