@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PyQt6.QtCore import QCoreApplication, QEvent
 from PyQt6.QtGui import QImage
 
+from tests.gui.alive import keep
 from visualizer.core.assemble import data_for
 from visualizer.core.checkpoint import load_model
 from visualizer.core.datasets import load_dataset
@@ -20,19 +20,6 @@ from visualizer.gui.views import colormaps
 from visualizer.gui.views.cam import PREDICTED, CamView
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-_ALIVE: list = []
-
-
-@pytest.fixture(autouse=True)
-def _views_are_deleted_at_teardown():
-    yield
-    views, _ALIVE[:] = list(_ALIVE), []
-    for v in views:
-        v.close()
-        v.deleteLater()
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-
-
 @pytest.fixture(scope="module")
 def lenet_digit():
     bundle = load_model(MODELS / "lenet5_mnist.pt")
@@ -43,7 +30,7 @@ def lenet_digit():
 def build(qtbot, size=(900, 540)):
     v = CamView()
     qtbot.addWidget(v)
-    _ALIVE.append(v)
+    keep(v)
     v.resize(*size)
     return v
 

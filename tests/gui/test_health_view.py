@@ -6,9 +6,10 @@ import copy
 import numpy as np
 import pytest
 import torch
-from PyQt6.QtCore import QCoreApplication, QEvent, Qt
+from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QImage
 
+from tests.gui.alive import keep
 from visualizer.core.assemble import data_for, new_model_bundle
 from visualizer.core.config import TrainConfig
 from visualizer.core.datasets import load_dataset
@@ -17,18 +18,6 @@ from visualizer.core.health.measure import health_batch, measure_health
 from visualizer.core.inspector import Inspector
 from visualizer.core.training import Trainer
 from visualizer.gui.views.health import COLUMNS, FLAG_COLOURS, HealthView
-
-_ALIVE: list = []
-
-
-@pytest.fixture(autouse=True)
-def _views_are_deleted_at_teardown():
-    yield
-    views, _ALIVE[:] = list(_ALIVE), []
-    for v in views:
-        v.close()
-        v.deleteLater()
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +45,7 @@ def reports():
 def build(qtbot, size=(1280, 720)):
     v = HealthView()
     qtbot.addWidget(v)
-    _ALIVE.append(v)
+    keep(v)
     v.resize(*size)
     return v
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from PyQt6.QtCore import QCoreApplication, QEvent, QPointF, Qt
+from PyQt6.QtCore import QPointF, Qt
 from PyQt6.QtGui import QFontMetricsF, QImage
 
+from tests.gui.alive import keep
 from visualizer.core.assemble import data_for
 from visualizer.core.checkpoint import load_model
 from visualizer.core.datasets import load_dataset
@@ -21,19 +22,6 @@ from visualizer.gui.views.number_grid import format_number
 from visualizer.gui.views.step_by_step import StepByStepView
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-_ALIVE: list = []
-
-
-@pytest.fixture(autouse=True)
-def _views_are_deleted_at_teardown():
-    yield
-    views, _ALIVE[:] = list(_ALIVE), []
-    for v in views:
-        v.close()
-        v.deleteLater()
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-
-
 @pytest.fixture(scope="module")
 def lenet():
     bundle = load_model(MODELS / "lenet5_mnist.pt")
@@ -45,7 +33,7 @@ def lenet():
 def build(qtbot, size=(900, 540), show=False):
     v = StepByStepView()
     qtbot.addWidget(v)
-    _ALIVE.append(v)
+    keep(v)
     v.resize(*size)
     if show:
         v.show()

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PyQt6.QtCore import QCoreApplication, QEvent, QPointF, Qt
+from PyQt6.QtCore import QPointF, Qt
 
+from tests.gui.alive import keep
 from visualizer.core.assemble import data_for
 from visualizer.core.channels.top_patches import ImageSource, search_top_patches
 from visualizer.core.checkpoint import load_model
@@ -14,19 +15,6 @@ from visualizer.core.datasets import load_dataset
 from visualizer.gui.views.top_patches import TopPatchesView
 
 REPO = Path(__file__).resolve().parents[2]
-_ALIVE: list = []
-
-
-@pytest.fixture(autouse=True)
-def _views_are_deleted_at_teardown():
-    yield
-    views, _ALIVE[:] = list(_ALIVE), []
-    for v in views:
-        v.close()
-        v.deleteLater()
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-
-
 @pytest.fixture(scope="module")
 def searches():
     bundle = load_model(REPO / "models" / "lenet5_digits.pt")
@@ -42,7 +30,7 @@ def searches():
 def build(qtbot, size=(1280, 720)):
     v = TopPatchesView()
     qtbot.addWidget(v)
-    _ALIVE.append(v)
+    keep(v)
     v.resize(*size)
     return v
 

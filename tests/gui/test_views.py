@@ -5,9 +5,10 @@ import math
 
 import numpy as np
 import pytest
-from PyQt6.QtCore import QCoreApplication, QEvent, QPointF, Qt
+from PyQt6.QtCore import QPointF, Qt
 from PyQt6.QtGui import QFontMetrics
 
+from tests.gui.alive import keep
 from tests.gui.snapshot_factory import make_probe, make_training
 from visualizer.core.reduce import make_mosaic, tile
 from visualizer.core.snapshot import EpochEnd, LayerCapture, Levels, Mosaic
@@ -25,29 +26,11 @@ from visualizer.gui.views.activation_functions import evaluate
 from visualizer.gui.views.base import PRESENTATION_PT
 from visualizer.gui.views.series import GrowableTable, ema
 
-_ALIVE: list = []
-
-
-@pytest.fixture(autouse=True)
-def _views_are_deleted_at_teardown():
-    """Delete each test's views at its end, not whenever the garbage collector runs.
-
-    qtbot keeps only weak references: a parentless view in a reference cycle
-    (signal lambdas) was otherwise destroyed by a later test's GC pass, at a
-    moment that depended on allocation counts, and crashed Qt mid-paint.
-    """
-    yield
-    views, _ALIVE[:] = list(_ALIVE), []
-    for v in views:
-        v.close()
-        v.deleteLater()
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-
 
 def build(qtbot, cls, size=(900, 600)):
     v = cls()
     qtbot.addWidget(v)
-    _ALIVE.append(v)
+    keep(v)
     v.resize(*size)
     return v
 
