@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QMessageBox
 
 from tests.gui.test_main_window import LIMIT, WAIT, open_window
@@ -170,5 +171,40 @@ def test_start_again_while_the_question_is_open_asks_nothing_more_and_starts_one
         latest = w.session.latest_training
         assert latest is not None and latest.step >= step and latest.accuracy > 0.5   # the same run goes on
         stop(qtbot, w)
+    finally:
+        w.close()
+
+
+def test_a_start_waiting_for_a_model_that_fails_to_open_starts_nothing_later(qtbot, settings, tmp_path):
+    controller = Controller(settings, sample_limit=LIMIT)
+    w = MainWindow(settings, controller=controller)
+    qtbot.addWidget(w)
+    w.start_flow.ask = lambda model, offer_only: CONTINUE
+    w.show()
+    try:
+        bad = tmp_path / "broken.pt"
+        bad.write_bytes(b"not a checkpoint")
+        w.act_run.trigger()                       # Start while nothing is open yet
+        assert w.training_panel.start_button.text() == "Loading…"
+        controller.start()
+        w.open_path(str(bad))                     # the model Start waits for does not open
+        qtbot.waitUntil(lambda: w.last_message is not None and w.last_message[0] == "error", timeout=WAIT)
+        assert str(bad) in w.last_message[1]
+        assert w.training_panel.start_button.text() == "Start"      # no longer waiting
+        controller.open_sample()                  # another model, later: nothing starts unasked
+        qtbot.waitUntil(lambda: w.session.model is not None and w.session.latest_probe is not None, timeout=WAIT)
+        qtbot.wait(500)
+        assert w.session.training_state == STOPPED
+    finally:
+        w.close()
+
+
+def test_messages_show_what_a_file_says_as_text_not_html(qtbot, settings):
+    w = open_window(qtbot, settings)
+    try:
+        w.show_message("error", "Could not open <b>x</b>.lesson.json")
+        box = next(b for b in w.findChildren(QMessageBox) if b.isVisible() and "lesson.json" in b.text())
+        assert box.textFormat() == Qt.TextFormat.PlainText and "<b>x</b>" in box.text()
+        box.close()
     finally:
         w.close()
