@@ -26,12 +26,17 @@ def stop(qtbot, w) -> None:
     qtbot.waitUntil(lambda: w.session.training_state == STOPPED, timeout=WAIT)
 
 
-def test_space_before_the_model_is_open_starts_training_once_it_is(qtbot, settings):
-    controller = Controller(settings, sample_limit=LIMIT)
-    w = MainWindow(settings, controller=controller)
+def unopened_window(qtbot, settings) -> MainWindow:
+    """A shown window whose engine has opened nothing yet; its trained-model question says Continue."""
+    w = MainWindow(settings, controller=Controller(settings, sample_limit=LIMIT))
     qtbot.addWidget(w)
     w.start_flow.ask = lambda model, offer_only: CONTINUE
     w.show()
+    return w
+
+
+def test_space_before_the_model_is_open_starts_training_once_it_is(qtbot, settings):
+    w = unopened_window(qtbot, settings)
     try:
         assert w.session.model is None
         w.act_run.trigger()                       # Space right after launch
@@ -176,11 +181,8 @@ def test_start_again_while_the_question_is_open_asks_nothing_more_and_starts_one
 
 
 def test_a_start_waiting_for_a_model_that_fails_to_open_starts_nothing_later(qtbot, settings, tmp_path):
-    controller = Controller(settings, sample_limit=LIMIT)
-    w = MainWindow(settings, controller=controller)
-    qtbot.addWidget(w)
-    w.start_flow.ask = lambda model, offer_only: CONTINUE
-    w.show()
+    w = unopened_window(qtbot, settings)
+    controller = w.controller
     try:
         bad = tmp_path / "broken.pt"
         bad.write_bytes(b"not a checkpoint")
