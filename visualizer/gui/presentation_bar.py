@@ -120,7 +120,6 @@ class PresentationBar(QToolBar):
         win, dock = self.window, self.window.lesson_dock
         if self.isVisible() and dock.isVisible() and not dock.isFloating():
             win.resizeDocks([dock], [int(LESSON_COLUMN_SHARE * win.width())], Qt.Orientation.Horizontal)
-            self._share_column()
 
     def _lesson_hint(self, shown: bool) -> None:
         # The keyboard hint under a lesson's explanation is for the lecturer, not for the class.
