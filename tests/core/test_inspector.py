@@ -68,6 +68,24 @@ def test_probe_leaves_batchnorm_and_mode_untouched():
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+class Exploding(BNNet):
+    def forward(self, x):
+        assert not torch.backends.mkldnn.enabled     # the one-sample pass runs on the plain kernels
+        raise RuntimeError("boom")
+
+
+def test_the_probe_pass_puts_the_kernel_choice_back_also_when_the_model_raises():
+    assert torch.backends.mkldnn.enabled
+    with Inspector(bundle()) as insp:
+        insp.probe(CaptureRequest(layers=("*",)), np.zeros((3, 8, 8), np.float32))
+    assert torch.backends.mkldnn.enabled
+    with Inspector(bundle()) as twin:                # introspection runs the forward: take a twin's
+        info = twin.info
+    with pytest.raises(RuntimeError, match="boom"), Inspector(bundle(Exploding()), info=info) as insp:
+        insp.probe(CaptureRequest(), np.zeros((3, 8, 8), np.float32))
+    assert torch.backends.mkldnn.enabled
+
+
 def test_default_input_and_bad_shape():
     with Inspector(bundle()) as insp:
         req = CaptureRequest(probe_input=np.ones((3, 8, 8), np.float32), probe_label=1)

@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from .errors import ModelError
 from .functional_calls import CalledWeights
-from .introspect import ModelInfo, eval_mode, introspect
+from .introspect import ModelInfo, eval_mode, introspect, one_sample_kernels
 from .model_bundle import ModelBundle
 from .outputs import class_scores_or_none
 from .probe import Probe
@@ -120,7 +120,7 @@ class Inspector:
         x = self._input_tensor(image01)
         flat = HostCopy(x.device)
         finish_pass = None
-        with eval_mode(self.model), torch.no_grad():
+        with eval_mode(self.model), torch.no_grad(), one_sample_kernels(x.device):
             if self.layer_probe is not None:
                 self.layer_probe.arm(set(request.layers), sample_index=0, max_channels=request.max_channels,
                                      want_grads=False, overview_channels=request.overview_channels)
