@@ -9,7 +9,7 @@ from PyQt6.QtCore import QPointF, Qt
 from PyQt6.QtGui import QFontMetrics
 
 from tests.gui.alive import keep
-from tests.gui.snapshot_factory import make_probe, make_training
+from tests.gui.snapshot_factory import make_probe, make_training, spatial_capture
 from visualizer.core.reduce import make_mosaic, tile
 from visualizer.core.snapshot import EpochEnd, LayerCapture, Levels, Mosaic
 from visualizer.gui.views import (
@@ -24,6 +24,7 @@ from visualizer.gui.views import (
 )
 from visualizer.gui.views.activation_functions import evaluate
 from visualizer.gui.views.base import PRESENTATION_PT
+from visualizer.gui.views.colour_scale import steady_levels
 from visualizer.gui.views.series import GrowableTable, ema
 
 
@@ -45,12 +46,44 @@ def test_feature_map_mosaic_matches_layer_and_uses_symmetric_levels(qtbot):
     cap = probe.layer("C3")
     assert v.mosaic_item.image.shape == cap.mosaic.image.shape
     lo, hi = v.mosaic_item.levels
-    assert lo == pytest.approx(-hi) and hi == pytest.approx(max(abs(cap.levels.low), abs(cap.levels.high)))
+    top = max(abs(cap.levels.low), abs(cap.levels.high))
+    assert lo == pytest.approx(-hi) and top <= hi <= top + 2 * top / 16    # rounded outward to a step
     assert tuple(v.colorbar.levels()) == pytest.approx((lo, hi))
     assert v.input_item.image.shape == (32, 32)
     v.set_layer("relu1")
     v.flush()
     assert v.mosaic_item.levels[0] == pytest.approx(0.0)   # non-negative maps: sequential levels from 0
+
+
+def test_feature_map_levels_hold_still_while_the_data_stays_inside_them(qtbot):
+    """The colour bar's axis is redrawn only when its levels change: not for every small change of range."""
+    base = make_probe()
+    v = build(qtbot, FeatureMapView)
+    v.set_layer("C3")
+    maps = base.layer("C3").maps
+
+    def show(scale):
+        cap = spatial_capture("C3", "conv", maps * np.float32(scale))
+        v.show_probe(type(base)(**{**base.__dict__, "layers": (cap,)}))
+        v.flush()
+        return tuple(v.colorbar.levels()), tuple(v.mosaic_item.levels)
+
+    bar, image = show(1.0)
+    assert bar == pytest.approx(image)
+    assert show(0.97) == (bar, image)                     # a little smaller: the same levels
+    grown_bar, _ = show(1.5)                              # outgrown: wider, and still what the image uses
+    assert grown_bar[1] >= 1.5 * float(np.abs(maps).max())
+    shrunk_bar, shrunk_image = show(0.2)                  # far inside: narrower again
+    assert shrunk_bar[1] < 0.3 * grown_bar[1] and shrunk_bar == pytest.approx(shrunk_image)
+
+
+def test_steady_levels_keep_zero_and_symmetry():
+    assert steady_levels(None, (0.0, 3.72)) == (0.0, 3.8)
+    assert steady_levels(None, (0.0, 3.7)) == (0.0, 3.7)              # on the grid already
+    assert steady_levels(None, (-3.72, 3.72)) == (-3.8, 3.8)
+    assert steady_levels((0.0, 3.8), (0.0, 3.2)) == (0.0, 3.8)        # fills 84%: kept
+    assert steady_levels((0.0, 3.8), (0.0, 2.5)) == (0.0, 2.5)        # fills 66%: new levels
+    assert steady_levels((0.0, 3.8), (0.0, 3.85)) == (0.0, 3.9)       # outside: new levels
 
 
 def test_normalisation_modes_change_the_image(qtbot):

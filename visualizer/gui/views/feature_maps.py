@@ -17,6 +17,7 @@ from visualizer.core.snapshot import LayerCapture, ProbeSnapshot
 
 from . import colormaps
 from .base import STRETCH, View
+from .colour_scale import ColourScale
 from .finite import finite_float32
 from .images import display_input, fit, image_box
 from .tiling import per_channel_normalised
@@ -64,8 +65,9 @@ class FeatureMapView(View):
                                         width=14)
         g.addItem(self.colorbar, row=1, col=2)
         self.channel_box, self.channel_item = image_box(g, 1, 3)
-        # Linking after the bar exists: linking resets the colormap, so it is set again on each draw.
+        # Linking after the bar exists: linking resets the colormap, so the scale sets it at the first draw.
         self.colorbar.setImageItem([self.mosaic_item, self.channel_item])
+        self.scale = ColourScale(self.colorbar)
         self.readout = g.addLabel("", row=2, col=0, colspan=4)
         lay = g.ci.layout
         lay.setColumnStretchFactor(0, 2)
@@ -139,11 +141,13 @@ class FeatureMapView(View):
     def _layer_changed(self) -> None:
         self._tile = None
         self._fixed = None
+        self.scale.restart()
 
     def _clear_data(self) -> None:
         self._tile = None
         self._fixed = None
         self._shown = None
+        self.scale.restart()
 
     def _say(self, text: str) -> None:
         self.message.setText(text)
@@ -190,12 +194,13 @@ class FeatureMapView(View):
             if self._fixed is None:
                 self._fixed = current
             return self._fixed
-        return current
+        return self.scale.steady(current[0]), lv.signed
 
     def _draw_spatial(self, snap: ProbeSnapshot, cap: LayerCapture) -> None:
         m = cap.mosaic
         if self._shown is None or self._shown.name != cap.name or self._shown.mosaic.image.shape != m.image.shape:
             refit = True
+            self.scale.restart()
             if self._tile is not None and self._tile >= len(m.channels):
                 self._tile = None
         else:
@@ -207,17 +212,16 @@ class FeatureMapView(View):
             norm = per_channel_normalised(maps, cap.channel_levels, signed)
             image = tile(norm, m.rows, m.cols, m.pad, fill=0.0)
             levels = (-1.0, 1.0) if signed else (0.0, 1.0)
-            self._t_mosaic.setText(f"{len(m.channels)} of {cap.shape[0]} channels, each stretched to its own range")
+            self.set_text(self._t_mosaic, f"{len(m.channels)} of {cap.shape[0]} channels, each stretched to its own range")
         else:
             image, bad_maps = m.image, 0
             levels, signed = self._levels_for(cap)
-            self._t_mosaic.setText(f"{len(m.channels)} of {cap.shape[0]} channels")
+            self.set_text(self._t_mosaic, f"{len(m.channels)} of {cap.shape[0]} channels")
         image, bad = finite_float32(image)
         bad += bad_maps
         self._shown_levels = levels
         self.mosaic_item.setImage(image, autoLevels=False, levels=levels)
-        self.colorbar.setColorMap(colormaps.for_signed(signed))
-        self.colorbar.setLevels(levels)
+        self.scale.show(levels, signed)
 
         inp, _ = finite_float32(display_input(snap.input_image))
         self.input_item.setImage(inp, autoLevels=False, levels=(0.0, 1.0))
@@ -242,8 +246,9 @@ class FeatureMapView(View):
 
     def _draw_channel(self, cap: LayerCapture) -> None:
         if self._tile is None:
-            self.channel_item.clear()
-            self._t_channel.setText("click a channel")
+            if self.channel_item.image is not None:
+                self.channel_item.clear()
+            self.set_text(self._t_channel, "click a channel")
             return
         a = self._channel_map(cap, self._tile)
         if self._mode == PER_CHANNEL:
@@ -253,7 +258,7 @@ class FeatureMapView(View):
         self.channel_item.setImage(a, autoLevels=False, levels=self._shown_levels)
         if first:
             fit(self.channel_box, a.shape)
-        self._t_channel.setText(f"channel {cap.mosaic.channels[self._tile]}")
+        self.set_text(self._t_channel, f"channel {cap.mosaic.channels[self._tile]}")
 
     def _readout(self, cap: LayerCapture, i: int, y: int, x: int) -> None:
         a = self._channel_map(cap, i)

@@ -3,6 +3,23 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PyQt6.QtGui import QImage
+
+
+class MapImage(pg.ImageItem):
+    """An ImageItem that keeps its colour-mapped picture in a format QPainter draws directly.
+
+    pyqtgraph hands a one-channel image with a lookup table to Qt as an 8-bit indexed
+    QImage, which QPainter converts on every paint: 0.82 ms to draw a 911x911 mosaic
+    against 0.25 ms in RGB32, and the conversion once per new image costs 0.35 ms.
+    """
+
+    def render(self):
+        super().render()
+        q = self.qimage
+        if not self._unrenderable and q is not None and q.format() == QImage.Format.Format_Indexed8:
+            self.qimage = q.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied if q.hasAlphaChannel()
+                                            else QImage.Format.Format_RGB32)
 
 
 def image_box(g: pg.GraphicsLayoutWidget, row: int, col: int, **kw) -> tuple[pg.ViewBox, pg.ImageItem]:
@@ -11,7 +28,7 @@ def image_box(g: pg.GraphicsLayoutWidget, row: int, col: int, **kw) -> tuple[pg.
     vb.setAspectLocked(True)
     vb.invertY(True)
     vb.setMenuEnabled(False)
-    img = pg.ImageItem(axisOrder="row-major")
+    img = MapImage(axisOrder="row-major")
     img.setAutoDownsample(False)
     vb.addItem(img)
     return vb, img

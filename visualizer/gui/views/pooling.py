@@ -14,6 +14,7 @@ from visualizer.core.snapshot import LayerCapture
 
 from . import colormaps
 from .base import View
+from .colour_scale import ColourScale
 from .finite import finite_float32
 from .images import fit, image_box
 
@@ -64,6 +65,7 @@ class PoolingView(View):
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=colormaps.sequential(), interactive=False, width=14)
         g.addItem(self.colorbar, row=1, col=2)
         self.colorbar.setImageItem([self.input_item, self.output_item])
+        self.scale = ColourScale(self.colorbar)
         self.winners = pg.ScatterPlotItem(size=7, symbol="o", pen=pg.mkPen("#ff1744", width=1.5), brush=None)
         self.input_box.addItem(self.winners)
         self.windows = pg.PlotDataItem(connect="pairs", pen=pg.mkPen((255, 255, 255, 110), width=1))
@@ -144,11 +146,10 @@ class PoolingView(View):
         lo = float(min(src.min(), out.min()))
         hi = float(max(src.max(), out.max()))
         signed = lo < 0
-        levels = colormaps.display_levels(lo, hi, signed)
+        levels = self.scale.steady(colormaps.display_levels(lo, hi, signed))
         self.input_item.setImage(src, autoLevels=False, levels=levels)
         self.output_item.setImage(out, autoLevels=False, levels=levels)
-        self.colorbar.setColorMap(colormaps.for_signed(signed))
-        self.colorbar.setLevels(levels)
+        self.scale.show(levels, signed)
         if pool.argmax is not None and i < len(pool.argmax):
             ys, xs = winner_positions(pool.argmax[i], src.shape[1])
             self.winners.setData(x=xs + 0.5, y=ys + 0.5)

@@ -24,6 +24,7 @@ from visualizer.core.explain.records import ConvStep, LinearStep, PoolStep
 from ..widgets.live_paragraph import LiveParagraph
 from . import colormaps
 from .base import STRETCH, View
+from .colour_scale import ColourScale
 from .finite import finite_float32
 from .images import fit, image_box
 from .number_grid import NumberGrid, format_number
@@ -148,6 +149,7 @@ class StepByStepView(View):
         self.output_bar = pg.ColorBarItem(values=(-1, 1), colorMap=colormaps.diverging(), interactive=False, width=12)
         maps.addItem(self.output_bar, row=0, col=3)
         self.output_bar.setImageItem(self.output_item)
+        self.scales = {id(bar): ColourScale(bar) for bar in (self.input_bar, self.output_bar)}
         accent = pg.mkPen("#ffab00", width=3)
         self.real_input = pg.PlotDataItem(pen=pg.mkPen((160, 160, 160), width=1.5, style=Qt.PenStyle.DashLine))
         self.window = pg.PlotDataItem(pen=accent)
@@ -304,10 +306,10 @@ class StepByStepView(View):
         out, _ = finite_float32(s.output_map)
         for item, bar, data in ((self.input_item, self.input_bar, src), (self.output_item, self.output_bar, out)):
             signed = bool(data.size and data.min() < 0)
-            levels = colormaps.display_levels(float(data.min()), float(data.max()), signed)
+            scale = self.scales[id(bar)]
+            levels = scale.steady(colormaps.display_levels(float(data.min()), float(data.max()), signed))
             item.setImage(data, autoLevels=False, levels=levels)
-            bar.setColorMap(colormaps.for_signed(signed))
-            bar.setLevels(levels)
+            scale.show(levels, signed)
         shapes = (src.shape, out.shape)
         if shapes != self._shapes:
             fit(self.input_box, src.shape)
