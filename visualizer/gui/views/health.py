@@ -69,6 +69,7 @@ class HealthView(View):
         super().__init__(parent)
         self._report: HealthReport | None = None
         self._names: tuple[str, ...] = ()
+        self._cells: dict[tuple[int, int], str | None] = {}     # the flag colouring each cell now
         self.summary = self.live_label()
         self.check_button = QPushButton("Check now")
         self.check_button.setToolTip("Measure every layer on a batch of 256 samples of the data")
@@ -81,7 +82,9 @@ class HealthView(View):
         self.table.verticalHeader().setVisible(False)
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Fitted to their contents once per draw (_draw): in ResizeToContents mode every cell's
+        # setText measured the whole column again, ~60 us a cell, 5-10 ms a frame.
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignCenter)
         self.table.itemSelectionChanged.connect(self._selection_changed)
@@ -140,8 +143,11 @@ class HealthView(View):
             self._rebuild(r)
         for row, layer in enumerate(r.layers):
             self._fill(row, layer)
+        self.table.resizeColumnsToContents()
         for col, figure in enumerate(FIGURES, start=2):
-            self.table.horizontalHeaderItem(col).setText(column_title(figure, r))
+            header = self.table.horizontalHeaderItem(col)
+            if header.text() != (title := column_title(figure, r)):
+                header.setText(title)
         self.summary.setText(self._summary_text(r))
         self._show_detail()
         self.stack.setCurrentWidget(self.table)
@@ -149,6 +155,7 @@ class HealthView(View):
     def _rebuild(self, r: HealthReport) -> None:
         """Items are made once per set of layers, then updated in place."""
         self._names = tuple(l.name for l in r.layers)
+        self._cells = {}
         self.table.clearContents()
         self.table.setRowCount(len(r.layers))
         self.table.setHorizontalHeaderLabels([c if c not in TITLES else TITLES[c] for c in COLUMNS])
@@ -185,6 +192,9 @@ class HealthView(View):
             item.setText(text)
         if item.toolTip() != tip:
             item.setToolTip(tip)
+        if self._cells.get((row, col), "") == flag:
+            return   # each setData repaints the table: per frame, for every cell, that was most of a draw
+        self._cells[(row, col)] = flag
         if flag is None:
             item.setData(Qt.ItemDataRole.BackgroundRole, None)
             item.setData(Qt.ItemDataRole.ForegroundRole, None)

@@ -50,6 +50,8 @@ class NumberGrid:
         self._shape: tuple[int, int] | None = None
         self._font = QFont()
         self._max_px = 14
+        self._fitted: tuple[int, bool] | None = None    # (pixel size, visible) the texts have now
+        self.item.setColorMap(colormaps.diverging())
         self.box.sigResized.connect(lambda *_: self.fit_text())
 
     def set_font_pt(self, pt: int) -> None:
@@ -74,6 +76,9 @@ class NumberGrid:
         width = QFontMetricsF(probe).horizontalAdvance(widest) or 1.0
         px = int(min(self._max_px, 100 * FILL * self.cell_pixels() / width))
         visible = px >= MIN_PX
+        if self._fitted == (px, visible):
+            return   # a TextItem's setFont re-lays it out: per frame, for 75 cells, that was ~5 ms
+        self._fitted = (px, visible)
         if visible:
             self._font.setPixelSize(px)
         for t in self.texts:
@@ -88,12 +93,14 @@ class NumberGrid:
         for t in self.texts:
             self.box.removeItem(t)
         self.texts = []
+        self._fitted = None
         h, w = shape
         if h <= MAX_NUMBERED and w <= MAX_NUMBERED:
             for r in range(h):
                 for c in range(w):
                     t = pg.TextItem("", anchor=(0.5, 0.5))
                     t.setFont(self._font)
+                    t.html = ""
                     t.setPos(c + 0.5, r + 0.5)
                     self.box.addItem(t)
                     self.texts.append(t)
@@ -110,7 +117,6 @@ class NumberGrid:
         self.levels = levels or colormaps.symmetric(lo, hi)
         cmap = colormaps.diverging()
         self.item.setImage(v, autoLevels=False, levels=self.levels)
-        self.item.setColorMap(cmap)
         self.values = v
         if self.texts:
             span = self.levels[1] - self.levels[0] or 1.0
@@ -119,9 +125,12 @@ class NumberGrid:
             for t, value, colour, real in zip(self.texts, v.ravel(), colours, flags.ravel()):
                 text = format_number(float(value))
                 if real:
-                    t.setHtml(f'<span style="color:{readable_on(colour).name()}">{text}</span>')
+                    html = f'<span style="color:{readable_on(colour).name()}">{text}</span>'
                 else:   # a padding cell: its (zero) value, in grey italics
-                    t.setHtml(f'<i><span style="color:{PAD_GREY.name()}">{text}</span></i>')
+                    html = f'<i><span style="color:{PAD_GREY.name()}">{text}</span></i>'
+                if t.html != html:    # setHtml lays the text out again: only for a changed cell
+                    t.setHtml(html)
+                    t.html = html
                 t.number = text
             self.fit_text()
         if ring is None:
@@ -138,5 +147,6 @@ class NumberGrid:
         self.item.clear()
         for t in self.texts:
             t.setHtml("")
+            t.html = ""
             t.number = ""
         self.ring.setData([], [])
