@@ -12,11 +12,11 @@ from PyQt6.QtWidgets import QApplication
 
 from tests.gui.test_main_window import LIMIT, open_window
 from visualizer.core.lesson_catalog import LESSONS, LESSONS_BY_NAME
-from visualizer.core.lessons import SAMPLE, write_lesson
+from visualizer.core.lessons import SAMPLE, read_lesson, write_lesson
 from visualizer.gui.controller import Controller
 from visualizer.gui.lesson_runner import find_view, highlighted_layers
 from visualizer.gui.main_window import MainWindow
-from visualizer.gui.session import RUNNING, STOPPED
+from visualizer.gui.session import PAUSED, RUNNING, STOPPED
 from visualizer.gui.settings import Settings
 
 WAIT = 60.0
@@ -292,3 +292,53 @@ def test_a_lesson_chosen_on_the_projector_sits_beside_the_views_and_stays_after(
         w.set_presentation(False)
     wait_until(lambda: w.lesson_dock.isVisible(), 10)
     assert w.dockWidgetArea(w.lesson_dock) == Qt.DockWidgetArea.TopDockWidgetArea
+
+
+def test_save_lesson_adds_the_suffix_and_asks_before_replacing_that_file(window, tmp_path, monkeypatch):
+    """The save dialog asked about the name typed; the file written has the lesson suffix, and an
+    existing file of that name is replaced only when the user says so."""
+    from PyQt6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+    w = window
+    les = LESSONS_BY_NAME["overfitting"]
+    w.lesson_runner.open(les)
+    opened(w, les)
+    typed = tmp_path / "tuesday"
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: ("Tuesday", True)))
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(typed), "")))
+    asked = []
+
+    def answer(reply):
+        def question(*a, **k):
+            asked.append(a[2])
+            return reply
+        monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+
+    answer(QMessageBox.StandardButton.No)
+    w.lessons_menu.save_dialog()
+    written = tmp_path / "tuesday.lesson.json"
+    assert not typed.exists() and read_lesson(str(written)).title == "Tuesday" and asked == []
+    written.write_text("kept")                         # now it exists: No leaves it alone
+    w.lessons_menu.save_dialog()
+    assert written.read_text() == "kept" and asked == [f"{written} exists. Replace it?"]
+    answer(QMessageBox.StandardButton.Yes)
+    w.lessons_menu.save_dialog()
+    assert read_lesson(str(written)).title == "Tuesday"
+
+
+def test_a_variant_leaves_a_paused_run_paused(window):
+    w = window
+    les = LESSONS_BY_NAME["max_vs_average_pooling"]
+    w.lesson_runner.open(les)
+    opened(w, les)
+    w.controller.start_training(w.training_config())
+    wait_until(lambda: w.session.latest_training is not None and w.session.training_state == RUNNING)
+    w.controller.pause()
+    wait_until(lambda: w.session.training_state == PAUSED)
+    w.lesson_panel.buttons["Average pooling"].click()
+    wait_until(lambda: dict(w.session.model.arch_options).get("pooling") == "avg")
+    end = time.monotonic() + 2.0            # long enough for a wrongly started run to say so
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        assert w.session.training_state != RUNNING, "the variant started the paused run again"
+        time.sleep(0.02)
+    assert w.session.training_state == STOPPED
