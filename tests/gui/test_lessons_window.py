@@ -12,7 +12,7 @@ from PyQt6.QtWidgets import QApplication
 
 from tests.gui.test_main_window import LIMIT, open_window
 from visualizer.core.lesson_catalog import LESSONS, LESSONS_BY_NAME
-from visualizer.core.lessons import SAMPLE, read_lesson, write_lesson
+from visualizer.core.lessons import SAMPLE, VIEW_KEYS, read_lesson, write_lesson
 from visualizer.gui.controller import Controller
 from visualizer.gui.lesson_runner import find_view, highlighted_layers
 from visualizer.gui.main_window import MainWindow
@@ -342,3 +342,8 @@ def test_a_variant_leaves_a_paused_run_paused(window):
         assert w.session.training_state != RUNNING, "the variant started the paused run again"
         time.sleep(0.02)
     assert w.session.training_state == STOPPED
+
+
+def test_every_view_a_lesson_can_bring_to_the_front_is_in_the_window(window):
+    keys = [v.lesson_key for v in window.views if v.lesson_key is not None]
+    assert sorted(keys) == sorted(VIEW_KEYS)          # each once

@@ -29,21 +29,16 @@ from .session import RUNNING, STOPPED
 
 log = logging.getLogger(__name__)
 
-# Lesson.front -> the class of the view it names.
-VIEW_CLASS_NAMES = {"feature_maps": "FeatureMapView", "filters": "FilterView", "pooling": "PoolingView",
-                    "activations": "ActivationView", "gradients": "GradientView", "prediction": "ProbabilityView",
-                    "step_by_step": "StepByStepView", "cam": "CamView"}
 CURVES_SHARE = 0.42    # of the views' column for the curves in a lesson about them (default: 0.28)
 
 
 def find_view(window, key: str):
-    name = VIEW_CLASS_NAMES.get(key)
-    return next((v for v in window.views if type(v).__name__ == name), None)
+    """The window's view that lessons call ``key`` (its ``lesson_key``), or None."""
+    return next((v for v in window.views if v.lesson_key == key), None)
 
 
 def view_key(view) -> str | None:
-    name = type(view).__name__
-    return next((k for k, n in VIEW_CLASS_NAMES.items() if n == name), None)
+    return getattr(view, "lesson_key", None)
 
 
 def highlighted_layers(info, patterns) -> list[str]:

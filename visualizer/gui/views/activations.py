@@ -30,6 +30,7 @@ SATURATED_COLOUR = "#e53935"
 
 class ActivationView(View):
     title = "Activations"
+    lesson_key = "activations"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

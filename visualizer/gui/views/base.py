@@ -36,6 +36,7 @@ class View(QWidget):
     history, the ``_ingest_*`` hooks (which see every snapshot, not only drawn ones)."""
 
     title: str = "View"
+    lesson_key: str | None = None   # the name lessons use for this view (core.lessons.VIEW_KEYS), if any
     layer_requested = pyqtSignal(str)
     channel_selected = pyqtSignal(int)
 

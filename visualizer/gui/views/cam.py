@@ -26,6 +26,7 @@ METHOD_NAMES = {"auto": "automatic", "cam": "CAM", "grad-cam": "Grad-CAM"}
 
 class CamView(View):
     title = "Class activation map"
+    lesson_key = "cam"
     tab_title = "Where it looks"
     class_requested = pyqtSignal(int)      # a class index, or PREDICTED
     method_requested = pyqtSignal(str)     # one of CAM_METHODS

@@ -34,6 +34,7 @@ def default_layer(snap: ProbeSnapshot) -> LayerCapture | None:
 
 class FeatureMapView(View):
     title = "Feature maps"
+    lesson_key = "feature_maps"
     # A click on a channel: (channel, y, x) in its map; last: True when it was a click on the enlarged
     # channel (a deliberate pick of one position), False for the mosaic (which also picks the channel).
     position_selected = pyqtSignal(int, int, int, bool)

@@ -53,6 +53,7 @@ def kernel_grid(w: np.ndarray, pad: int = 1) -> np.ndarray:
 
 class FilterView(View):
     title = "Filters"
+    lesson_key = "filters"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

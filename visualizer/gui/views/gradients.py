@@ -38,6 +38,7 @@ def log_heights(values) -> np.ndarray:
 
 class GradientView(View):
     title = "Gradients"
+    lesson_key = "gradients"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

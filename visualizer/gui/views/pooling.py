@@ -40,6 +40,7 @@ def window_lines(kernel, stride, padding, shape_out) -> np.ndarray:
 
 class PoolingView(View):
     title = "Pooling"
+    lesson_key = "pooling"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

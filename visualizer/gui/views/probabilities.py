@@ -9,6 +9,7 @@ from .probability_bars import ProbabilityBars
 
 class ProbabilityView(View):
     title = "Prediction"
+    lesson_key = "prediction"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

@@ -92,6 +92,7 @@ def linear_equation(s: LinearStep) -> str:
 
 class StepByStepView(View):
     title = "Step by step"
+    lesson_key = "step_by_step"
     position_requested = pyqtSignal(int, int)     # (y, x): compute this window next
 
     def __init__(self, parent: QWidget | None = None):
