@@ -101,6 +101,16 @@ def settle(trains_here: bool) -> None:
     gc.freeze()
 
 
+def enable_crash_traces() -> None:
+    """A crash inside Qt or a native library (a segmentation fault) prints the Python stack of every
+    thread on stderr before the process dies, so a report can say where it happened."""
+    import faulthandler
+    try:
+        faulthandler.enable(all_threads=True)
+    except (AttributeError, RuntimeError, ValueError, OSError):   # no usable stderr (a windowed launcher)
+        pass
+
+
 def install_exception_hooks(window_getter) -> _ErrorReporter:
     import pyqtgraph  # noqa: F401 - must come first: it installs its own sys.excepthook
     reporter = _ErrorReporter(window_getter)
@@ -120,6 +130,7 @@ def run_gui(path: str | None = None, argv: list[str] | None = None) -> int:
         print(f"cnn-visualizer: error: {problem}; {NO_DISPLAY_HINT}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    enable_crash_traces()
     tune_interpreter()
 
     from PyQt6.QtCore import QTimer

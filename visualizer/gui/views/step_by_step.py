@@ -150,7 +150,7 @@ class StepByStepView(View):
         self.output_bar = pg.ColorBarItem(values=(-1, 1), colorMap=colormaps.diverging(), interactive=False, width=12)
         maps.addItem(self.output_bar, row=0, col=3)
         self.output_bar.setImageItem(self.output_item)
-        self.scales = {id(bar): ColourScale(bar) for bar in (self.input_bar, self.output_bar)}
+        self.input_scale, self.output_scale = ColourScale(self.input_bar), ColourScale(self.output_bar)
         accent = pg.mkPen("#ffab00", width=3)
         self.real_input = pg.PlotDataItem(pen=pg.mkPen((160, 160, 160), width=1.5, style=Qt.PenStyle.DashLine))
         self.window = pg.PlotDataItem(pen=accent)
@@ -305,9 +305,8 @@ class StepByStepView(View):
             k, src, label = 0, s.padded_input, f"input channel {s.channel}"
         src, _ = finite_float32(src)
         out, _ = finite_float32(s.output_map)
-        for item, bar, data in ((self.input_item, self.input_bar, src), (self.output_item, self.output_bar, out)):
+        for item, scale, data in ((self.input_item, self.input_scale, src), (self.output_item, self.output_scale, out)):
             signed = bool(data.size and data.min() < 0)
-            scale = self.scales[id(bar)]
             levels = scale.steady(colormaps.display_levels(float(data.min()), float(data.max()), signed))
             item.setImage(data, autoLevels=False, levels=levels)
             scale.show(levels, signed)
