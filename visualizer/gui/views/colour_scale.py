@@ -3,7 +3,7 @@
 A ColorBarItem redraws its axis (ticks, labels: 1.6 ms of a 256-channel feature-map frame) and
 rebuilds its lookup table whenever it is given levels or a colormap, the same or not. Live maps
 change range a little on every snapshot, so the levels shown are *steady*: rounded outward to a
-step of a 40th to a 16th of their span (so the data fills at least 89% of them), and kept while the
+step of a 40th to a 20th of their span (so the data fills more than 90% of them), and kept while the
 data stays inside them and fills at least 75% of them. The image is drawn with exactly the levels
 the bar shows; nothing is clipped, and the contrast given up is at most a quarter of the range.
 """
