@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, file=sys.stderr)
         return 2
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
-        from .gui.app import run_gui  # the desktop app is the default command
-        return run_gui(argv[0] if argv else None, argv)
+        from .gui.app import end_process, run_gui  # the desktop app is the default command
+        end_process(run_gui(argv[0] if argv else None, argv))
     modules = _command_modules()
     args = _parser(modules).parse_args(argv)
     from .commands.errors import CliError, trust_refusal

@@ -86,7 +86,7 @@ def test_real_window_while_training_is_not_blank(xdisplay, tmp_path):
     env = dict(os.environ, DISPLAY=xdisplay, QT_QPA_PLATFORM="xcb", CNN_VISUALIZER_CONFIG_DIR=str(tmp_path),
                PYTHONUNBUFFERED="1")
     app = subprocess.Popen(
-        [sys.executable, "-c", "from visualizer.gui.app import run_gui; raise SystemExit(run_gui(None, ['--train']))"],
+        [sys.executable, "-c", "from visualizer.cli import main; raise SystemExit(main(['--train']))"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         read_until(app, "first snapshot", timeout=60)
