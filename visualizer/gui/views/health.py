@@ -143,11 +143,11 @@ class HealthView(View):
             self._rebuild(r)
         for row, layer in enumerate(r.layers):
             self._fill(row, layer)
-        self.table.resizeColumnsToContents()
         for col, figure in enumerate(FIGURES, start=2):
             header = self.table.horizontalHeaderItem(col)
             if header.text() != (title := column_title(figure, r)):
                 header.setText(title)
+        self.table.resizeColumnsToContents()     # after the titles: a column is as wide as its title too
         self.summary.setText(self._summary_text(r))
         self._show_detail()
         self.stack.setCurrentWidget(self.table)
