@@ -70,7 +70,9 @@ def test_a_search_with_progress_then_a_click_makes_that_image_the_probe_input(qt
     assert view.summary.text().startswith(f"C1: top 9 of {r.total} train images per channel")
     before = window.session.latest_probe
     index = click_patch(qtbot, view, channel=3, rank=0)
-    qtbot.waitUntil(lambda: window.session.latest_probe is not before, timeout=WAIT)
+    # The probe that answers the click (one already on its way may still show the old input).
+    qtbot.waitUntil(lambda: window.session.latest_probe is not before and _input_is(window, view, 3, 0),
+                    timeout=WAIT)
     assert_patch_is_the_input(window, view, 3, 0, index)
     assert window.input_panel.preview.pixmap() is not None
 
