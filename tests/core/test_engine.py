@@ -112,12 +112,12 @@ def test_a_dataset_the_model_cannot_take_keeps_everything(tmp_path, monkeypatch)
 
 
 def test_data_info_reads_labels_without_normalising_every_image(monkeypatch):
-    import visualizer.core.engine.engine as engine_module
+    import visualizer.core.engine.data_source as data_source
     from visualizer.core.datasets.preparation import SplitDataset
 
     engine, _events = engine_with_sample()
     try:
-        monkeypatch.setattr(engine_module, "GALLERY_MAX", 4)  # most labels come from beyond the gallery
+        monkeypatch.setattr(data_source, "GALLERY_MAX", 4)  # most labels come from beyond the gallery
         calls = [0]
         original = SplitDataset.__getitem__
 
@@ -126,7 +126,7 @@ def test_data_info_reads_labels_without_normalising_every_image(monkeypatch):
             return original(self, i)
 
         monkeypatch.setattr(SplitDataset, "__getitem__", counted)
-        info = engine_module.data_info(engine.data, engine._source)
+        info = data_source.data_info(engine.data, engine._source)
         split = engine.data.probe_split
         assert info.gallery.shape[0] == 4 and info.labels.shape == (info.n_val,) and info.n_val > 4
         assert np.array_equal(info.labels, engine.data.labels(split))

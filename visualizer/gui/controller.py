@@ -20,7 +20,7 @@ import numpy as np
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from visualizer.core.config import TrainConfig
-from visualizer.core.engine.messages import ArchitectureRequest, DataInfo, LoadedModel, TrustRequest
+from visualizer.core.engine.messages import ArchitectureRequest, DataInfo, LoadedModel, TrustRequest, describe_model
 from visualizer.core.errors import LoadError
 from visualizer.core.resources import SAMPLE_DATASET
 from visualizer.core.snapshot import (
@@ -593,11 +593,3 @@ def trust_store():
     except ImportError:
         return None
     return TrustStore()  # its own file under the same per-user config folder
-
-
-def describe_model(model: LoadedModel) -> str:
-    name = model.arch or (os.path.basename(model.source) if model.source else "model")
-    c, h, w = model.input_shape
-    total = getattr(model.info, "total_params", None)
-    params = f", {total:,} parameters" if isinstance(total, int) else ""
-    return f"{name} ({c}x{h}x{w} input, {len(model.class_names)} classes{params})"

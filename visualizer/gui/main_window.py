@@ -16,7 +16,7 @@ from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QGuiApplication
 from PyQt6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QToolBar, QWidget
 
-from visualizer.core.engine.messages import LoadedModel
+from visualizer.core.engine.messages import LoadedModel, describe_model
 from visualizer.core.snapshot import OUT_OF_MEMORY, TrainingSnapshot
 
 from .controller import Controller
@@ -555,7 +555,6 @@ class MainWindow(WindowMenus, WindowFiles, WindowRuns, WindowAppearance, QMainWi
 
 
 def describe(model: LoadedModel) -> str:
-    from .controller import describe_model
     src = f" from {os.path.basename(model.source)}" if model.source else ""
     data = f" · dataset {model.dataset}" if model.dataset else ""
     return describe_model(model) + src + data

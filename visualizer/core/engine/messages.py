@@ -6,6 +6,7 @@ importing torch. The snapshot records themselves are in ``core/snapshot.py``.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,6 +154,15 @@ def is_out_of_memory(exc: BaseException) -> bool:
     """
     return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
             or "out of memory" in str(exc).lower())
+
+
+def describe_model(model: LoadedModel) -> str:
+    """One line for the status bar: "lenet5 (1x32x32 input, 10 classes, 61,706 parameters)"."""
+    name = model.arch or (os.path.basename(model.source) if model.source else "model")
+    c, h, w = model.input_shape
+    total = getattr(model.info, "total_params", None)
+    params = f", {total:,} parameters" if isinstance(total, int) else ""
+    return f"{name} ({c}x{h}x{w} input, {len(model.class_names)} classes{params})"
 
 
 def describe_error(exc: BaseException, batch_size: int | None = None, model_file: str | None = None) -> str:
