@@ -77,6 +77,27 @@ def test_feature_map_levels_hold_still_while_the_data_stays_inside_them(qtbot):
     assert shrunk_bar[1] < 0.3 * grown_bar[1] and shrunk_bar == pytest.approx(shrunk_image)
 
 
+def test_the_mosaic_is_painted_from_rgb32_in_the_colours_of_its_colour_map(qtbot):
+    """The picture QPainter draws each paint is kept in RGB32 (an indexed one is converted at every
+    paint), with exactly the colours the colour map gives the values."""
+    from PyQt6.QtGui import QImage
+    probe = make_probe()
+    v = build(qtbot, FeatureMapView)
+    v.set_layer("C3")
+    v.show()
+    v.show_probe(probe)
+    v.flush()
+    qtbot.waitUntil(lambda: v.mosaic_item.qimage is not None)     # laid out and painted
+    q = v.mosaic_item.qimage
+    assert q is not None and q.format() == QImage.Format.Format_RGB32
+    image, (lo, hi) = v.mosaic_item.image, v.mosaic_item.levels
+    lut = v.colorbar.colorMap().getLookupTable(nPts=256, alpha=False)
+    for y, x in ((0, 0), (3, 4), (image.shape[0] - 1, image.shape[1] - 1)):
+        i = int(np.clip((image[y, x] - lo) / (hi - lo) * 256, 0, 255))
+        pixel = q.pixelColor(x, y)
+        assert abs(pixel.red() - int(lut[i][0])) <= 2 and abs(pixel.blue() - int(lut[i][2])) <= 2
+
+
 def test_steady_levels_keep_zero_and_symmetry():
     assert steady_levels(None, (0.0, 3.72)) == (0.0, 3.8)
     assert steady_levels(None, (0.0, 3.7)) == (0.0, 3.7)              # on the grid already

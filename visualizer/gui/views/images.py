@@ -17,7 +17,7 @@ class MapImage(pg.ImageItem):
     def render(self):
         super().render()
         q = self.qimage
-        if not self._unrenderable and q is not None and q.format() == QImage.Format.Format_Indexed8:
+        if not getattr(self, "_unrenderable", False) and q is not None and q.format() == QImage.Format.Format_Indexed8:
             self.qimage = q.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied if q.hasAlphaChannel()
                                             else QImage.Format.Format_RGB32)
 
