@@ -325,7 +325,8 @@ def test_save_lesson_adds_the_suffix_and_asks_before_replacing_that_file(window,
     assert read_lesson(str(written)).title == "Tuesday"
 
 
-def test_a_variant_leaves_a_paused_run_paused(window):
+def test_a_variant_does_not_restart_a_paused_run(window):
+    """The variant rebuilds the model, so the paused run ends (stopped); it must not go on running."""
     w = window
     les = LESSONS_BY_NAME["max_vs_average_pooling"]
     w.lesson_runner.open(les)
