@@ -11,6 +11,7 @@ fig.canvas.draw(), which is what a matplotlib-based live view would have to do.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -34,7 +35,7 @@ def make_snapshots(n: int):
     for _ in range(n):
         maps = rng.normal(0, 1, (C, H, W)).astype(np.float32)
         cap = spatial_capture("conv", "conv", maps)
-        snaps.append(type(base)(**{**base.__dict__, "layers": (cap,)}))
+        snaps.append(dataclasses.replace(base, layers=(cap,)))
         raw.append(maps)
     return snaps, raw
 

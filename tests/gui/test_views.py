@@ -1,6 +1,7 @@
 """The live views, fed fake LeNet-shaped snapshots (numpy only), checked through their graphics items."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -64,7 +65,7 @@ def test_feature_map_levels_hold_still_while_the_data_stays_inside_them(qtbot):
 
     def show(scale):
         cap = spatial_capture("C3", "conv", maps * np.float32(scale))
-        v.show_probe(type(base)(**{**base.__dict__, "layers": (cap,)}))
+        v.show_probe(dataclasses.replace(base, layers=(cap,)))
         v.flush()
         return tuple(v.colorbar.levels()), tuple(v.mosaic_item.levels)
 
@@ -203,7 +204,7 @@ def test_vector_layer_is_bars_and_missing_layer_is_explained(qtbot):
 
 def test_model_without_spatial_layers_says_why(qtbot):
     probe = make_probe()
-    flat = type(probe)(**{**probe.__dict__, "layers": tuple(c for c in probe.layers if c.maps is None)})
+    flat = dataclasses.replace(probe, layers=tuple(c for c in probe.layers if c.maps is None))
     v = build(qtbot, FeatureMapView)
     v.show_probe(flat)
     v.flush()
@@ -234,7 +235,7 @@ def test_raw_inf_arrays_are_guarded_by_the_view(qtbot):
     # Presentation is derived where it is shown; plant raw values where a view would find them.
     cap.__dict__.update(mosaic=m, levels=Levels(-np.inf, np.inf, True), channel_levels=None)
     probe = make_probe()
-    probe = type(probe)(**{**probe.__dict__, "layers": (cap,)})
+    probe = dataclasses.replace(probe, layers=(cap,))
     v = build(qtbot, FeatureMapView)
     v.set_layer("bad")
     v.show_probe(probe)
@@ -455,7 +456,7 @@ def test_probability_bars_highlight_true_and_predicted(qtbot):
     v.flush()
     assert np.allclose(v.bars.bars.opts["height"], probe.probabilities)
     assert v.bars.brushes[probe.label].name() == "#2e7d32"
-    wrong = type(probe)(**{**probe.__dict__, "label": 1})
+    wrong = dataclasses.replace(probe, label=1)
     v.show_probe(wrong)
     v.flush()
     assert v.bars.brushes[1].name() == "#2e7d32" and v.bars.brushes[wrong.predicted].name() == "#c62828"

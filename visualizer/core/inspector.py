@@ -17,6 +17,7 @@ from .functional_calls import CalledWeights
 from .introspect import ModelInfo, eval_mode, introspect, one_sample_kernels
 from .model_bundle import ModelBundle
 from .outputs import class_scores_or_none
+from .packed_pass import Later, Unbuilt
 from .probe import Probe
 from .probe_reduce import HostCopy
 from .reduce import probabilities, sanitize
@@ -138,12 +139,17 @@ class Inspector:
                                              max_channels=request.max_channels)
         finish_also = [stage(flat) for stage in (also or ())]
         flat.copy_to_host()                                   # the one device -> host copy
-        captures, stats = finish_pass() if finish_pass is not None else ((), ())
-        probs = probabilities(flat.take(logits_i)) if logits_i is not None else \
+        if finish_pass is not None:
+            packed = finish_pass()      # built where the snapshot is first read (packed_pass.py)
+            captures, stats = Unbuilt(packed, 0), Unbuilt(packed, 1)
+        else:
+            captures, stats = (), ()
+        probs = Later(probabilities, flat.take(logits_i)) if logits_i is not None else \
             frozen_array(np.zeros(0, np.float32))
         names = tuple(self.bundle.class_names)
-        if len(names) != probs.size:
-            names = tuple(str(i) for i in range(probs.size))
+        k = logits[0].numel() if logits_i is not None else 0
+        if len(names) != k:
+            names = tuple(str(i) for i in range(k))
         shown, _ = sanitize(np.clip(np.asarray(image01, np.float32), 0.0, 1.0).reshape(self.bundle.input_shape))
         snap = ProbeSnapshot(
             input_image=shown, label=None if label is None else int(label), probabilities=probs,
@@ -224,26 +230,30 @@ class Inspector:
         if act_grad_norms is None and self.layer_probe is not None:
             recorded = self.layer_probe.act_grad_tensors()   # copied to the host with the rest
         given = dict(act_grad_norms or {})
-        device = _model_device_dtype(self.model)[0]
+        device = flat.device
         one = torch.zeros(1, device=device)
         weights = [m.weight.detach() for _, m in self._weighted]
         biases = [getattr(m, "bias", None) for _, m in self._weighted]
         grads = [w.grad.detach() if (w := m.weight).grad is not None else one for _, m in self._weighted]
         bias_grads = [b.grad.detach() if isinstance(b, torch.Tensor) and b.grad is not None else one for b in biases]
-        # One fused norm call per list instead of four calls per layer (the foreach kernels that
-        # clip_grad_norm_ uses).
-        parts = [*torch._foreach_norm(grads), *torch._foreach_norm(bias_grads), *torch._foreach_norm(weights)]
+        deltas = []
         if prev_params:
-            deltas = []
+            now, before = [], []     # the pairs to subtract, in one fused call
             for (name, _m), w in zip(self._weighted, weights):
                 prev = prev_params.get(name, prev_params.get(f"{name}.weight"))
-                if prev is None:
-                    deltas.append(one * 0)
-                    continue
-                p = prev if isinstance(prev, torch.Tensor) else torch.as_tensor(np.asarray(prev))
-                p = p.detach().to(device=w.device, dtype=w.dtype)
-                deltas.append(w - p if p.shape == w.shape else one * 0)
-            parts += torch._foreach_norm(deltas)
+                if prev is not None:
+                    p = prev if isinstance(prev, torch.Tensor) else torch.as_tensor(np.asarray(prev))
+                    p = p.detach().to(device=w.device, dtype=w.dtype)
+                    if p.shape == w.shape:
+                        now.append(w)
+                        before.append(p)
+                        continue
+                now.append(one)
+                before.append(one)      # no earlier weight: a change of 0
+            deltas = torch._foreach_sub(now, before)
+        # One fused norm call for every figure instead of four calls per layer (the foreach kernels
+        # that clip_grad_norm_ uses).
+        parts = list(torch._foreach_norm([*grads, *bias_grads, *weights, *deltas]))
         names = list(recorded)
         parts += [recorded[n] for n in names]
         index = flat.add(torch.stack(parts).float() if all(t.dim() == 0 and t.device == device and t.dtype == parts[0].dtype

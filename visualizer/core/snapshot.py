@@ -12,9 +12,13 @@ Conventions
 - Layer order everywhere is the model's execution order, input to output.
 - Presentation (mosaics, display levels) is derived where it is shown, by cached
   properties: the engine, run files and the live stream carry only the data.
+- A probe snapshot's records (layers, activation statistics, probabilities) may be handed
+  over unbuilt and are built on first read (:class:`BuiltOnRead`): readers never see the
+  difference, and the training thread does not pay for them.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -156,18 +160,56 @@ class GradientStats:
     act_grad_norm: float | None       # L2 norm of d loss / d output (None if not captured)
 
 
+class BuiltOnRead:
+    """A dataclass field that may be given unbuilt (an object with ``build()``) and is built on first read.
+
+    The trainer hands a probe pass's records over as values plus layout (packed_pass.py): they
+    are built where the snapshot is first read, once, not in the training thread (in the app:
+    the window process's reader thread, or a run writer's thread). Reading gives the built value,
+    so nothing that reads a snapshot knows the difference; pickling and ``copy.copy`` carry
+    whichever form is held.
+    """
+
+    def __set_name__(self, owner, name):
+        self._key = "_built_" + name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            raise AttributeError   # no class-level default: the field stays required
+        value = obj.__dict__[self._key]
+        if hasattr(value, "build"):
+            value = value.build()
+            obj.__dict__[self._key] = value
+        return value
+
+    def __set__(self, obj, value):
+        obj.__dict__[self._key] = value
+
+
 @dataclass(frozen=True)
 class ProbeSnapshot:
     """One forward pass on one sample: what every view needs that is not training state."""
 
     input_image: np.ndarray           # (C, H, W) float32 in [0, 1] for display (de-normalised)
     label: int | None                 # true class if known
-    probabilities: np.ndarray         # (K,) float32, softmax of the logits
+    probabilities: np.ndarray = BuiltOnRead()  # (K,) float32, softmax of the logits
     class_names: tuple[str, ...]
-    layers: tuple[LayerCapture, ...]  # selected layers, execution order
-    activations: tuple[ActivationStats, ...]  # every activation layer, execution order
+    layers: tuple[LayerCapture, ...] = BuiltOnRead()  # selected layers, execution order
+    activations: tuple[ActivationStats, ...] = BuiltOnRead()  # every activation layer, execution order
     filters: tuple[FilterCapture, ...]        # selected conv layers
     request_id: int = 0               # the CaptureRequest this answers
+
+    def with_input_image(self, image: np.ndarray) -> "ProbeSnapshot":
+        """The same snapshot showing ``image`` (unbuilt records stay unbuilt: ``dataclasses.replace`` would
+        build them)."""
+        out = copy.copy(self)
+        object.__setattr__(out, "input_image", image)
+        return out
+
+    def built(self) -> "ProbeSnapshot":
+        """Builds the records now (in the calling thread); returns self."""
+        self.probabilities, self.layers, self.activations   # noqa: B018 - reading builds them
+        return self
 
     @property
     def predicted(self) -> int:

@@ -45,7 +45,6 @@ import statistics
 import sys
 import threading
 import time
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -299,7 +298,7 @@ class Recorder:
         probe, (gradients, rows) = self._inspector.probe(
             request, x.detach().float().cpu().numpy(), label, initial=self._initial, grads=True,
             also=[lambda flat: self._inspector.stage_gradients(flat, prev, {}), self._stage_rows])
-        probe = replace(probe, input_image=self._display_image(x))
+        probe = probe.with_input_image(self._display_image(x))
         step, epoch = pending["step"], pending["epoch"]
         last = rows[-1] if rows else (step, epoch, float("nan"), self._lr_float(), float("nan"))
         history = frozen_array(np.array([(r[0], r[2], r[4]) for r in rows], np.float32).reshape(-1, 3))
