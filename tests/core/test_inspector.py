@@ -154,6 +154,23 @@ def test_gradient_stats_match_param_grads():
     assert conv.act_grad_norm == 1.5 and fc.act_grad_norm is None
 
 
+def test_gradient_stats_into_scratch_copies_give_the_same_figures_and_leave_the_model_alone():
+    b = bundle()
+    model = b.model
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3, 8, 8)).pow(2).mean().backward()
+    prev = {n: m.weight.detach().clone() for n, m in (("conv", model.conv), ("bn", model.bn), ("fc", model.fc))}
+    opt.step()
+    after = {n: t.clone() for n, t in ((n, model.get_submodule(n).weight.detach()) for n in prev)}
+    with Inspector(b) as insp:
+        fresh = insp.gradient_stats({n: t.clone() for n, t in prev.items()})
+        reused = insp.gradient_stats(prev, reuse_prev=True)
+    assert fresh == reused and all(s.update_ratio > 0 for s in reused)
+    for n, w in after.items():
+        assert torch.equal(model.get_submodule(n).weight.detach(), w)       # only the copies were overwritten
+    assert not torch.equal(prev["conv"], after["conv"])
+
+
 def test_gradient_stats_without_grads_are_zero():
     with Inspector(bundle()) as insp:
         stats = insp.gradient_stats()

@@ -207,23 +207,26 @@ class Inspector:
 
     # ------------------------------------------------------------------ gradients
 
-    def gradient_stats(self, prev_params: dict | None = None,
-                       act_grad_norms: dict | None = None) -> tuple[GradientStats, ...]:
+    def gradient_stats(self, prev_params: dict | None = None, act_grad_norms: dict | None = None, *,
+                       reuse_prev: bool = False) -> tuple[GradientStats, ...]:
         """Gradient magnitudes of every layer with a weight, input to output.
 
         ``prev_params``: weights before the last optimizer step, keyed by layer
         name (or ``"<layer>.weight"``), for the update/weight ratio (0 without
         them). ``act_grad_norms``: output-gradient norms by layer, defaulting to
-        what the probe recorded in its last armed pass. All norms are computed on
-        the device, with one host copy per call.
+        what the probe recorded in its last armed pass. ``reuse_prev``: the
+        ``prev_params`` tensors are the caller's scratch copies, overwritten with the
+        change. All norms are computed on the device, with one host copy per call.
         """
         flat = HostCopy(_model_device_dtype(self.model)[0])
-        finish = self.stage_gradients(flat, prev_params, act_grad_norms)
+        finish = self.stage_gradients(flat, prev_params, act_grad_norms, reuse_prev=reuse_prev)
         flat.copy_to_host()
         return finish()
 
-    def stage_gradients(self, flat: HostCopy, prev_params: dict | None = None, act_grad_norms: dict | None = None):
-        """Put the gradient figures into ``flat``; returns ``finish()`` giving the GradientStats after the copy."""
+    def stage_gradients(self, flat: HostCopy, prev_params: dict | None = None, act_grad_norms: dict | None = None,
+                        *, reuse_prev: bool = False):
+        """Put the gradient figures into ``flat``; returns ``finish()`` giving the GradientStats after the copy
+        (the arguments: :meth:`gradient_stats`)."""
         if not self._weighted:
             return lambda: ()
         recorded = {}
@@ -250,7 +253,11 @@ class Inspector:
                         continue
                 now.append(one)
                 before.append(one)      # no earlier weight: a change of 0
-            deltas = torch._foreach_sub(now, before)
+            if reuse_prev:          # into the caller's scratch copies: no new tensors the model's size
+                torch._foreach_sub_(before, now)
+                deltas = before
+            else:
+                deltas = torch._foreach_sub(now, before)
         # One fused norm call for every figure instead of four calls per layer (the foreach kernels
         # that clip_grad_norm_ uses).
         parts = list(torch._foreach_norm([*grads, *bias_grads, *weights, *deltas]))

@@ -50,9 +50,10 @@ MAX_VECTOR = 4096        # values kept of a non-spatial output (a Linear's featu
 
 
 def _sample(t: torch.Tensor, i: int) -> torch.Tensor | None:
-    if t.dim() == 0 or t.shape[0] == 0:
+    shape = t.shape
+    if not shape or shape[0] == 0:
         return None
-    return t[min(i, t.shape[0] - 1)].detach()
+    return t[min(i, shape[0] - 1)].detach()
 
 
 class Probe:
@@ -192,14 +193,18 @@ class Probe:
         if s is None:
             return
         kept = self._kept
-        kept.shapes[name] = tuple(int(d) for d in s.shape)
+        shape = kept.shapes[name] = tuple(s.shape)
         whole = None
         if kind == "activation" and name in kept.pre:
             whole = kept.act_out[name] = s.clone()
             kept.act_fn[name] = self._function_of(name)
         if n_ch > 0:
             src = whole if whole is not None else s
-            keep = src[:n_ch] if s.dim() >= 2 else src.reshape(-1)[:MAX_VECTOR]
+            # (slicing only what is longer: a slice is a tensor op too, and most layers fit)
+            if len(shape) >= 2:
+                keep = src[:n_ch] if shape[0] > n_ch else src
+            else:
+                keep = src.reshape(-1)[:MAX_VECTOR] if len(shape) != 1 or shape[0] > MAX_VECTOR else src
             kept.outs[name] = keep if whole is not None else keep.clone()   # a private copy either way
             if kind == "pool" and selected and x is not None and pool is not None:
                 xs = _sample(x, self._si)

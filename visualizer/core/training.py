@@ -441,7 +441,7 @@ class Trainer:
             self._history = self._history[::2]  # decimate rather than grow without bound
         if measure:
             t0 = time.perf_counter()
-            self._grad_stats = self.inspector.gradient_stats(prev, None)
+            self._grad_stats = self.inspector.gradient_stats(prev, None, reuse_prev=True)   # prev: our copies
             self._measure_cost = t_measure + time.perf_counter() - t0
         return None
 

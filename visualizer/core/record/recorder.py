@@ -297,7 +297,7 @@ class Recorder:
         # probe pass: one host copy.
         probe, (gradients, rows) = self._inspector.probe(
             request, x.detach().float().cpu().numpy(), label, initial=self._initial, grads=True,
-            also=[lambda flat: self._inspector.stage_gradients(flat, prev, {}), self._stage_rows])
+            also=[lambda flat: self._inspector.stage_gradients(flat, prev, {}, reuse_prev=True), self._stage_rows])
         probe = probe.with_input_image(self._display_image(x))
         step, epoch = pending["step"], pending["epoch"]
         last = rows[-1] if rows else (step, epoch, float("nan"), self._lr_float(), float("nan"))
