@@ -14,15 +14,18 @@ import numpy as np
 import pytest
 import torch
 
+from tests.core.test_inspector import BNNet, bundle
 from visualizer.core.inspector import Inspector
 from visualizer.core.packed_pass import Unbuilt
 from visualizer.core.snapshot import CaptureRequest
-from tests.core.test_inspector import BNNet, bundle
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _probe(request=CaptureRequest(layers=("*",), filter_layers=("conv",))):
+EVERY_LAYER = CaptureRequest(layers=("*",), filter_layers=("conv",))
+
+
+def _probe(request=EVERY_LAYER):
     img = np.random.default_rng(1).random((3, 8, 8), dtype=np.float32)
     with Inspector(bundle(BNNet())) as insp:
         snap = insp.probe(request, img, label=1)
