@@ -80,6 +80,26 @@ def test_every_run_is_recorded_to_a_run_file_the_reader_opens(tmp_path):
         assert isinstance(snap, TrainingSnapshot) and snap.step == step and snap.probe.probabilities.shape == (10,)
 
 
+def test_the_run_writers_encoding_is_counted_by_the_trainers_pacer():
+    seen: list[float] = []
+    box: list = []
+
+    def emit(name, payload):
+        if name == "training_snapshot":
+            cost = engine.trainer.background_cost
+            seen.append(cost() if cost is not None else -1.0)
+            box[0].snapshot_consumed()
+    engine = Engine(emit, sample_limit=LIMIT, keep_runs=True)
+    engine.load_sample()
+    try:
+        # a budget of 100%: snapshots as often as they come, whatever they cost
+        train(engine, TrainConfig(epochs=3, batch_size=32, snapshot_hz=1000, instrumentation_budget=1.0), box)
+    finally:
+        engine.close()
+    assert len(seen) >= 3 and -1.0 not in seen
+    assert max(seen) > 0         # CPU seconds the writer's thread spent encoding the earlier snapshots
+
+
 def test_a_diverged_run_is_recorded_as_diverged():
     events, box = [], []
     engine = keeping_engine(events, box)

@@ -252,6 +252,20 @@ def test_pacer_keeps_instrumentation_within_its_budget():
     assert t._snapshot_due()
 
 
+def test_the_pacer_counts_what_snapshots_cost_elsewhere_in_the_process():
+    import time as _time
+    control = TrainingControl()
+    t = make(TrainConfig(epochs=1, batch_size=8, snapshot_hz=100.0, instrumentation_budget=0.02), control)
+    t._seen_request_version = control.request_version
+    t._instrument_cost = 0.002                    # 2 ms in the trainer: every 0.1 s ...
+    t._last_snapshot_time = _time.perf_counter() - 0.2
+    assert t._snapshot_due()
+    t.background_cost = lambda: 0.008            # ... plus 8 ms encoding on another thread: every 0.5 s
+    assert not t._snapshot_due()
+    t._last_snapshot_time = _time.perf_counter() - 0.6
+    assert t._snapshot_due()
+
+
 def test_one_slow_snapshot_does_not_freeze_the_pacer():
     # A snapshot slowed 200x by a busy machine must not space the next ones 200x apart.
     import time as _time

@@ -261,6 +261,9 @@ class Trainer:
         self._instrument_cost = 0.0   # seconds a snapshot (and its gradient statistics) takes: see _record_cost
         self._recent_costs: collections.deque[float] = collections.deque(maxlen=PACER_WINDOW)
         self._snapshots_made = 0
+        # Seconds each snapshot costs elsewhere in this process (a run writer's encoding, on its own
+        # thread but on these cores): counted against the same budget, as the recorder counts its own.
+        self.background_cost: Callable[[], float] | None = None
         self._measure_cost = 0.0      # seconds of gradient statistics at the current step
         self._seen_request_version = -1
         self._last_snapshot_step = -1
@@ -499,7 +502,8 @@ class Trainer:
             return self._last_snapshot_step != self.step  # a single step: show it
         # The pacer: at most `hz` a second, and never more often than keeps the time spent
         # instrumenting under the budget (a big model's snapshots cost more, so come less often).
-        interval = max(1.0 / hz, self._instrument_cost / max(self.config.instrumentation_budget, 1e-6))
+        cost = self._instrument_cost + (self.background_cost() if self.background_cost is not None else 0.0)
+        interval = max(1.0 / hz, cost / max(self.config.instrumentation_budget, 1e-6))
         return time.perf_counter() - self._last_snapshot_time >= interval
 
     def _record_cost(self, seconds: float) -> None:

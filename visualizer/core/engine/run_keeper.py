@@ -80,6 +80,8 @@ class RunKeeper:
             except TypeError:   # a value of the meta cannot be recorded: the run still is, without it
                 self.writer = RunWriter(run_path, {k: v for k, v in meta.items() if k != "model_info"})
             self.run_file = os.fspath(run_path)
+            writer = self.writer
+            self._trainer.background_cost = lambda: writer.encode_cost   # the pacer counts the encoding too
         except (OSError, ValueError, TypeError) as e:  # FileExistsError, sqlite3 errors are OSError-like
             self._problem("run file", f"This run is not recorded to a run file ({e}).")
         except Exception as e:  # noqa: BLE001 - sqlite3.Error and friends: recording is optional

@@ -22,6 +22,7 @@ import math
 import os
 import secrets
 import sqlite3
+import statistics
 import threading
 import time
 from collections import deque
@@ -86,6 +87,7 @@ class RunWriter:
         self._max_pending = max(1, int(max_pending_snapshots))
         self._thinner = SnapshotThinner(snapshot_budget)
         self._lock = threading.Lock()
+        self._encode_costs: deque[float] = deque(maxlen=5)   # see encode_cost
         self._wake = threading.Event()
         self._steps: list[tuple] = []
         self._ops: deque = deque()
@@ -312,11 +314,21 @@ class RunWriter:
             self._stats["last_committed_step"] = batch.steps[-1][0]
             batch.steps = []
 
+    @property
+    def encode_cost(self) -> float:
+        """CPU seconds the writer's thread spends encoding a snapshot (median of the last few; 0 before any):
+        a trainer in the same process counts it against its instrumentation budget."""
+        costs = list(self._encode_costs)
+        return statistics.median_low(costs) if costs else 0.0
+
     def _encode(self, snap: _Snapshot) -> bytes | None:
         if isinstance(snap.payload, bytes):
             return snap.payload
         try:
-            return encode_record(snap.payload, compact=self._compact)
+            started = time.thread_time()
+            record = encode_record(snap.payload, compact=self._compact)
+            self._encode_costs.append(time.thread_time() - started)
+            return record
         except (TypeError, ValueError) as e:
             self._stats["snapshots_rejected"] += 1
             self.error = f"snapshot at step {snap.step} not recorded: {e}"
