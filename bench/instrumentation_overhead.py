@@ -12,15 +12,22 @@ interleaved, best of the rounds: these machines are shared and noisy.
     ./dev bench instrumentation_overhead [--steps 300] [--rounds 3] [--models lenet5,vgg11,resnet18]
 
 The trainer hands a snapshot's records over unbuilt (core/packed_pass.py); the consumer
-builds them, as the window's process does, and that time is reported apart (build_ms).
+builds them from a pickled copy, as the window's process does, and that time is reported
+apart (build_ms). As in the app, snapshots are also recorded to a run file, whose
+writer's encoding (on its thread, encode_ms, for the snapshots it records: at most one a second) the pacer
+counts against the same budget (``--no-run-file``: the trainer alone).
 
 Ends with one line per model:
-    RESULT <model> snapshot_ms=<median> snaps_per_s=<rate> overhead_pct=<pct> wall_ratio=<instr/headless> build_ms=<median>
+    RESULT <model> snapshot_ms=<median> snaps_per_s=<rate> overhead_pct=<pct> wall_ratio=<instr/headless> build_ms=<median> encode_ms=<median>
 """
 from __future__ import annotations
 
 import argparse
+import os
+import pickle
+import shutil
 import statistics
+import tempfile
 import time
 
 import torch
@@ -28,6 +35,7 @@ import torch
 from visualizer.core.assemble import data_for, new_model_bundle
 from visualizer.core.config import TrainConfig
 from visualizer.core.datasets import load_dataset
+from visualizer.core.engine.run_keeper import RunKeeper
 from visualizer.core.snapshot import CaptureRequest, TrainingSnapshot
 from visualizer.core.training import Trainer, TrainingControl
 
@@ -35,9 +43,12 @@ CASES = {"lenet5": ("digits", None), "vgg11": ("shapes", 0.125), "resnet18": ("s
 
 
 def run(arch: str, ds, steps: int, instrumented: bool, width: float | None,
-        builds: list[float] | None = None) -> tuple[float, list[float], int]:
+        builds: list[float] | None = None, encodes: list[float] | None = None,
+        run_file: bool = True) -> tuple[float, list[float], int]:
     """(seconds for ``steps`` steps, seconds of each snapshot's code, snapshots made). ``builds`` gets
-    the seconds the consumer took to build each snapshot's records (in the app: the window's process)."""
+    the seconds the consumer took to build each snapshot's records (in the app: the window's process),
+    ``encodes`` the run writer's encoding of each (``run_file``: every snapshot is recorded to a run
+    file as the app's own runs are, and the pacer counts that encoding)."""
     opts = {} if width is None else {"width": width}
     bundle = new_model_bundle(arch, ds, seed=0, **opts)
     data = data_for(bundle, ds, val_fraction=0.0)
@@ -45,6 +56,11 @@ def run(arch: str, ds, steps: int, instrumented: bool, width: float | None,
     config = TrainConfig(epochs=1000, batch_size=64) if instrumented else TrainConfig(epochs=1000, batch_size=64,
                                                                                       snapshot_hz=0)
     trainer = Trainer(bundle, data, config, control)
+    keeper = None
+    if instrumented and run_file:    # the app's own run file, as its engine keeps it
+        folder = tempfile.mkdtemp(prefix="instrumentation-")
+        keeper = RunKeeper(trainer, checkpoint=lambda: None, meta={"source": "bench"}, emit=lambda *a: None,
+                           autosave_dir=None, runs_dir=None, run_path=os.path.join(folder, "bench.cnnviz"))
     convs = tuple(layer.name for layer in trainer.inspector.info.layers if layer.kind == "conv")
     # What the window asks for: every layer (a model this size), the selected conv's filters.
     control.request_capture(CaptureRequest(layers=("*",), filter_layers=convs[:1], max_channels=64))
@@ -70,7 +86,10 @@ def run(arch: str, ds, steps: int, instrumented: bool, width: float | None,
     trainer._make_snapshot, trainer.inspector.gradient_stats = timed_make, timed_stats
     it = trainer.run()
     while trainer.step < 20:          # warm-up
-        if isinstance(next(it), TrainingSnapshot):
+        event = next(it)
+        if isinstance(event, TrainingSnapshot):
+            if keeper is not None:
+                keeper.event(event)
             control.snapshot_consumed()
     costs.clear()
     snaps = 0
@@ -79,18 +98,28 @@ def run(arch: str, ds, steps: int, instrumented: bool, width: float | None,
         event = next(it)
         if isinstance(event, TrainingSnapshot):
             snaps += 1
-            if event.probe is not None:
-                # What the window does with it first: build the records (here in the training
-                # thread, so the wall ratio includes it; the app does it in the window's process).
-                t = time.perf_counter()
-                event.probe.built()
+            # What the window's process receives (the app's sender thread pickles it), then the run
+            # writer's copy (its thread builds and encodes that one); then the window builds its
+            # records. Here all in this process, so the wall ratio includes them.
+            sent = pickle.dumps(event)
+            if keeper is not None:
+                keeper.event(event)
+            received = pickle.loads(sent)
+            if received.probe is not None:
+                t = time.thread_time()
+                received.probe.built()
                 if builds is not None:
-                    builds.append(time.perf_counter() - t)
+                    builds.append(time.thread_time() - t)
             control.snapshot_consumed()
     wall = time.perf_counter() - t0
     control.stop()
     list(it)
     trainer.close()
+    if keeper is not None:
+        if encodes is not None:
+            encodes.append(keeper.writer.encode_cost)
+        keeper.end("completed")
+        shutil.rmtree(folder, ignore_errors=True)
     return wall, costs, snaps
 
 
@@ -99,19 +128,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--models", default=",".join(CASES))
+    ap.add_argument("--no-run-file", action="store_true", help="the trainer alone: no run file recorded")
     args = ap.parse_args()
     torch.set_num_threads(2)
     results = []
     print(f"{'model':<10} {'headless s':>10} {'instr. s':>9} {'wall ratio':>10} {'snapshot ms':>11} "
-          f"{'overhead':>9} {'snaps/s':>8} {'build ms':>9}")
+          f"{'overhead':>9} {'snaps/s':>8} {'build ms':>9} {'encode ms':>10}")
     for arch in args.models.split(","):
         dsname, width = CASES[arch]
         ds = load_dataset(dsname, seed=0)
         steps = args.steps if arch != "resnet18" else max(20, args.steps // 10)
-        heads, insts, all_costs, overheads, rates, builds = [], [], [], [], [], []
+        heads, insts, all_costs, overheads, rates, builds, encodes = [], [], [], [], [], [], []
         for _ in range(args.rounds):
             h, _, _ = run(arch, ds, steps, False, width)
-            w, costs, n = run(arch, ds, steps, True, width, builds)
+            w, costs, n = run(arch, ds, steps, True, width, builds, encodes, run_file=not args.no_run_file)
             heads.append(h)
             insts.append(w)
             all_costs += costs
@@ -122,12 +152,15 @@ def main() -> None:
         pct = 100 * statistics.median(overheads)
         rate = statistics.median(rates)
         build = 1000 * statistics.median(builds) if builds else float("nan")
-        print(f"{arch:<10} {h:>10.3f} {w:>9.3f} {w / h:>10.3f} {ms:>11.2f} {pct:>8.2f}% {rate:>8.1f} {build:>9.2f}")
+        encode = 1000 * statistics.median(encodes) if encodes else float("nan")
+        print(f"{arch:<10} {h:>10.3f} {w:>9.3f} {w / h:>10.3f} {ms:>11.2f} {pct:>8.2f}% {rate:>8.1f} {build:>9.2f} "
+              f"{encode:>10.2f}")
         results.append(f"RESULT {arch} snapshot_ms={ms:.3f} snaps_per_s={rate:.1f} overhead_pct={pct:.2f} "
-                       f"wall_ratio={w / h:.3f} build_ms={build:.3f}")
+                       f"wall_ratio={w / h:.3f} build_ms={build:.3f} encode_ms={encode:.3f}")
     print("wall ratio: instrumented / headless time for the same steps (best of rounds); overhead: time inside "
           "the snapshot and gradient-statistics code / instrumented wall time (median of rounds); build: the "
-          "consumer's building of the records the trainer hands over unbuilt (median)")
+          "window's building of the records the trainer hands over unbuilt (median); encode: the run writer's CPU time "
+          "a snapshot, counted by the pacer (median)")
     for line in results:
         print(line)
 

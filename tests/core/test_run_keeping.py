@@ -16,6 +16,7 @@ import torch
 from visualizer.core.config import TrainConfig
 from visualizer.core.engine import autosave
 from visualizer.core.engine.engine import Engine
+from visualizer.core.engine.run_keeper import RUN_FILE_SNAPSHOTS_PER_S
 from visualizer.core.record.runfile import RunReader
 from visualizer.core.resources import SAMPLE_DATASET
 from visualizer.core.snapshot import EpochEnd, Finished, TrainingSnapshot
@@ -98,6 +99,28 @@ def test_the_run_writers_encoding_is_counted_by_the_trainers_pacer():
         engine.close()
     assert len(seen) >= 3 and -1.0 not in seen
     assert max(seen) > 0         # CPU seconds the writer's thread spent encoding the earlier snapshots
+
+
+def test_the_run_file_gets_a_few_snapshots_a_second_and_the_last_of_every_epoch():
+    events, box = [], []
+    engine = keeping_engine(events, box)
+    try:
+        # 100% budget: snapshots as often as the trainer can make them, far more than the run file takes
+        train(engine, TrainConfig(epochs=3, batch_size=32, snapshot_hz=1000, instrumentation_budget=1.0,
+                                  max_steps_per_sec=40), box)
+    finally:
+        engine.close()
+    path = next(p for n, p in events if n == "run_started").run_file
+    made = [p.step for n, p in events if n == "training_snapshot"]
+    ends = [p.step for n, p in events if n == "epoch_end"]
+    with RunReader(path) as run:
+        stored = [int(s) for s in run.snapshot_steps()]
+        seconds = float(run.steps()["wall"][-1] - run.steps()["wall"][0])
+    assert len(made) >= 15 and ends == [8, 16, 24]
+    assert set(stored) <= set(made) and stored[0] == made[0]
+    assert len(stored) <= RUN_FILE_SNAPSHOTS_PER_S * seconds + 1 + len(ends) + 1 < len(made)
+    for end in ends:                                    # the last snapshot before each epoch end is kept
+        assert max(s for s in made if s <= end) in stored
 
 
 def test_a_diverged_run_is_recorded_as_diverged():

@@ -1,7 +1,8 @@
 """Keeps one of the engine's training runs: its run file and its autosave (no Qt).
 
 * The run file (``.cnnviz``, ``core/record``): every step's scalars (from the trainer's
-  ``on_step``), every snapshot the trainer makes, the epoch ends and how the run ended
+  ``on_step``), the trainer's snapshots (at most ``RUN_FILE_SNAPSHOTS_PER_S`` a second, and the
+  last before every epoch end and the run's end), the epoch ends and how the run ended
   (diverged, finished), with the model's ``ModelInfo`` and class names in the meta, so the
   run can be opened and scrubbed afterwards like a recorder's. ``RunWriter`` queues under a
   lock held for a list append and does the encoding and the disk on its own thread.
@@ -16,8 +17,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 import os
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,6 +30,11 @@ from .autosave import AutosaveRecord, RunAutosave
 
 log = logging.getLogger(__name__)
 KEEP_RUN_FILES = 20       # run files of the app's own runs kept in the data folder's runs/
+# Snapshots a second recorded to the run file: encoding one costs about as much as making it
+# (bench/instrumentation_overhead), so recording every one the views get would halve their rate
+# under the same 1% budget. Scrubbing back needs far fewer; the last one before an epoch end or
+# the end of the run is always recorded.
+RUN_FILE_SNAPSHOTS_PER_S = 1.0
 RUN_SUFFIX = ".cnnviz"
 
 
@@ -46,6 +54,9 @@ class RunKeeper:
         self.run_id = run_id or autosave.new_run_id(model)
         self.writer = None
         self.run_file: str | None = None
+        self._last_recorded = -math.inf   # monotonic time of the last snapshot sent to the writer
+        self._held: TrainingSnapshot | None = None   # the newest one not recorded (yet)
+        self._recorded_share: deque[float] = deque(maxlen=10)   # 1 for each recent snapshot recorded, else 0
         if run_path is not None or runs_dir is not None:
             self._open_run_file(run_path, runs_dir, meta)
         self.autosave: RunAutosave | None = None
@@ -80,8 +91,7 @@ class RunKeeper:
             except TypeError:   # a value of the meta cannot be recorded: the run still is, without it
                 self.writer = RunWriter(run_path, {k: v for k, v in meta.items() if k != "model_info"})
             self.run_file = os.fspath(run_path)
-            writer = self.writer
-            self._trainer.background_cost = lambda: writer.encode_cost   # the pacer counts the encoding too
+            self._trainer.background_cost = self._encoding_cost   # the pacer counts the encoding too
         except (OSError, ValueError, TypeError) as e:  # FileExistsError, sqlite3 errors are OSError-like
             self._problem("run file", f"This run is not recorded to a run file ({e}).")
         except Exception as e:  # noqa: BLE001 - sqlite3.Error and friends: recording is optional
@@ -100,13 +110,40 @@ class RunKeeper:
             self._due = False
             self._save(autosave.RUNNING)
 
+    def _encoding_cost(self) -> float:
+        """The run writer's CPU seconds per snapshot the trainer makes (encoding times the share recorded)."""
+        w, shares = self.writer, list(self._recorded_share)
+        if w is None:
+            return 0.0
+        return w.encode_cost * (sum(shares) / len(shares) if shares else 1.0)
+
+    def _snapshot(self, event: TrainingSnapshot) -> None:
+        now = time.monotonic()
+        due = now - self._last_recorded >= 1.0 / RUN_FILE_SNAPSHOTS_PER_S
+        self._recorded_share.append(1.0 if due else 0.0)
+        if due:
+            self._held = None
+            self._last_recorded = now
+            self.writer.append_snapshot(event.step, event.epoch, event)
+        else:
+            self._held = event
+
+    def _record_held(self) -> None:
+        """The newest snapshot not recorded, before an epoch end or the end of the run: the run file
+        shows where each epoch ended."""
+        held, self._held = self._held, None
+        if held is not None and self.writer is not None:
+            self.writer.append_snapshot(held.step, held.epoch, held)
+
     def event(self, event) -> None:
         w = self.writer
         try:
             if isinstance(event, TrainingSnapshot):
                 if w is not None:
-                    w.append_snapshot(event.step, event.epoch, event)
-            elif isinstance(event, EpochEnd):
+                    self._snapshot(event)
+                return
+            self._record_held()
+            if isinstance(event, EpochEnd):
                 if w is not None:
                     w.append_epoch(event.epoch, event.step, event.train_loss, event.train_accuracy,
                                    event.val_loss, event.val_accuracy)
@@ -129,6 +166,10 @@ class RunKeeper:
                 autosave.write_record(saver.folder, saver.record)
             if not saver.close() or saver.error:
                 self._problem("autosave", f"The last autosave did not complete: {saver.error or 'it took too long'}")
+        try:
+            self._record_held()
+        except ValueError as e:
+            self._problem("run file", f"The run file stopped recording ({e}).")
         if self.writer is not None:
             if self.writer.error:
                 self._problem("run file", f"The run file had a problem: {self.writer.error}")
