@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from visualizer.core.config import TrainConfig
@@ -121,6 +122,43 @@ def test_the_run_file_gets_a_few_snapshots_a_second_and_the_last_of_every_epoch(
     assert len(stored) <= RUN_FILE_SNAPSHOTS_PER_S * seconds + 1 + len(ends) + 1 < len(made)
     for end in ends:                                    # the last snapshot before each epoch end is kept
         assert max(s for s in made if s <= end) in stored
+
+
+def test_a_snapshot_dear_to_encode_is_recorded_within_half_the_budget(monkeypatch):
+    from visualizer.core.engine import run_keeper
+
+    class Writer:                       # a run writer whose encoding costs 50 ms of CPU a snapshot
+        encode_cost = 0.05
+
+        def __init__(self):
+            self.steps = []
+
+        def append_snapshot(self, step, epoch, record):
+            self.steps.append(step)
+
+        def append_epoch(self, *args):
+            pass
+
+    class Trainer:
+        config = TrainConfig(instrumentation_budget=0.01)
+        background_cost = None
+
+    clock = [100.0]
+    monkeypatch.setattr(run_keeper.time, "monotonic", lambda: clock[0])
+    keeper = run_keeper.RunKeeper(Trainer(), checkpoint=lambda: None, meta={}, emit=lambda *a: None,
+                                  autosave_dir=None, runs_dir=None)
+    keeper.writer = Writer()
+    snaps = [TrainingSnapshot(step=i, epoch=0, batch=i, batches_per_epoch=100, total_steps=100, loss=1.0,
+                              accuracy=0.5, lr=0.1, samples_per_sec=1.0, history=None, gradients=(), probe=None)
+             for i in range(40)]
+    for snap in snaps:                  # one every half second for 20 s
+        keeper.event(snap)
+        clock[0] += 0.5
+    # 50 ms within half of 1%: one every 10 s (not every second), the first at once
+    assert keeper.writer.steps == [0, 20]
+    keeper.event(EpochEnd(epoch=0, step=39, train_loss=1.0, train_accuracy=0.5, val_loss=None, val_accuracy=None))
+    assert keeper.writer.steps == [0, 20, 39]           # the last before the epoch end
+    assert keeper._encoding_cost() == pytest.approx(0.05 * 2 / 40)   # the pacer: 2 of the 40 recorded
 
 
 def test_a_diverged_run_is_recorded_as_diverged():

@@ -1,8 +1,8 @@
 """Keeps one of the engine's training runs: its run file and its autosave (no Qt).
 
 * The run file (``.cnnviz``, ``core/record``): every step's scalars (from the trainer's
-  ``on_step``), the trainer's snapshots (at most ``RUN_FILE_SNAPSHOTS_PER_S`` a second, and the
-  last before every epoch end and the run's end), the epoch ends and how the run ended
+  ``on_step``), the trainer's snapshots (at most one a second, within half the instrumentation
+  budget, and the last before every epoch end and the run's end), the epoch ends and how the run ended
   (diverged, finished), with the model's ``ModelInfo`` and class names in the meta, so the
   run can be opened and scrubbed afterwards like a recorder's. ``RunWriter`` queues under a
   lock held for a list append and does the encoding and the disk on its own thread.
@@ -30,11 +30,14 @@ from .autosave import AutosaveRecord, RunAutosave
 
 log = logging.getLogger(__name__)
 KEEP_RUN_FILES = 20       # run files of the app's own runs kept in the data folder's runs/
-# Snapshots a second recorded to the run file: encoding one costs about as much as making it
-# (bench/instrumentation_overhead), so recording every one the views get would halve their rate
-# under the same 1% budget. Scrubbing back needs far fewer; the last one before an epoch end or
-# the end of the run is always recorded.
+# Snapshots recorded to the run file: encoding one costs about as much as making it (LeNet-5) or
+# three times as much (ResNet-18; bench/instrumentation_overhead), and the trainer's pacer counts
+# it, so recording every one the views get would halve their rate or worse. Scrubbing back needs
+# far fewer: at most one a second, and no more often than keeps the encoding within this share
+# of the instrumentation budget. The last one before an epoch end or the end of the run is
+# always recorded.
 RUN_FILE_SNAPSHOTS_PER_S = 1.0
+RUN_FILE_SHARE_OF_BUDGET = 0.5
 RUN_SUFFIX = ".cnnviz"
 
 
@@ -56,7 +59,7 @@ class RunKeeper:
         self.run_file: str | None = None
         self._last_recorded = -math.inf   # monotonic time of the last snapshot sent to the writer
         self._held: TrainingSnapshot | None = None   # the newest one not recorded (yet)
-        self._recorded_share: deque[float] = deque(maxlen=10)   # 1 for each recent snapshot recorded, else 0
+        self._recorded_share: deque[float] = deque(maxlen=50)   # 1 for each recent snapshot recorded, else 0
         if run_path is not None or runs_dir is not None:
             self._open_run_file(run_path, runs_dir, meta)
         self.autosave: RunAutosave | None = None
@@ -119,7 +122,8 @@ class RunKeeper:
 
     def _snapshot(self, event: TrainingSnapshot) -> None:
         now = time.monotonic()
-        due = now - self._last_recorded >= 1.0 / RUN_FILE_SNAPSHOTS_PER_S
+        budget = max(self._trainer.config.instrumentation_budget * RUN_FILE_SHARE_OF_BUDGET, 1e-6)
+        due = now - self._last_recorded >= max(1.0 / RUN_FILE_SNAPSHOTS_PER_S, self.writer.encode_cost / budget)
         self._recorded_share.append(1.0 if due else 0.0)
         if due:
             self._held = None
