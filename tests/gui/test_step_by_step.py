@@ -86,8 +86,7 @@ def test_padding_and_stride_are_drawn(qtbot):
     assert (min(xs), max(xs), min(ys), max(ys)) == (2, 5, 0, 3)
     xs, ys = v.next_window.getData()                    # the next one, two columns on: the stride
     assert (min(xs), max(xs)) == (4, 7)
-    html = [t.toHtml() for t in v.patch.texts]
-    grey_italic = ["italic" in h and "#808080" in h for h in html]   # padding cells: grey italics
+    grey_italic = v.patch.padding_cells()                # padding cells: grey italics
     assert grey_italic == [not inside for inside in s.inside.ravel()]
     assert "stride 2, padding 1" in v.headline.text() and "padded" in v._t_input.text
 
@@ -106,6 +105,38 @@ def test_numbers_fit_their_cells_at_projector_sizes(qtbot, lenet, size):
         widest = max(fm.horizontalAdvance(t) for t in grid.shown_numbers())
         assert widest <= grid.cell_pixels(), (widest, grid.cell_pixels())
     assert v.equation.width() <= v.width() and v.headline.width() <= v.width()
+
+
+def test_every_cell_shows_its_number_on_screen(qtbot, lenet):
+    """The numbers are painted, cell by cell, in black or white on the cell's colour: a grab of
+    each cell has text pixels far from the cell's colour, and none once the numbers are hidden."""
+    bundle, x = lenet
+    v = build(qtbot, (1280, 720), show=True)
+    v.show_step(explain_conv(bundle.model, x, "C3", 2, 0, 0))
+    v.flush()
+    grid = v.kernel
+    qtbot.waitUntil(lambda: grid.text_pixel_size() >= 10)
+
+    def text_pixels_per_cell() -> list[int]:
+        image = v.graphics.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+        view = v.graphics.viewport()
+        h, w = grid.values.shape
+        counts = []
+        for r in range(h):
+            for c in range(w):
+                corner = [grid.box.mapViewToScene(QPointF(c + dx, r + dy)) for dx, dy in ((0.2, 0.2), (0.8, 0.8))]
+                (x0, y0), (x1, y1) = [(int(p.x()), int(p.y())) for p in corner]
+                assert view.rect().contains(x0, y0) and view.rect().contains(x1, y1)
+                px = np.array([[image.pixelColor(xx, yy).getRgb()[:3] for xx in range(x0, x1)]
+                               for yy in range(y0, y1)], float).reshape(-1, 3)
+                background = np.median(px, axis=0)
+                counts.append(int((np.abs(px - background).sum(axis=1) > 120).sum()))
+        return counts
+
+    shown = text_pixels_per_cell()
+    assert min(shown) >= 5, shown                        # every one of the 25 cells has its number drawn
+    grid.numbers.setVisible(False)
+    assert max(text_pixels_per_cell()) <= 2              # and what was counted was the numbers
 
 
 def test_play_asks_for_the_next_window_and_waits_for_its_record(qtbot, lenet):
