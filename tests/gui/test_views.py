@@ -627,6 +627,21 @@ def test_growing_curves_rerange_rarely_and_axes_are_cached(qtbot):
             assert ax.cacheMode() == QGraphicsItem.CacheMode.DeviceCoordinateCache
 
 
+def test_a_falling_loss_gets_a_range_from_zero_and_a_flat_one_keeps_its_detail(qtbot):
+    v = build(qtbot, CurvesView)
+    _feed(v, 40)   # loss 2.0 / (1 + 0.01 step): 1.6 -> 0.095, each frame a new low
+    _, (y0, y1) = v.loss_plot.vb.viewRange()
+    assert y0 == 0.0 and y1 >= 1.6
+    _feed(v, 40, start=1000)
+    assert v.loss_plot.vb.viewRange()[1] == [y0, y1]     # new lows near zero no longer re-range
+    flat = build(qtbot, CurvesView)
+    for i in range(20):                                  # not learning: 2.30 +- 0.01
+        flat.show_training(make_training(step=25 * (i + 1), loss=2.30 + 0.01 * math.sin(i), acc=0.1, history_rows=1))
+        flat.flush()
+    _, (y0, y1) = flat.loss_plot.vb.viewRange()
+    assert 2.2 < y0 < 2.29 and y1 < 2.4                  # the wiggle is still visible
+
+
 def test_following_stops_when_the_user_pans_and_resumes_with_auto_range(qtbot):
     v = build(qtbot, CurvesView)
     _feed(v, 5)

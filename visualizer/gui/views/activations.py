@@ -18,8 +18,8 @@ from .activation_functions import evaluate, plot_range
 from .base import View
 from .finite import finite_float32
 from .probability_bars import ProbabilityBars
-from .ranges import RangeFollower, needs_refit
-from .series import HISTORY_CAP, GrowableTable
+from .ranges import STEP_AXIS, RangeFollower, needs_refit
+from .series import DOTS_BELOW, HISTORY_CAP, GrowableTable
 
 POINTS = 400
 FUNCTION_COLOUR = "#1e88e5"
@@ -77,7 +77,7 @@ class ActivationView(View):
         self.history_plot.addLegend(offset=(10, 5))
         self.dead_curve = self.history_plot.plot(name="dead")
         self.saturated_curve = self.history_plot.plot(name="saturated")
-        self.history_follower = RangeFollower(self.history_plot.vb, x=(0.0, 0.5), y=None)
+        self.history_follower = RangeFollower(self.history_plot.vb, x=STEP_AXIS, y=None)
         self._history_sparse = None
         g.ci.layout.setRowStretchFactor(0, 3)
         g.ci.layout.setRowStretchFactor(1, 1)
@@ -230,7 +230,7 @@ class ActivationView(View):
         table = self.history.get(a.name)
         if table is not None and len(table):
             d = table.data
-            sparse = len(d) < 100   # a lone point has no line
+            sparse = len(d) < DOTS_BELOW   # a few points: dots too (a lone point has no line)
             if sparse != self._history_sparse:
                 for curve, colour in ((self.dead_curve, DEAD_COLOUR), (self.saturated_curve, SATURATED_COLOUR)):
                     curve.setSymbol("o" if sparse else None)

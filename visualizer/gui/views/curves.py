@@ -16,7 +16,7 @@ from PyQt6.QtWidgets import QLabel, QSlider, QWidget
 from visualizer.core.snapshot import EpochEnd, TrainingSnapshot
 
 from .base import SIDE_BY_SIDE_BELOW, View
-from .ranges import RangeFollower
+from .ranges import STEP_AXIS, RangeFollower
 from .series import HISTORY_CAP, STEP_HISTORY_CAP, GrowableTable, ema
 
 TRAIN_COLOUR = "#1e88e5"
@@ -72,6 +72,7 @@ class CurvesView(View):
         self.loss_plot.setLabel("left", "loss")
         self.acc_plot.setLabel("left", "accuracy")
         self.acc_plot.setLabel("bottom", "step")
+        self.loss_plot.getAxis("bottom").setStyle(showValues=False)   # stacked: see _arrange
         self.acc_plot.setYRange(0, 1, padding=0.02)
         for p in (self.loss_plot, self.acc_plot):
             p.showGrid(x=True, y=True, alpha=0.2)
@@ -95,7 +96,7 @@ class CurvesView(View):
             # its thick pen (stroked, not a fast 1-pixel line) made it half of a frame's paint.
             c.setDownsampling(auto=True, method="mean")
             c.opts["autoDownsampleFactor"] = 0.25
-        self.follower = RangeFollower(self.loss_plot.vb, x=(0.0, 0.5), y=(0.15, 0.05))
+        self.follower = RangeFollower(self.loss_plot.vb, x=STEP_AXIS, y=(0.15, 0.05), y_floor=0.0)
         self.follower.watch(self.acc_plot.vb)
         self._loss_bounds = (np.inf, -np.inf)
         self.side_by_side = False
@@ -115,10 +116,15 @@ class CurvesView(View):
         self.side_by_side = side
         g.ci.removeItem(self.acc_plot)
         g.ci.addItem(self.acc_plot, row=0 if side else 1, col=1 if side else 0)
+        bottom = self.loss_plot.getAxis("bottom")
         if side:
             self.loss_plot.setLabel("bottom", "step")
         else:
-            self.loss_plot.getAxis("bottom").showLabel(False)
+            bottom.showLabel(False)
+        # Stacked, the accuracy plot's step axis below serves both (the x axes are linked);
+        # numbers on the loss plot's too would be a second set of labels to lay out again
+        # every time the step range grows.
+        bottom.setStyle(showValues=side)
         self._style_plot(self.loss_plot)
 
     def _restyle(self) -> None:

@@ -21,8 +21,8 @@ from visualizer.core.snapshot import TrainingSnapshot
 
 from .bars import set_category_ticks
 from .base import SIDE_BY_SIDE_BELOW, View
-from .ranges import RangeFollower
-from .series import HISTORY_CAP, GrowableTable
+from .ranges import STEP_AXIS, RangeFollower
+from .series import DOTS_BELOW, HISTORY_CAP, GrowableTable
 
 FLOOR = 1e-12
 EXPLODE_COLOUR = QColor("#d32f2f")
@@ -73,7 +73,7 @@ class GradientView(View):
         self.history_plot.setClipToView(True)
         self.history_plot.setDownsampling(auto=True, mode="peak")
         self.history_legend = self.history_plot.addLegend(offset=(-10, 5), colCount=2)
-        self.history_follower = RangeFollower(self.history_plot.vb, x=(0.0, 0.5), y=(0.1, 0.1))
+        self.history_follower = RangeFollower(self.history_plot.vb, x=STEP_AXIS, y=(0.1, 0.1))
         self._history_state = None  # (axis label, sparse) last applied to the history plot
         self.curves: list[pg.PlotDataItem] = []
         self.depth_note = g.addLabel("", row=2, col=0)
@@ -233,7 +233,7 @@ class GradientView(View):
         first = 1 + (2 * n if ratio else 0)
         with np.errstate(divide="ignore"):
             logs = np.log10(np.clip(np.nan_to_num(d[:, first:first + n], nan=FLOOR, posinf=1e300), FLOOR, None))
-        sparse = len(steps) < 100   # a few points: draw them as dots, a lone point has no line
+        sparse = len(steps) < DOTS_BELOW   # a few points: dots too (a lone point has no line)
         restyle = (label, sparse) != self._history_state
         for j, curve in enumerate(self.curves):
             if restyle:

@@ -8,7 +8,7 @@ curve, a histogram) that was most of a frame's cost.
 
 ``RangeFollower`` re-ranges only when the data leaves the current range or
 fills too little of it, with headroom so that the next frames fit: a curve
-over a growing step axis re-ranges every ~25% of growth, not every frame.
+over a growing step axis re-ranges each time the run nearly doubles, not every frame.
 It stops following when the user pans or zooms, and follows again when the
 plot's "A" (auto-range) button or "View all" is used.
 """
@@ -19,6 +19,10 @@ import math
 import pyqtgraph as pg
 
 Bounds = tuple[float, float] | None
+
+# A growing step axis gets room for 90% more steps: it re-ranges each time the run nearly
+# doubles, and each re-range re-ticks the axes (1-2 ms each, in the next paint).
+STEP_AXIS = (0.0, 0.9)
 
 
 def needs_refit(lo: float, hi: float, current: tuple[float, float], keep: float) -> bool:
@@ -40,14 +44,18 @@ class RangeFollower:
 
     ``headroom=(below, above)`` per axis is the fraction of the data span added
     when re-ranging; ``keep`` is how little of the range the data may fill
-    before the view shrinks back to it.
+    before the view shrinks back to it. ``y_floor``: once the data comes down close to
+    it (its low end nearer to the floor than half its span: a loss falling towards 0),
+    the y range starts at the floor, and a new low no longer re-ranges the plot.
     """
 
     def __init__(self, vb: pg.ViewBox, *, x: tuple[float, float] | None = (0.0, 0.25),
-                 y: tuple[float, float] | None = (0.05, 0.05), keep: float = 0.5):
+                 y: tuple[float, float] | None = (0.05, 0.05), keep: float = 0.5,
+                 y_floor: float | None = None):
         self.vb = vb
         self.headroom = (x, y)
         self.keep = keep
+        self.y_floor = y_floor
         self.follow = True
         self.refits = 0     # how often the range was actually changed (tests, profiling)
         self._force = True  # the first update fits
@@ -88,6 +96,9 @@ class RangeFollower:
             if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
                 continue
             target = padded(lo, hi, *room)
+            floor = self.y_floor if name == "yRange" else None
+            if floor is not None and floor <= lo and lo - floor < 0.5 * (hi - lo):
+                target = (floor, target[1])
             if self._force or (needs_refit(lo, hi, current, self.keep) and not _same(target, current)):
                 kw[name] = target   # (a flat series fills none of its range: refit once, not per frame)
         self._force = False

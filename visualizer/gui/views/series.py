@@ -19,6 +19,10 @@ HISTORY_CAP = 5_000
 # Rows of per-step loss/accuracy the curves keep (same rule): LeNet-5 on the digits makes
 # about 200 steps a second, so the cap is reached in minutes, at a few MB.
 STEP_HISTORY_CAP = 50_000
+# A history shorter than this is drawn with a dot on every point too (a lone point has no
+# line). Not for longer: pyqtgraph rebuilds every dot on each setData, and the gradient
+# view's five layers of dots were 2-5 ms of each frame by the hundredth snapshot.
+DOTS_BELOW = 20
 
 
 class GrowableTable:
