@@ -135,7 +135,7 @@ def test_every_cell_shows_its_number_on_screen(qtbot, lenet):
 
     shown = text_pixels_per_cell()
     assert min(shown) >= 5, shown                        # every one of the 25 cells has its number drawn
-    grid.numbers.setVisible(False)
+    grid.number_item.setVisible(False)
     assert max(text_pixels_per_cell()) <= 2              # and what was counted was the numbers
 
 

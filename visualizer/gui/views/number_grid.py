@@ -79,7 +79,7 @@ class CellNumbers(pg.GraphicsObject):
     def paint(self, painter, *args) -> None:
         if not self.numbers:
             return
-        h, w = self.grid_shape
+        _, w = self.grid_shape
         to_device = painter.transform()
         corner = to_device.map(QPointF(0, 0))
         cell = to_device.map(QPointF(1, 1)) - corner
@@ -106,8 +106,8 @@ class NumberGrid:
     def __init__(self, layout: pg.GraphicsLayout, row: int, col: int):
         self.box, self.item = image_box(layout, row, col)
         self.box.setMouseEnabled(False, False)
-        self.numbers = CellNumbers()
-        self.box.addItem(self.numbers)
+        self.number_item = CellNumbers()
+        self.box.addItem(self.number_item)
         self.values = np.zeros((0, 0), np.float32)
         self.levels = (-1.0, 1.0)
         self.ring = pg.PlotDataItem(pen=pg.mkPen("#00c853", width=3))
@@ -120,7 +120,7 @@ class NumberGrid:
 
     @property
     def _font(self) -> QFont:
-        return self.numbers.font
+        return self.number_item.font
 
     def set_font_pt(self, pt: int) -> None:
         """The largest size the numbers may have (they shrink to fit their cells)."""
@@ -136,9 +136,9 @@ class NumberGrid:
 
     def fit_text(self) -> None:
         """Numbers as large as the cells allow (up to the view's font), hidden when they cannot be read."""
-        if not self.numbers.numbers:
+        if not self.number_item.numbers:
             return
-        widest = max(self.numbers.numbers, key=len, default="") or "-0.00"
+        widest = max(self.number_item.numbers, key=len, default="") or "-0.00"
         probe = QFont(self._font)
         probe.setPixelSize(100)
         width = QFontMetricsF(probe).horizontalAdvance(widest) or 1.0
@@ -148,15 +148,15 @@ class NumberGrid:
             return
         self._fitted = (px, visible)
         if visible:
-            self.numbers.set_pixel_size(px)
-        self.numbers.setVisible(visible)
+            self.number_item.set_pixel_size(px)
+        self.number_item.setVisible(visible)
 
     def text_pixel_size(self) -> int:
-        return self._font.pixelSize() if self.numbers.numbers and self.numbers.isVisible() else 0
+        return self._font.pixelSize() if self.number_item.numbers and self.number_item.isVisible() else 0
 
     def _rebuild(self, shape: tuple[int, int]) -> None:
         h, w = shape
-        self.numbers.set_shape(shape)
+        self.number_item.set_shape(shape)
         self._fitted = None
         self.box.setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
         self._shape = shape
@@ -179,10 +179,10 @@ class NumberGrid:
             real = np.ones(v.size, bool) if inside is None else np.asarray(inside, bool).ravel()
             # a padding cell shows its (zero) value in grey italics
             colours = [(BLACK if b else WHITE) if r else PAD_GREY for b, r in zip(black.tolist(), real.tolist())]
-            self.numbers.set_cells([format_number(x) for x in v.ravel().tolist()], colours, (~real).tolist())
+            self.number_item.set_cells([format_number(x) for x in v.ravel().tolist()], colours, (~real).tolist())
             self.fit_text()
         else:
-            self.numbers.set_cells([], [], [])
+            self.number_item.set_cells([], [], [])
         if ring is None:
             self.ring.setData([], [])
         else:
@@ -191,13 +191,13 @@ class NumberGrid:
 
     def shown_numbers(self) -> list[str]:
         """The numbers drawn, row by row (what a user reads off the grid)."""
-        return list(self.numbers.numbers)
+        return list(self.number_item.numbers)
 
     def padding_cells(self) -> list[bool]:
         """Per cell, row by row: drawn as padding (grey italics)."""
-        return [italic and colour == PAD_GREY for italic, colour in zip(self.numbers.italic, self.numbers.colours)]
+        return [italic and colour == PAD_GREY for italic, colour in zip(self.number_item.italic, self.number_item.colours)]
 
     def clear(self) -> None:
         self.item.clear()
-        self.numbers.set_cells([], [], [])
+        self.number_item.set_cells([], [], [])
         self.ring.setData([], [])
