@@ -230,8 +230,13 @@ def test_cam_of_a_trained_gap_network_lies_on_the_strokes():
 # ------------------------------------------------------------------ memory
 
 @pytest.mark.slow
-def test_ten_thousand_updates_do_not_grow_memory():
-    """Live during training: a Grad-CAM per update, the weights changing every tenth, 10,000 times."""
+def test_thousands_of_updates_do_not_grow_memory():
+    """Live during training: a Grad-CAM per update, the weights changing every tenth, 4,000 times.
+
+    Python allocations grow ~45 KB once over the measured 3,000 (caches), whatever their number:
+    the 128 KB bound fails for anything kept per update from ~28 bytes on. (It measured 9,000
+    under tracemalloc, 70 s of the suite, against a 256 KB bound: the same ~28 bytes.)
+    """
     psutil = pytest.importorskip("psutil")
     bundle = load_model(MODELS / "lenet5_mnist.pt")
     model = bundle.model
@@ -258,13 +263,13 @@ def test_ten_thousand_updates_do_not_grow_memory():
     tracemalloc.start()
     base_py = tracemalloc.take_snapshot()
     base_rss = proc.memory_info().rss
-    for i in range(1000, 10_000):
+    for i in range(1000, 4000):
         update(i)
     gc.collect()
     grown_py = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(base_py, "filename"))
     tracemalloc.stop()
     grown_rss = proc.memory_info().rss - base_rss
-    assert grown_py < 256 * 1024, grown_py                           # Python objects: flat
+    assert grown_py < 128 * 1024, grown_py                           # Python objects: flat
     assert grown_rss < 16 * 2**20, grown_rss                         # the process: flat (torch's tensors included)
     assert model.training and all(not m._forward_hooks for m in model.modules())
 
