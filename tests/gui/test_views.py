@@ -271,6 +271,16 @@ def test_overview_has_one_image_per_spatial_layer(qtbot):
     assert v._cols == len(spatial) + 1   # a wide strip is one row
 
 
+def test_overview_colours_follow_a_layer_whose_values_turn_signed(qtbot):
+    from visualizer.gui.views import colormaps
+    v = build(qtbot, OverviewStripView, (1200, 300))
+    for activation, signed in (("relu", False), ("tanh", True), ("relu", False)):
+        v.show_probe(make_probe(activation=activation))
+        v.flush()
+        lut = colormaps.for_signed(signed).getLookupTable(nPts=len(v.items["relu1"].lut), alpha=False)
+        assert np.array_equal(v.items["relu1"].lut[:, :3], lut[:, :3]), activation
+
+
 def test_overview_labels_fit_their_cells(qtbot):
     # Wide cells: name and shape; narrow ones: the name (elided) only, never running into
     # the next cell; the full text is always the cell's tooltip.

@@ -141,8 +141,8 @@ class CamView(View):
         shown = display_input(r.input_image)
         heat, bad = finite_float32(r.heatmap)
         self.input_item.setImage(shown, autoLevels=False, levels=(0.0, 1.0))
+        # (the bar keeps the 0..1 it was made with: told again, it re-ticks its axis every frame)
         self.heat_item.setImage(np.clip(heat, 0.0, 1.0), autoLevels=False, levels=(0.0, 1.0))
-        self.colorbar.setLevels((0.0, 1.0))
         if heat.shape != self._shape:
             fit(self.box, heat.shape)
             self._shape = heat.shape

@@ -47,6 +47,8 @@ class OverviewStripView(View):
         self._cols = 1
         self.items: dict[str, pg.ImageItem] = {}
         self._ranges: dict[str, tuple[float, float]] = {}
+        self._signed: dict[str, bool] = {}     # the colour map each item has (a new one rebuilds its table)
+        self._label_keys: dict[str, tuple] = {}   # what each label was fitted to
         self._boxes: dict[str, pg.ViewBox] = {}
         self._labels: dict[str, pg.TextItem] = {}
         self.message.setText("Every layer's first channels appear here once a capture arrives.")
@@ -78,6 +80,8 @@ class OverviewStripView(View):
         self.graphics.ci.clear()
         self.items.clear()
         self._ranges.clear()
+        self._signed.clear()
+        self._label_keys.clear()
         self._boxes.clear()
         self._labels.clear()
         for i, name in enumerate(names):
@@ -102,6 +106,7 @@ class OverviewStripView(View):
         self.message.setVisible(not self._presentation)   # the cells say it; the room is the images'
         fg, _ = self.colors()
         font = self._tick_font()
+        self._label_keys.clear()   # measured in the old font
         for label in self._labels.values():
             label.setColor(fg)
             label.setFont(font)
@@ -122,9 +127,17 @@ class OverviewStripView(View):
         Cells of a deep model are narrow: full labels ran into each other. The full
         text is always in the cell's tooltip.
         """
-        dims = "×".join(map(str, shape))
         w, _h = self._area()
         room = int(w / max(1, self._cols)) - 8
+        key = (tuple(shape), room, self._lines(metrics), metrics.height(), self._presentation)
+        if self._label_keys.get(name, (None,))[0] == key:
+            return self._label_keys[name][1]   # measured and set already: the same text fits the same room
+        lines = self._fit_label(name, shape, room, metrics)
+        self._label_keys[name] = (key, lines)
+        return lines
+
+    def _fit_label(self, name: str, shape, room: int, metrics: QFontMetrics) -> int:
+        dims = "×".join(map(str, shape))
         tip = f"{name}: {dims}"
         if self._boxes[name].toolTip() != tip:
             self._boxes[name].setToolTip(tip)
@@ -181,7 +194,9 @@ class OverviewStripView(View):
             bad_total += bad + cap.nonfinite
             item = self.items[cap.name]
             lv = colormaps.display_levels(cap.levels.low, cap.levels.high, cap.levels.signed)
-            item.setColorMap(colormaps.for_signed(cap.levels.signed))
+            if self._signed.get(cap.name) != cap.levels.signed:
+                item.setColorMap(colormaps.for_signed(cap.levels.signed))
+                self._signed[cap.name] = cap.levels.signed
             item.setImage(img, autoLevels=False, levels=lv)
             lines = self._label(cap.name, cap.shape, metrics)
             self._place(cap.name, img.shape, lines, metrics)
