@@ -20,8 +20,8 @@ HISTORY_CAP = 5_000
 # about 200 steps a second, so the cap is reached in minutes, at a few MB.
 STEP_HISTORY_CAP = 50_000
 # A history shorter than this is drawn with a dot on every point too (a lone point has no
-# line). Not for longer: pyqtgraph rebuilds every dot on each setData, and the gradient
-# view's five layers of dots were 2-5 ms of each frame by the hundredth snapshot.
+# line). Not for longer: pyqtgraph rebuilds every dot on each setData and paints each one,
+# and the gradient view's five layers of dots made its frames several milliseconds longer.
 DOTS_BELOW = 20
 
 
