@@ -523,6 +523,28 @@ def test_view_histories_stop_growing_at_their_caps(qtbot):
     assert STEP_HISTORY_CAP <= 50_000 and HISTORY_CAP <= 5_000
 
 
+def test_validation_points_are_set_once_an_epoch_and_follow_each_epoch_and_a_reset(qtbot):
+    from visualizer.core.snapshot import EpochEnd
+    v = build(qtbot, CurvesView)
+    v.show_training(make_training(step=5))
+    v.show_epoch(EpochEnd(0, 10, 0.5, 0.8, 0.4, 0.85))
+    v.flush()
+    assert list(v.loss_val.getData()[1]) == [0.4]
+    sets = []
+    v.loss_val.sigPlotChanged.connect(lambda *_: sets.append(1))
+    for step in range(20, 200, 20):                         # frames without a new epoch
+        v.show_training(make_training(step=step))
+        v.flush()
+    assert sets == [] and list(v.loss_val.getData()[1]) == [0.4]
+    v.show_epoch(EpochEnd(1, 200, 0.5, 0.8, 0.3, 0.9))
+    v.show_training(make_training(step=220))
+    v.flush()
+    assert list(v.loss_val.getData()[1]) == [0.4, 0.3] and list(v.acc_val.getData()[1]) == [0.85, 0.9]
+    v.clear()
+    v.flush()
+    assert v.loss_val.getData()[0] is None or len(v.loss_val.getData()[0]) == 0
+
+
 def test_many_validation_points_are_drawn_as_a_line(qtbot):
     # A dot per validation point while they are few; thousands of dots (a long run on the
     # digits) are a line: pyqtgraph kept memory for every dot on every redraw.

@@ -99,6 +99,7 @@ class CurvesView(View):
         self.follower = RangeFollower(self.loss_plot.vb, x=STEP_AXIS, y=(0.15, 0.05), y_floor=0.0)
         self.follower.watch(self.acc_plot.vb)
         self._loss_bounds = (np.inf, -np.inf)
+        self._val_drawn = None     # the validation table's version the val curves show
         self.side_by_side = False
         self.compose([(self.latest, 1), "smoothing", self.smoothing, self.smoothing_label], g)
         self.finish_setup()
@@ -222,10 +223,13 @@ class CurvesView(View):
         # rebuilds every dot on each setData, and kept memory for each: with the digits'
         # many short epochs, a 30-minute run grew by ~2 MB a minute for the dots alone.
         symbol = "o" if len(v) <= VAL_DOTS_MAX else None
-        for curve, col in ((self.loss_val, 1), (self.acc_val, 2)):
-            if curve.opts["symbol"] != symbol:
-                curve.setSymbol(symbol)
-            curve.setData(v[:, 0], v[:, col]) if len(v) else curve.setData([], [])
+        if self._val_drawn != self.val.version:
+            # (once an epoch: re-set every frame, the dots were rebuilt every frame)
+            for curve, col in ((self.loss_val, 1), (self.acc_val, 2)):
+                if curve.opts["symbol"] != symbol:
+                    curve.setSymbol(symbol)
+                curve.setData(v[:, 0], v[:, col]) if len(v) else curve.setData([], [])
+            self._val_drawn = self.val.version
         self._follow(d, v)
         t = self._training
         if t is not None:

@@ -31,6 +31,7 @@ class GrowableTable:
         self._n = 0
         self.cap = cap
         self.decimations = 0   # how many times the older history was halved
+        self.version = 0       # changes whenever the rows do (a plot skips re-setting unchanged data)
 
     def __len__(self) -> int:
         return self._n
@@ -64,15 +65,18 @@ class GrowableTable:
             self._data = grown
         self._data[self._n: need] = rows
         self._n = need
+        self.version += 1
 
     def replace_last(self, row) -> None:
         if self._n:
             self._data[self._n - 1] = row
+            self.version += 1
         else:
             self.append(row)
 
     def clear(self) -> None:
         self._n = 0
+        self.version += 1
 
 
 def ema(x: np.ndarray, alpha: float, prev: float | None = None, block: int = 256) -> np.ndarray:
