@@ -686,6 +686,19 @@ def test_following_stops_when_the_user_pans_and_resumes_with_auto_range(qtbot):
     assert v.loss_plot.vb.viewRange()[0][1] >= 725
 
 
+def test_gradient_history_spans_whole_decades_and_keeps_them_while_norms_jitter(qtbot):
+    g = build(qtbot, GradientView)
+    rng = np.random.default_rng(0)
+    ranges = []
+    for i in range(60):          # every layer's norm jumps around inside 1e-3 .. 1e-2, new extremes often
+        g.show_training(make_training(step=10 * (i + 1), history_rows=1, norms=rng.uniform(1.1e-3, 9e-3, 5)))
+        g.flush()
+        ranges.append(tuple(g.history_plot.vb.viewRange()[1]))
+    lo, hi = ranges[-1]
+    assert lo <= -3 and hi >= -2 and hi - lo <= 1.3         # the decade, a little padding
+    assert len(set(ranges[25:])) == 1                        # and kept, frame after frame
+
+
 def test_gradient_and_activation_frames_do_not_rerange_every_frame(qtbot):
     g = build(qtbot, GradientView)
     a = build(qtbot, ActivationView)

@@ -245,7 +245,10 @@ class GradientView(View):
         if restyle:
             self.history_plot.setLabel("left", label)
             self._history_state = (label, sparse)
-        self.history_follower.update(x=(steps[0], steps[-1]), y=(float(logs.min()), float(logs.max())))
+        # Whole decades: the axis re-ranges when a layer crosses into another decade, not at
+        # every new extreme of a noisy norm (each re-range re-ticks the axes).
+        self.history_follower.update(x=(steps[0], steps[-1]),
+                                     y=(math.floor(float(logs.min())), math.ceil(float(logs.max()))))
         legend = "" if n <= MAX_LEGEND else " (dark = first layer)"
         self.style_label(self.depth_note, f"history per layer, colour by depth: input (purple) → output (yellow){legend}")
 
