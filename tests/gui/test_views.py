@@ -686,6 +686,18 @@ def test_following_stops_when_the_user_pans_and_resumes_with_auto_range(qtbot):
     assert v.loss_plot.vb.viewRange()[0][1] >= 725
 
 
+def test_a_short_history_is_dotted_and_a_longer_one_a_line(qtbot):
+    from visualizer.gui.views.series import DOTS_BELOW
+    g = build(qtbot, GradientView)
+    g.show_training(make_training(step=10, history_rows=1))
+    g.flush()
+    assert all(c.opts["symbol"] == "o" for c in g.curves)   # a lone point has no line: its dot is all there is
+    for i in range(DOTS_BELOW):
+        g.show_training(make_training(step=20 + 10 * i, history_rows=1))
+    g.flush()
+    assert all(c.opts["symbol"] is None for c in g.curves)
+
+
 def test_gradient_history_spans_whole_decades_and_keeps_them_while_norms_jitter(qtbot):
     g = build(qtbot, GradientView)
     rng = np.random.default_rng(0)

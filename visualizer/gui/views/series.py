@@ -20,9 +20,10 @@ HISTORY_CAP = 5_000
 # about 200 steps a second, so the cap is reached in minutes, at a few MB.
 STEP_HISTORY_CAP = 50_000
 # A history shorter than this is drawn with a dot on every point too (a lone point has no
-# line). Not for longer: pyqtgraph rebuilds every dot on each setData and paints each one,
-# and the gradient view's five layers of dots made its frames several milliseconds longer.
-DOTS_BELOW = 20
+# line; from a handful on, the line shows the trend). Not for longer: pyqtgraph rebuilds every
+# dot on each setData and paints each one, and with one history row per snapshot the gradient
+# view's five layers of dots lasted the first ~30 s of a run at several milliseconds a frame.
+DOTS_BELOW = 5
 
 
 class GrowableTable:
