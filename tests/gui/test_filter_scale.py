@@ -26,7 +26,9 @@ def test_per_filter_scale_gives_each_filter_its_own_range(qtbot, layer):
     v.show_probe(probe)
     v.flush()
     per_layer = v.item.image.copy()
-    assert tuple(v.item.levels) == pytest.approx(tuple(np.array([-1, 1]) * np.abs(per_layer).max()))
+    lo, hi = v.item.levels
+    biggest = np.abs(per_layer).max()     # per layer: one symmetric range that just holds the largest |w|
+    assert lo == -hi and biggest <= hi <= 1.05 * biggest and tuple(v.colorbar.levels()) == (lo, hi)
     v.set_scale("per filter")
     v.flush()
     img = v.item.image
@@ -47,4 +49,36 @@ def test_per_filter_scale_gives_each_filter_its_own_range(qtbot, layer):
     assert "each filter scaled to its own range" in v.note.text()
     with pytest.raises(ValueError):
         v.set_scale("per pixel")
+    v.close()
+
+
+def test_the_colour_bar_keeps_its_levels_while_the_weights_change_a_little(qtbot):
+    """Weights move a little every snapshot: the bar (and the image, which uses its levels) keeps a
+    steady symmetric range, is not told it again, and re-scales when the weights outgrow it."""
+    import dataclasses
+    base = make_probe()
+    cap = next(f for f in base.filters if f.name == "C1")
+    v = FilterView()
+    qtbot.addWidget(v)
+    v.resize(700, 500)
+    v.set_layer("C1")
+    told = []
+    set_levels = v.colorbar.setLevels
+    v.colorbar.setLevels = lambda *a, **k: (told.append(a), set_levels(*a, **k))
+
+    def show(scale):
+        c = dataclasses.replace(cap, weight=cap.weight * np.float32(scale))
+        v.show_probe(dataclasses.replace(base, filters=(c,)))
+        v.flush()
+        return tuple(v.colorbar.levels()), tuple(v.item.levels)
+
+    bar, image = show(1.0)
+    assert bar == pytest.approx(image) and bar[0] == -bar[1]
+    assert bar[1] >= float(np.abs(cap.weight).max())
+    n = len(told)
+    assert show(0.98) == (bar, image) and show(1.0) == (bar, image)
+    assert len(told) == n                                 # not re-told the same levels
+    grown, grown_image = show(1.5)
+    assert grown[1] >= 1.5 * float(np.abs(cap.weight).max()) and grown == pytest.approx(grown_image)
+    assert len(told) == n + 1
     v.close()

@@ -18,7 +18,7 @@ from .activation_functions import evaluate, plot_range
 from .base import View
 from .finite import finite_float32
 from .probability_bars import ProbabilityBars
-from .ranges import STEP_AXIS, RangeFollower, needs_refit
+from .ranges import STEP_AXIS, RangeFollower, needs_refit, step_bounds
 from .series import DOTS_BELOW, HISTORY_CAP, GrowableTable
 
 POINTS = 400
@@ -240,7 +240,7 @@ class ActivationView(View):
                 self._history_sparse = sparse
             self.dead_curve.setData(d[:, 0], d[:, 1])
             self.saturated_curve.setData(d[:, 0], d[:, 2])
-            self.history_follower.update(x=(d[0, 0], d[-1, 0]))
+            self.history_follower.update(x=step_bounds(d[0, 0], d[-1, 0], self._training))
         else:
             self.dead_curve.setData([], [])
             self.saturated_curve.setData([], [])

@@ -16,7 +16,7 @@ from PyQt6.QtWidgets import QLabel, QSlider, QWidget
 from visualizer.core.snapshot import EpochEnd, TrainingSnapshot
 
 from .base import SIDE_BY_SIDE_BELOW, View
-from .ranges import STEP_AXIS, RangeFollower
+from .ranges import STEP_AXIS, RangeFollower, step_bounds
 from .series import HISTORY_CAP, STEP_HISTORY_CAP, GrowableTable, ema
 
 TRAIN_COLOUR = "#1e88e5"
@@ -197,7 +197,7 @@ class CurvesView(View):
         if not firsts:
             return
         lo, hi = self._loss_bounds
-        self.follower.update(x=(min(firsts), max(lasts)), y=(lo, hi) if lo <= hi else None)
+        self.follower.update(x=step_bounds(min(firsts), max(lasts), self._training), y=(lo, hi) if lo <= hi else None)
 
     def _draw(self) -> None:
         a = self.alpha()

@@ -20,6 +20,7 @@ from visualizer.core.snapshot import FilterCapture
 
 from . import colormaps
 from .base import STRETCH, View
+from .colour_scale import ColourScale
 from .finite import finite_float32
 from .images import fit, image_box
 
@@ -85,8 +86,12 @@ class FilterView(View):
         self.colorbar2 = pg.ColorBarItem(values=(-1, 1), colorMap=colormaps.diverging(), interactive=False, width=14)
         self.graphics.addItem(self.colorbar2, row=1, col=3)
         self.colorbar2.setImageItem(self.item2)
+        # Steady levels, told to each bar only when they change (colour_scale.py): weights move a
+        # little every snapshot, and a bar given new levels re-draws its axis each time.
+        self._bar_scales = {True: ColourScale(self.colorbar), False: ColourScale(self.colorbar2)}
+        self._scaled = {True: None, False: None}   # what each bar's steady levels were found for
         self._shape2 = None
-        self._both = False
+        self._both = None
         self._show_second(False)
         self.note = QLabel()
         self.note.setWordWrap(True)
@@ -121,6 +126,8 @@ class FilterView(View):
         return first, why
 
     def _show_second(self, on: bool) -> None:
+        if on == self._both:
+            return   # (re-set every frame, the layout was invalidated every frame)
         for item in (self.box2, self.colorbar2, self._title1, self._title2):
             item.setVisible(on)
         lay = self.graphics.ci.layout
@@ -170,10 +177,10 @@ class FilterView(View):
         if data is None:
             notes.append(f"No {mode} for {cap.name} in this capture; showing the weights.")
             data = cap.weight
-        w, bad = self._draw_mosaic(data, self.item, self.box, self.colorbar, notes, first=True)
+        w, bad = self._draw_mosaic(cap.name, data, self.item, self.box, self.colorbar, notes, first=True)
         self._show_second(both)
         if both:
-            _, bad2 = self._draw_mosaic(cap.delta, self.item2, self.box2, self.colorbar2, [], first=False)
+            _, bad2 = self._draw_mosaic(cap.name, cap.delta, self.item2, self.box2, self.colorbar2, [], first=False)
             bad += bad2
             self.style_label(self._title1, "weights")
             self.style_label(self._title2, "change since the start")
@@ -185,7 +192,7 @@ class FilterView(View):
             notes.append(f"{bad} non-finite values drawn as 0")
         self.note.setText("  ·  ".join(dict.fromkeys(notes)))
 
-    def _draw_mosaic(self, data, item, box, colorbar, notes: list, *, first: bool):
+    def _draw_mosaic(self, name: str, data, item, box, colorbar, notes: list, *, first: bool):
         """One mosaic of kernels into ``item``; returns the (sanitised, maybe truncated) weights and bad count."""
         w, bad = finite_float32(data)
         o, i = w.shape[:2]
@@ -209,15 +216,19 @@ class FilterView(View):
                 image = tile(per_filter_scaled(mean) if per_filter else mean, rows, cols, pad=1, fill=0.0)
             else:
                 image = kernel_grid(per_filter_scaled(w) if per_filter else w)
+            bar_scale = self._bar_scales[first]
+            shown = (name, self.mode.currentText(), per_filter, single)
+            if shown != self._scaled[first]:      # another layer or way of showing it: new levels
+                bar_scale.restart()
+                self._scaled[first] = shown
             if per_filter:
                 levels = (-1.0, 1.0)
                 notes.append("each filter scaled to its own range: ±1 = its largest |value|")
             else:
-                levels = colormaps.symmetric(float(image.min()), float(image.max()))
+                levels = bar_scale.steady(colormaps.symmetric(float(image.min()), float(image.max())))
             colorbar.show()
             item.setImage(image, autoLevels=False, levels=levels)
-            colorbar.setColorMap(colormaps.diverging())
-            colorbar.setLevels(levels)
+            bar_scale.show(levels, signed=True)
             if not single:
                 notes.append("rows: output filters; columns: input channels")
         if first:

@@ -21,7 +21,7 @@ from visualizer.core.snapshot import TrainingSnapshot
 
 from .bars import set_category_ticks
 from .base import SIDE_BY_SIDE_BELOW, View
-from .ranges import STEP_AXIS, RangeFollower
+from .ranges import STEP_AXIS, RangeFollower, step_bounds
 from .series import DOTS_BELOW, HISTORY_CAP, GrowableTable
 
 FLOOR = 1e-12
@@ -247,7 +247,7 @@ class GradientView(View):
             self._history_state = (label, sparse)
         # Whole decades: the axis re-ranges when a layer crosses into another decade, not at
         # every new extreme of a noisy norm (each re-range re-ticks the axes).
-        self.history_follower.update(x=(steps[0], steps[-1]),
+        self.history_follower.update(x=step_bounds(steps[0], steps[-1], self._training),
                                      y=(math.floor(float(logs.min())), math.ceil(float(logs.max()))))
         legend = "" if n <= MAX_LEGEND else " (dark = first layer)"
         self.style_label(self.depth_note, f"history per layer, colour by depth: input (purple) → output (yellow){legend}")

@@ -25,6 +25,17 @@ Bounds = tuple[float, float] | None
 STEP_AXIS = (0.0, 0.9)
 
 
+def step_bounds(first: float, last: float, snap=None) -> tuple[float, float]:
+    """The bounds a growing step axis follows: the data's, and at least one epoch wide.
+
+    ``snap``: the latest TrainingSnapshot (its ``batches_per_epoch``; 0 or none: the data's bounds).
+    The first epoch of a fresh run is in view from its first step: it no longer doubles the
+    axis (and re-ticks it) four or five times in its first seconds.
+    """
+    epoch = getattr(snap, "batches_per_epoch", 0) or 0
+    return float(first), max(float(last), float(first) + epoch)
+
+
 def needs_refit(lo: float, hi: float, current: tuple[float, float], keep: float) -> bool:
     """Data [lo, hi] is outside the shown range, or fills less than ``keep`` of it."""
     a, b = current
