@@ -177,6 +177,37 @@ def test_step_buttons_and_clicking_the_output_map(qtbot, lenet):
     assert sig.args == [7, 20]
 
 
+def test_the_outlines_follow_the_window_and_stay_while_only_the_numbers_change(qtbot, lenet):
+    """Training under a fixed window changes the numbers, not the outlines (not re-set each frame);
+    another window moves them."""
+    bundle, x = lenet
+    model = bundle.model
+    v = build(qtbot)
+    v.show_step(explain_conv(model, x, "C3", 7, 4, 5))
+    v.flush()
+    sets = []
+    set_window = v.window.setData
+    v.window.setData = lambda *a, **k: (sets.append(a), set_window(*a, **k))
+    with torch.no_grad():
+        saved = model.C3.weight.clone()
+        model.C3.weight.mul_(1.5)                  # a training step later: other weights, same window
+        try:
+            later = explain_conv(model, x, "C3", 7, 4, 5)
+        finally:
+            model.C3.weight.copy_(saved)
+    v.show_step(later)
+    v.flush()
+    assert v.kernel.shown_numbers() == numbers(later.kernel[0]) and not sets
+    xs, ys = v.window.getData()
+    assert (min(xs), max(xs), min(ys), max(ys)) == (5, 10, 4, 9)
+    v.show_step(explain_conv(model, x, "C3", 7, 2, 1))
+    v.flush()
+    xs, ys = v.window.getData()
+    assert len(sets) == 1 and (min(xs), max(xs), min(ys), max(ys)) == (1, 6, 2, 7)
+    mx, my = v.marker.getData()
+    assert (min(mx), min(my)) == (1, 2)
+
+
 def test_pool_record_rings_the_winner(qtbot, lenet):
     bundle, x = lenet
     s = next(p for p in (explain_pool(bundle.model, x, "S2", c, 7, 6) for c in range(6)) if p.output > 0)

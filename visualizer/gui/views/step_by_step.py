@@ -190,6 +190,7 @@ class StepByStepView(View):
         self.compose([STRETCH, self.unit, self.input_channel, self.back, self.play, self.forward, self.speed],
                      self.stack, [self.headline, self.equation])
         self._shapes = None
+        self._overlay = None    # the window the outlines show (see _draw_window)
         self._prompt()
         self.finish_setup()
 
@@ -316,23 +317,13 @@ class StepByStepView(View):
             fit(self.output_box, out.shape)
             self._shapes = shapes
 
-        top, left = g.padding[0], g.padding[1]
-        rows, cols = np.asarray(s.rows) + top, np.asarray(s.cols) + left     # padded-image coordinates
-        hi, wi = g.input_size
-        self.real_input.setData(*rect(left, top, left + wi, top + hi))
-        self.window.setData(*rect(cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
-        yy, xx = np.meshgrid(rows, cols, indexing="ij")
-        self.cells.setData(x=xx.ravel() + 0.5, y=yy.ravel() + 0.5)
-        ny, nx = g.next_position(*s.position)
-        if not g.adaptive and (ny, nx) != tuple(s.position):
-            oy, ox = g.origin(ny, nx)
-            span_h = (g.kernel[0] - 1) * g.dilation[0] + 1
-            span_w = (g.kernel[1] - 1) * g.dilation[1] + 1
-            self.next_window.setData(*rect(ox + left, oy + top, ox + left + span_w, oy + top + span_h))
-        else:
-            self.next_window.setData([], [])
         y, x = s.position
-        self.marker.setData(*rect(x, y, x + 1, y + 1))
+        overlay = (g, (y, x), tuple(np.asarray(s.rows).tolist()), tuple(np.asarray(s.cols).tolist()))
+        if overlay != self._overlay:
+            # Only when the window moves: while training runs under a fixed window, the numbers
+            # change and these outlines do not (seven setData calls were a third of a live draw).
+            self._draw_overlay(s, g)
+            self._overlay = overlay
 
         if conv:
             self.patch.set(s.patches[k], inside=s.inside)
@@ -363,6 +354,26 @@ class StepByStepView(View):
         self.style_label(self._t_input, f"{label}{padded}; orange: this window, dashed: the next")
         self.style_label(self._t_output, f"output map {g.output_size[0]}×{g.output_size[1]}: this position")
         self.stack.setCurrentWidget(self.graphics)
+
+    def _draw_overlay(self, s: ConvStep | PoolStep, g) -> None:
+        """The outlines on the maps: the real input, this window and its cells, the next window, the output cell."""
+        top, left = g.padding[0], g.padding[1]
+        rows, cols = np.asarray(s.rows) + top, np.asarray(s.cols) + left     # padded-image coordinates
+        hi, wi = g.input_size
+        self.real_input.setData(*rect(left, top, left + wi, top + hi))
+        self.window.setData(*rect(cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
+        yy, xx = np.meshgrid(rows, cols, indexing="ij")
+        self.cells.setData(x=xx.ravel() + 0.5, y=yy.ravel() + 0.5)
+        ny, nx = g.next_position(*s.position)
+        if not g.adaptive and (ny, nx) != tuple(s.position):
+            oy, ox = g.origin(ny, nx)
+            span_h = (g.kernel[0] - 1) * g.dilation[0] + 1
+            span_w = (g.kernel[1] - 1) * g.dilation[1] + 1
+            self.next_window.setData(*rect(ox + left, oy + top, ox + left + span_w, oy + top + span_h))
+        else:
+            self.next_window.setData([], [])
+        y, x = s.position
+        self.marker.setData(*rect(x, y, x + 1, y + 1))
 
     def _draw_linear(self, s: LinearStep) -> None:
         self.input_channel.setEnabled(False)
