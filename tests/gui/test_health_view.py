@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from visualizer.core.config import TrainConfig
 from visualizer.core.datasets import load_dataset
 from visualizer.core.health import DEAD, EXPLODING, VANISHING
 from visualizer.core.health.measure import health_batch, measure_health
+from visualizer.core.health.records import format_figure
 from visualizer.core.inspector import Inspector
 from visualizer.core.training import Trainer
 from visualizer.gui.views.health import COLUMNS, FLAG_COLOURS, HealthView
@@ -138,3 +140,28 @@ def test_readable_at_1280x720_and_exported_as_png(qtbot, reports, tmp_path):
     origin = v.table.viewport().mapTo(v, rect.center())
     b, g, r = px[origin.y(), origin.x()]   # RGB32 is stored B, G, R, A
     assert (r, g, b) == FLAG_COLOURS[DEAD].getRgb()[:3]
+
+
+def test_live_figures_keep_the_columns_until_a_text_outgrows_its_column(qtbot, reports):
+    """A live report changes its figures every frame: the columns are not fitted again (which measured
+    every cell, and made them jitter) until a text is wider than its column; then it fits."""
+    r = reports["healthy"]
+    v = build(qtbot)
+    v.set_report(r)
+    v.flush()
+    fits = []
+    fit = v.table.resizeColumnsToContents
+    v.table.resizeColumnsToContents = lambda: (fits.append(1), fit())
+    col = COLUMNS.index("act_mean")
+    first = r.layers[0]
+    for k in range(1, 6):       # the same kind of numbers, a little different each frame
+        layer = dataclasses.replace(first, act_mean=first.act_mean * (1 + 0.01 * k))
+        v.set_report(dataclasses.replace(r, layers=(layer, *r.layers[1:])))
+        v.flush()
+        assert v.table.item(0, col).text() == format_figure(layer.act_mean, "act_mean")
+    assert not fits
+    wide = dataclasses.replace(first, act_mean=-123456.789)
+    v.set_report(dataclasses.replace(r, layers=(wide, *r.layers[1:])))
+    v.flush()
+    text = v.table.item(0, col).text()
+    assert len(fits) == 1 and v.table.columnWidth(col) > v.table.fontMetrics().horizontalAdvance(text)

@@ -70,6 +70,10 @@ class HealthView(View):
         self._report: HealthReport | None = None
         self._names: tuple[str, ...] = ()
         self._cells: dict[tuple[int, int], str | None] = {}     # the flag colouring each cell now
+        # Each column's widest text when the columns were last fitted (None: fit at the next draw).
+        # Columns are fitted again only when a text outgrows its column: live figures change every
+        # frame, and fitting measured every cell (1 ms a frame), and made the columns jitter.
+        self._fitted: dict[int, float] | None = None
         self.summary = self.live_label()
         self.check_button = QPushButton("Check now")
         self.check_button.setToolTip("Measure every layer on a batch of 256 samples of the data")
@@ -82,8 +86,8 @@ class HealthView(View):
         self.table.verticalHeader().setVisible(False)
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
-        # Fitted to their contents once per draw (_draw): in ResizeToContents mode every cell's
-        # setText measured the whole column again, ~60 us a cell, 5-10 ms a frame.
+        # Fitted to their contents by _draw when a text outgrows its column: in ResizeToContents
+        # mode every cell's setText measured the whole column again, ~60 us a cell, 5-10 ms a frame.
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -147,7 +151,13 @@ class HealthView(View):
             header = self.table.horizontalHeaderItem(col)
             if header.text() != (title := column_title(figure, r)):
                 header.setText(title)
-        self.table.resizeColumnsToContents()     # after the titles: a column is as wide as its title too
+                self._fitted = None
+        if self._fitted is None:
+            self.table.resizeColumnsToContents()     # after the titles: a column is as wide as its title too
+            metrics = self.table.fontMetrics()
+            self._fitted = {}
+            for (_row, col), item in self._items.items():
+                self._fitted[col] = max(self._fitted.get(col, 0), metrics.horizontalAdvance(item.text()))
         self.summary.setText(self._summary_text(r))
         self._show_detail()
         self.stack.setCurrentWidget(self.table)
@@ -157,6 +167,7 @@ class HealthView(View):
         self._names = tuple(l.name for l in r.layers)
         self._cells = {}
         self._items = {}     # kept, not looked up in the table for each of ~200 cells every frame
+        self._fitted = None
         self.table.clearContents()
         self.table.setRowCount(len(r.layers))
         self.table.setHorizontalHeaderLabels([c if c not in TITLES else TITLES[c] for c in COLUMNS])
@@ -192,6 +203,8 @@ class HealthView(View):
         item = self._items[(row, col)]
         if item.text() != text:
             item.setText(text)
+            if self._fitted is not None and self.table.fontMetrics().horizontalAdvance(text) > self._fitted.get(col, 0):
+                self._fitted = None     # wider than anything the column was fitted to
         if item.toolTip() != tip:
             item.setToolTip(tip)
         if self._cells.get((row, col), "") == flag:
@@ -240,4 +253,5 @@ class HealthView(View):
             self.layer_requested.emit(self._names[row])
 
     def _restyle(self) -> None:
+        self._fitted = None     # another font: other widths
         self.table.resizeRowsToContents()
