@@ -388,6 +388,34 @@ def test_a_final_snapshot_carries_the_last_steps():
     assert steps == [float(s) for s in range(1, t.step + 1)]   # every step reached the curves
 
 
+def test_quitting_does_not_wait_for_a_final_snapshot_nobody_will_draw():
+    """A window closing mid-run never takes the snapshot in flight: the engine's quit ends the run at
+    once (a plain stop waits up to a second for the window to take it, then sends the last steps)."""
+    import time as _time
+    control = TrainingControl()
+    t = make(TrainConfig(epochs=1000, batch_size=8, snapshot_hz=1000), control)
+    events = t.run()
+    while not isinstance(next(events), TrainingSnapshot):   # one in flight, never consumed
+        pass
+    next(events)                                             # a step with that snapshot still in flight
+    control.stop(quitting=True)
+    t0 = _time.perf_counter()
+    rest = list(events)
+    assert _time.perf_counter() - t0 < 0.5
+    assert not any(isinstance(e, TrainingSnapshot) for e in rest) and rest[-1].reason == "stopped"
+
+    control = TrainingControl()
+    t = make(TrainConfig(epochs=1000, batch_size=8, snapshot_hz=1000), control)
+    events = t.run()
+    while not isinstance(next(events), TrainingSnapshot):
+        pass
+    next(events)
+    threading.Timer(0.3, control.snapshot_consumed).start()   # the window takes it a little later
+    control.stop()
+    rest = list(events)
+    assert isinstance(rest[-2], TrainingSnapshot) and rest[-2].history[-1, 0] == t.step
+
+
 def test_slow_motion_limits_the_step_rate():
     import time as _time
     t = make(TrainConfig(epochs=1, batch_size=8, snapshot_hz=0, max_steps_per_sec=40))

@@ -282,6 +282,34 @@ def test_process_mode_trains_probes_fails_and_stops(qtbot):
     assert not w.is_running()
 
 
+def test_closing_mid_training_ends_the_run_without_waiting_for_the_snapshot_in_flight(qtbot):
+    """A closing window never takes the snapshot in flight: on quit the run ends at once, instead of
+    waiting a second for it (which, with the process's own teardown, took the engine past its
+    2.5 s grace on a busy machine, and it was terminated). The child then exits by itself."""
+    w = Worker(sample_limit=LIMIT, process=True)
+    finished_at = []
+    deliver = w._host._on_event      # the reader thread's hand-over: when the child said it
+
+    def on_event(name, payload):
+        if name == "finished":
+            finished_at.append(time.perf_counter())
+        deliver(name, payload)
+
+    w._host._on_event = on_event
+    w.start()
+    try:
+        with qtbot.waitSignal(w.model_loaded, timeout=60_000):
+            w.load_sample()
+        with qtbot.waitSignal(w.training_snapshot, timeout=WAIT):    # never consumed, as when closing
+            w.start_training(TrainConfig(epochs=1000, batch_size=32))
+        w.stop()                 # what closing the window does first, then the engine's quit
+        t0 = time.perf_counter()
+    finally:
+        assert w.shutdown(10_000)
+    assert finished_at and finished_at[0] - t0 < 0.8      # the wait alone was 1.0 s
+    assert w._host._proc.exitcode == 0                    # ended by itself, not terminated
+
+
 def test_a_failed_run_ends_with_finished_failed(qtbot, worker):
     built(qtbot, worker)
     seen: list = []

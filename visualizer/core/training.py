@@ -87,6 +87,7 @@ class TrainingControl:
         self._cond = threading.Condition()
         self._paused = start_paused
         self._stopping = False
+        self._quitting = False     # stopped because the engine ends: nobody will draw a final snapshot
         self._step_credits = 0
         self._lr: float | None = None
         self._speed: float | None = None   # live override of TrainConfig.max_steps_per_sec
@@ -113,9 +114,12 @@ class TrainingControl:
             self._step_credits += max(1, int(n))
             self._cond.notify_all()
 
-    def stop(self) -> None:
+    def stop(self, *, quitting: bool = False) -> None:
+        """End the run at the next step. ``quitting``: the engine ends too (the window is closing),
+        so the run does not wait for the window to take a final snapshot it will never draw."""
         with self._cond:
             self._stopping = True
+            self._quitting = self._quitting or quitting
             self._cond.notify_all()
 
     def set_lr(self, lr: float) -> None:
@@ -184,8 +188,10 @@ class TrainingControl:
                 self._cond.wait(seconds)
 
     def _wait_consumed(self, timeout: float) -> bool:
+        """Wait for the window to take the snapshot in flight; False at once when quitting."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._consumed, timeout)
+            self._cond.wait_for(lambda: self._consumed or self._quitting, timeout)
+            return self._consumed and not self._quitting
 
     def _mark_in_flight(self) -> None:
         with self._cond:

@@ -309,7 +309,7 @@ class EngineService:
             self._quit = True
             self._cond.notify_all()
         if self._control is not None:
-            self._control.stop()
+            self._control.stop(quitting=True)   # a final snapshot would wait for a window that is closing
 
     # ==== the engine's thread ========================================================
     def run(self) -> None:
