@@ -397,7 +397,7 @@ def test_quitting_does_not_wait_for_a_final_snapshot_nobody_will_draw():
     events = t.run()
     while not isinstance(next(events), TrainingSnapshot):   # one in flight, never consumed
         pass
-    next(events)                                             # a step with that snapshot still in flight
+    next(events)               # the epoch's end: no snapshot comes while one is in flight
     control.stop(quitting=True)
     t0 = _time.perf_counter()
     rest = list(events)

@@ -28,7 +28,7 @@ def test_per_filter_scale_gives_each_filter_its_own_range(qtbot, layer):
     per_layer = v.item.image.copy()
     lo, hi = v.item.levels
     biggest = np.abs(per_layer).max()     # per layer: one symmetric range that just holds the largest |w|
-    assert lo == -hi and biggest <= hi <= 1.05 * biggest and tuple(v.colorbar.levels()) == (lo, hi)
+    assert lo == -hi and biggest <= hi <= 1.1 * biggest and tuple(v.colorbar.levels()) == (lo, hi)
     v.set_scale("per filter")
     v.flush()
     img = v.item.image

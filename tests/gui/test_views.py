@@ -327,8 +327,8 @@ def test_filters_mosaic_modes_and_colour(qtbot):
     v.set_mode("gradient")
     v.flush()
     grad = probe.filters[0].grad
-    # the gradient's own range (steady levels: rounded out to a 40th of it at most)
-    assert np.abs(grad).max() <= v.item.levels[1] <= 1.05 * np.abs(grad).max()
+    # the gradient's own range (steady levels: rounded out to a nice step of at most a 20th of it)
+    assert np.abs(grad).max() <= v.item.levels[1] <= 1.1 * np.abs(grad).max()
     v.set_layer("relu1")
     v.flush()
     assert "not a conv layer" in v.note.text()
@@ -660,22 +660,30 @@ def test_growing_curves_rerange_rarely_and_axes_are_cached(qtbot):
             assert ax.cacheMode() == QGraphicsItem.CacheMode.DeviceCoordinateCache
 
 
-def test_the_step_axes_show_the_first_epoch_from_its_first_step(qtbot):
-    """A fresh run's step axes span its first epoch (100 batches here) from the start: the first
-    epoch's frames do not re-range (and re-tick) them; past it, they follow the run as before."""
+def test_a_fast_runs_step_axes_span_its_first_epoch_and_a_stepped_run_fills_them(qtbot):
+    """At full speed (many steps a snapshot) the step axes span the first epoch (100 batches here)
+    from the start: its frames do not re-range (and re-tick) them, and past it they follow the run.
+    Stepped a batch at a time, the axes stay close to the few steps there are."""
     curves, grads = build(qtbot, CurvesView), build(qtbot, GradientView)
-    for step in range(5, 101, 5):
+    for step in range(10, 101, 10):
         for v in (curves, grads):
-            v.show_training(make_training(step=step, history_rows=5))
+            v.show_training(make_training(step=step, history_rows=10))
             v.flush()
     assert curves.follower.refits == 1 and grads.history_follower.refits == 1     # the first fit only
     for vb in (curves.loss_plot.vb, grads.history_plot.vb):
         (x0, x1), _ = vb.viewRange()
-        assert x0 <= 5 and x1 >= 100
+        assert x0 <= 10 and x1 >= 100      # (the gradient history starts at the first snapshot)
     for v in (curves, grads):
-        v.show_training(make_training(step=400, history_rows=5))
+        v.show_training(make_training(step=400, history_rows=10))
         v.flush()
     assert curves.loss_plot.vb.viewRange()[0][1] >= 400 and grads.history_plot.vb.viewRange()[0][1] >= 400
+
+    stepped = build(qtbot, CurvesView)
+    for step in range(1, 6):
+        stepped.show_training(make_training(step=step, history_rows=1))
+        stepped.flush()
+    (x0, x1), _ = stepped.loss_plot.vb.viewRange()
+    assert x1 <= 1 + 1.9 * 10 + 1      # ten single steps of room (and the follower's headroom), not an epoch
 
 
 def test_live_axes_draw_major_and_minor_ticks_only(qtbot):
@@ -686,7 +694,7 @@ def test_live_axes_draw_major_and_minor_ticks_only(qtbot):
         for name in ("left", "bottom"):
             ax = p.getAxis(name)
             lo, hi = ax.range
-            assert len(ax.tickValues(lo, hi, ax.geometry().width() if name == "bottom" else ax.geometry().height())) <= 2
+            assert len(ax.tickValues(lo, hi, 1000)) == 2      # (pyqtgraph's default gives three here)
 
 
 def test_a_falling_loss_gets_a_range_from_zero_and_a_flat_one_keeps_its_detail(qtbot):

@@ -306,7 +306,7 @@ def test_closing_mid_training_ends_the_run_without_waiting_for_the_snapshot_in_f
         t0 = time.perf_counter()
     finally:
         assert w.shutdown(10_000)
-    assert finished_at and finished_at[0] - t0 < 0.8      # the wait alone was 1.0 s
+    assert finished_at and finished_at[0] - t0 < 0.9      # the wait alone was 1.0 s
     assert w._host._proc.exitcode == 0                    # ended by itself, not terminated
 
 

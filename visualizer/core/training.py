@@ -188,10 +188,9 @@ class TrainingControl:
                 self._cond.wait(seconds)
 
     def _wait_consumed(self, timeout: float) -> bool:
-        """Wait for the window to take the snapshot in flight; False at once when quitting."""
+        """Wait for the window to take the snapshot in flight (True once it has); when quitting, do not wait."""
         with self._cond:
-            self._cond.wait_for(lambda: self._consumed or self._quitting, timeout)
-            return self._consumed and not self._quitting
+            return self._cond.wait_for(lambda: self._consumed or self._quitting, timeout) and self._consumed
 
     def _mark_in_flight(self) -> None:
         with self._cond:

@@ -308,8 +308,9 @@ class EngineService:
         with self._cond:
             self._quit = True
             self._cond.notify_all()
-        if self._control is not None:
-            self._control.stop(quitting=True)   # a final snapshot would wait for a window that is closing
+        control = self._control      # (read once: another thread may replace it meanwhile)
+        if control is not None:
+            control.stop(quitting=True)   # a final snapshot would wait for a window that is closing
 
     # ==== the engine's thread ========================================================
     def run(self) -> None:

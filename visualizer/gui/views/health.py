@@ -74,6 +74,8 @@ class HealthView(View):
         # Columns are fitted again only when a text outgrows its column: live figures change every
         # frame, and fitting measured every cell (1 ms a frame), and made the columns jitter.
         self._fitted: dict[int, float] | None = None
+        self._items: dict[tuple[int, int], QTableWidgetItem] = {}   # the table's, by (row, column)
+        self._metrics = None   # the table's font metrics during a draw
         self.summary = self.live_label()
         self.check_button = QPushButton("Check now")
         self.check_button.setToolTip("Measure every layer on a batch of 256 samples of the data")
@@ -145,6 +147,7 @@ class HealthView(View):
         names = tuple(l.name for l in r.layers)
         if names != self._names:
             self._rebuild(r)
+        self._metrics = self.table.fontMetrics()
         for row, layer in enumerate(r.layers):
             self._fill(row, layer)
         for col, figure in enumerate(FIGURES, start=2):
@@ -154,10 +157,9 @@ class HealthView(View):
                 self._fitted = None
         if self._fitted is None:
             self.table.resizeColumnsToContents()     # after the titles: a column is as wide as its title too
-            metrics = self.table.fontMetrics()
             self._fitted = {}
             for (_row, col), item in self._items.items():
-                self._fitted[col] = max(self._fitted.get(col, 0), metrics.horizontalAdvance(item.text()))
+                self._fitted[col] = max(self._fitted.get(col, 0), self._metrics.horizontalAdvance(item.text()))
         self.summary.setText(self._summary_text(r))
         self._show_detail()
         self.stack.setCurrentWidget(self.table)
@@ -203,7 +205,7 @@ class HealthView(View):
         item = self._items[(row, col)]
         if item.text() != text:
             item.setText(text)
-            if self._fitted is not None and self.table.fontMetrics().horizontalAdvance(text) > self._fitted.get(col, 0):
+            if self._fitted is not None and self._metrics.horizontalAdvance(text) > self._fitted.get(col, 0):
                 self._fitted = None     # wider than anything the column was fitted to
         if item.toolTip() != tip:
             item.setToolTip(tip)

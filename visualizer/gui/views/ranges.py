@@ -25,15 +25,22 @@ Bounds = tuple[float, float] | None
 STEP_AXIS = (0.0, 0.9)
 
 
-def step_bounds(first: float, last: float, snap=None) -> tuple[float, float]:
-    """The bounds a growing step axis follows: the data's, and at least one epoch wide.
+ROOM_IN_SNAPSHOTS = 10   # a young run's step axis spans at least this many snapshots' worth of steps
 
-    ``snap``: the latest TrainingSnapshot (its ``batches_per_epoch``; 0 or none: the data's bounds).
-    The first epoch of a fresh run is in view from its first step: it no longer doubles the
-    axis (and re-ticks it) four or five times in its first seconds.
+
+def step_bounds(first: float, last: float, snap=None) -> tuple[float, float]:
+    """The bounds a growing step axis follows: the data's, and at least a few snapshots' steps wide.
+
+    ``snap``: the latest TrainingSnapshot. The width is at least ROOM_IN_SNAPSHOTS times the steps
+    it brought (its history rows), and at most one epoch (``batches_per_epoch``; 0 or no snapshot:
+    the data's bounds). A fresh run at full speed no longer doubles its step axes (re-ticking them)
+    four or five times in its first seconds, while a run stepped a batch at a time still fills the plot.
     """
     epoch = getattr(snap, "batches_per_epoch", 0) or 0
-    return float(first), max(float(last), float(first) + epoch)
+    history = getattr(snap, "history", None)
+    per_snapshot = len(history) if history is not None else 0
+    room = min(epoch, ROOM_IN_SNAPSHOTS * per_snapshot)
+    return float(first), max(float(last), float(first) + room)
 
 
 def needs_refit(lo: float, hi: float, current: tuple[float, float], keep: float) -> bool:
