@@ -111,4 +111,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from visualizer.gui.app import end_process
+    # As the app ends: without the interpreter's teardown of the Qt objects, which crashed now and
+    # then after the results were printed (a soak exited with SIGSEGV; gui/app.end_process).
+    end_process(main())

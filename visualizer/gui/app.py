@@ -197,6 +197,15 @@ def end_process(rc: int):
     without that teardown is pyqtgraph's own remedy for such crashes (``pyqtgraph.exit``).
     """
     logging.shutdown()
+    # What the interpreter's exit would still do for multiprocessing: release the engine's queue's
+    # semaphores (else the resource tracker warns of "leaked semaphore objects" at every exit).
+    import multiprocessing.util
+    run_finalizers = getattr(multiprocessing.util, "_run_finalizers", None)   # (the stdlib's own, private)
+    if run_finalizers is not None:
+        try:
+            run_finalizers(0)
+        except Exception:  # noqa: BLE001 - a tidy-up; the exit itself must happen
+            pass
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
