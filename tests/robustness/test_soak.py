@@ -1,4 +1,5 @@
-"""CI's 2-minute version of the soak (bench/soak.py --minutes 30 is the documented local run)."""
+"""CI's 90-second version of the soak (bench/soak.py --minutes 30 is the documented local run; the suite must stay
+under 10 minutes on two cores)."""
 from __future__ import annotations
 
 import json
@@ -14,8 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.soak
 @pytest.mark.timeout(400)
-def test_two_minute_soak_keeps_memory_flat_and_the_gui_responsive(tmp_path):
-    minutes = float(os.environ.get("CNN_VISUALIZER_SOAK_MINUTES", "2"))
+def test_a_short_soak_keeps_memory_flat_and_the_gui_responsive(tmp_path):
+    minutes = float(os.environ.get("CNN_VISUALIZER_SOAK_MINUTES", "1.5"))
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CNN_VISUALIZER_CONFIG_DIR=str(tmp_path))
     # --progress: each stall over 300 ms is printed with where the GUI thread was (stderr)
     r = subprocess.run([sys.executable, str(REPO / "bench" / "soak.py"), "--minutes", str(minutes), "--json",
