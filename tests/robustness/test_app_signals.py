@@ -53,7 +53,14 @@ def wait_for(app, log: Path, marker: str, timeout: float = 120) -> None:
 
 
 def workers(app) -> list[psutil.Process]:
-    return [p for p in psutil.Process(app.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+    found = []
+    for p in psutil.Process(app.pid).children():
+        try:
+            if "spawn_main" in " ".join(p.cmdline()):
+                found.append(p)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue   # a child that has just ended (not yet reaped) has no command line to read
+    return found
 
 
 def pickled_model(tmp_path) -> str:
