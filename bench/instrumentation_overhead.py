@@ -17,8 +17,15 @@ apart (build_ms). As in the app, snapshots are also recorded to a run file, whos
 writer's encoding (on its thread, encode_ms, for the snapshots it records: at most one a second) the pacer
 counts against the same budget (``--no-run-file``: the trainer alone).
 
+The floor: what the least a live snapshot needs costs on this machine, with no capture at all,
+timed right after a training step as a snapshot is (a separate run, on a twin of the model with
+no hooks): the model's own forward pass of one image in eval mode under ``no_grad``, with the
+plain one-image kernels the probe uses (forward_floor_ms), and one fused norm over the weight
+gradients, the least the gradient view reads (norms_floor_ms). ``floor_per_s`` is how many
+snapshots a second the budget would allow if a snapshot cost only those two.
+
 Ends with one line per model:
-    RESULT <model> snapshot_ms=<median> snaps_per_s=<rate> overhead_pct=<pct> wall_ratio=<instr/headless> build_ms=<median> encode_ms=<median>
+    RESULT <model> snapshot_ms=<median> snaps_per_s=<rate> overhead_pct=<pct> wall_ratio=<instr/headless> build_ms=<median> encode_ms=<median> forward_floor_ms=<median> norms_floor_ms=<median> floor_per_s=<rate>
 """
 from __future__ import annotations
 
@@ -36,6 +43,7 @@ from visualizer.core.assemble import data_for, new_model_bundle
 from visualizer.core.config import TrainConfig
 from visualizer.core.datasets import load_dataset
 from visualizer.core.engine.run_keeper import RunKeeper
+from visualizer.core.introspect import eval_mode, one_sample_kernels
 from visualizer.core.snapshot import CaptureRequest, TrainingSnapshot
 from visualizer.core.training import Trainer, TrainingControl
 
@@ -123,6 +131,44 @@ def run(arch: str, ds, steps: int, instrumented: bool, width: float | None,
     return wall, costs, snaps
 
 
+def floor(arch: str, ds, steps: int, width: float | None) -> tuple[float, float]:
+    """Median seconds of (one image's bare forward, one fused norm of the weight gradients), each
+    timed right after a training step on a hook-free twin of the model (see the module docstring)."""
+    opts = {} if width is None else {"width": width}
+    bundle = new_model_bundle(arch, ds, seed=0, **opts)
+    twin = new_model_bundle(arch, ds, seed=0, **opts).model
+    data = data_for(bundle, ds, val_fraction=0.0)
+    trainer = Trainer(bundle, data, TrainConfig(epochs=1000, batch_size=64, snapshot_hz=0), TrainingControl())
+    twin.load_state_dict(bundle.model.state_dict())
+    x = torch.zeros((1, *bundle.input_shape))
+    params = [p for p in bundle.model.parameters() if p.requires_grad]
+    forwards: list[float] = []
+    norms: list[float] = []
+
+    def after_step(step: int, *_):
+        if step <= 10:             # warm-up
+            return
+        if step % 2:
+            with eval_mode(twin), torch.no_grad(), one_sample_kernels(x.device):
+                t = time.perf_counter()
+                twin(x)
+                forwards.append(time.perf_counter() - t)
+        else:
+            grads = [p.grad for p in params if p.grad is not None]
+            t = time.perf_counter()
+            torch.stack(torch._foreach_norm(grads)).tolist()
+            norms.append(time.perf_counter() - t)
+
+    trainer.on_step = after_step
+    it = trainer.run()
+    while trainer.step < 10 + steps:
+        next(it)
+    trainer.control.stop()
+    list(it)
+    trainer.close()
+    return statistics.median(forwards), statistics.median(norms)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=300)
@@ -131,7 +177,7 @@ def main() -> None:
     ap.add_argument("--no-run-file", action="store_true", help="the trainer alone: no run file recorded")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    results = []
+    results, floors = [], []
     print(f"{'model':<10} {'headless s':>10} {'instr. s':>9} {'wall ratio':>10} {'snapshot ms':>11} "
           f"{'overhead':>9} {'snaps/s':>8} {'build ms':>9} {'encode ms':>10}")
     for arch in args.models.split(","):
@@ -153,14 +199,23 @@ def main() -> None:
         rate = statistics.median(rates)
         build = 1000 * statistics.median(builds) if builds else float("nan")
         encode = 1000 * statistics.median(encodes) if encodes else float("nan")
+        fwd, nrm = floor(arch, ds, steps, width)
+        floor_rate = TrainConfig().instrumentation_budget / (fwd + nrm)
+        floors.append(f"{arch:<10} forward {1000 * fwd:.2f} ms + gradient norms {1000 * nrm:.2f} ms: "
+                      f"at most {floor_rate:.1f} snapshots/s within the budget")
         print(f"{arch:<10} {h:>10.3f} {w:>9.3f} {w / h:>10.3f} {ms:>11.2f} {pct:>8.2f}% {rate:>8.1f} {build:>9.2f} "
               f"{encode:>10.2f}")
         results.append(f"RESULT {arch} snapshot_ms={ms:.3f} snaps_per_s={rate:.1f} overhead_pct={pct:.2f} "
-                       f"wall_ratio={w / h:.3f} build_ms={build:.3f} encode_ms={encode:.3f}")
+                       f"wall_ratio={w / h:.3f} build_ms={build:.3f} encode_ms={encode:.3f} "
+                       f"forward_floor_ms={1000 * fwd:.3f} norms_floor_ms={1000 * nrm:.3f} "
+                       f"floor_per_s={floor_rate:.1f}")
     print("wall ratio: instrumented / headless time for the same steps (best of rounds); overhead: time inside "
           "the snapshot and gradient-statistics code / instrumented wall time (median of rounds); build: the "
           "window's building of the records the trainer hands over unbuilt (median); encode: the run writer's CPU time "
           "a snapshot, counted by the pacer (median)")
+    print("floor: a snapshot with no capture at all, right after a training step (see the docstring):")
+    for line in floors:
+        print(line)
     for line in results:
         print(line)
 
