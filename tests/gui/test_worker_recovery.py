@@ -152,10 +152,12 @@ def test_a_model_stuck_in_forward_is_noticed_and_stopped_within_5_seconds_of_the
     path = model_file(tmp_path, FAULTS[fault])
     open_user_model(qtbot, w, path + ":Net")
     w.controller.start_training(SHORT)
-    qtbot.waitUntil(lambda: bool(w.unresponsive_seen), timeout=WAIT)
-    (why,) = w.unresponsive_seen
+    # A frozen model is first said stuck when its set-up took the patience before the freeze (a busy
+    # machine), then frozen: what the user reads last is what counts.
+    qtbot.waitUntil(lambda: any(u.frozen == (fault == "frozen") for u in w.unresponsive_seen), timeout=WAIT)
+    why = w.unresponsive_seen[-1]
     assert why.model_file == path and path in why.describe()
-    assert why.frozen == (fault == "frozen")
+    assert why.frozen == (fault == "frozen") and len(w.unresponsive_seen) <= 2
     assert w.session.training_state == RUNNING            # nothing is decided for the user
     old = w.controller.worker.pid
     t0 = time.monotonic()

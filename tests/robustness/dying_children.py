@@ -27,3 +27,18 @@ def freezes(inbox, events, sample_limit, options) -> None:
     libc.sleep.argtypes = [ctypes.c_uint]
     while True:
         libc.sleep(1000)
+
+
+def stuck_then_freezes(inbox, events, sample_limit, options) -> None:
+    """Says it trains with no progress for 1.5 s and more (stuck in Python), for a second, then freezes as
+    :func:`freezes` does."""
+    import time
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:
+        events.send(("pulse", Pulse("training /models/net.py:Net", "/models/net.py", 1.5 + time.monotonic() - t0,
+                                    30.0)))
+        time.sleep(0.1)
+    libc = ctypes.PyDLL(None)
+    libc.sleep.argtypes = [ctypes.c_uint]
+    while True:
+        libc.sleep(1000)

@@ -78,3 +78,26 @@ def test_a_frozen_child_is_called_unresponsive_and_stop_now_ends_it_within_5_sec
         assert not proc._proc.is_alive()
     finally:
         assert proc.shutdown()
+
+
+def test_a_stuck_child_that_then_freezes_is_said_again_as_frozen_and_only_once():
+    # A model can spend the stuck patience in Python (a slow set-up) before the native call that
+    # freezes it: the user was told "no progress" and never that it now sends nothing at all.
+    class StuckThenFrozen(EngineProcess):
+        child_main = staticmethod(dying_children.stuck_then_freezes)
+
+    got = Recorder()
+    proc = StuckThenFrozen(got, stuck_after_s=1.0)
+    proc.start()
+    try:
+        with got.arrived:
+            got.arrived.wait_for(lambda: sum(n == "unresponsive" for _, n, _ in got.events) >= 2, 60)
+        time.sleep(1.0)                          # a few more looks at the silent child: nothing more is said
+        said = [p for _, n, p in got.events if n == "unresponsive"]
+        assert [why.frozen for why in said] == [False, True], got.events
+        assert "made no progress" in said[0].describe() and "sent nothing" in said[1].describe()
+        assert all(why.model_file == "/models/net.py" for why in said)
+        assert not any(n == "responsive" for _, n, _ in got.events)
+    finally:
+        proc.stop_now()
+        assert proc.shutdown()

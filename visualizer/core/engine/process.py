@@ -22,7 +22,8 @@ healthy work or have to guess per command; the heartbeat tells "busy and progres
 (steps keep ticking) from "stuck in one call" (a user's ``forward`` or import that loops:
 the pulse comes, progress does not) from "frozen" (native code holding the interpreter,
 or a stopped process: no pulse at all). The parent reports ``unresponsive`` once per
-episode (and ``responsive`` when progress returns); only the user decides to end it.
+episode (a second time if a stuck child then goes silent: now frozen; and ``responsive`` when
+progress returns); only the user decides to end it.
 """
 from __future__ import annotations
 
@@ -304,7 +305,10 @@ class EngineProcess:
             patience = self._stuck_after_s if self._stuck_after_s is not None else pulse.patience_s
             if pulse.busy_s > patience:
                 verdict = Unresponsive(pulse.activity, pulse.model_file, pulse.busy_s)
-        if verdict is not None and self._unresponsive is None:
+        # Said once per episode, except that a stuck child which then goes silent is said again as
+        # frozen (a model can spend its patience in Python before reaching the native call that
+        # freezes it): the user is told what it is now. Never back, so the message cannot flicker.
+        if verdict is not None and (self._unresponsive is None or (verdict.frozen and not self._unresponsive.frozen)):
             self._unresponsive = verdict
             self._deliver("unresponsive", verdict)
         elif verdict is None and self._unresponsive is not None:
