@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
+import time
 
 from visualizer.core.engine.messages import Pulse
 
@@ -21,7 +22,6 @@ def dies_mid_message(inbox, events, sample_limit, options) -> None:
 def freezes(inbox, events, sample_limit, options) -> None:
     """Says it trains, then holds the interpreter in native code forever: no heartbeat can come."""
     events.send(("pulse", Pulse("training /models/net.py:Net", "/models/net.py", 0.1, 30.0)))
-    import time
     time.sleep(0.2)
     libc = ctypes.PyDLL(None)          # PyDLL: the GIL stays held during the call
     libc.sleep.argtypes = [ctypes.c_uint]
@@ -32,7 +32,6 @@ def freezes(inbox, events, sample_limit, options) -> None:
 def stuck_then_freezes(inbox, events, sample_limit, options) -> None:
     """Says it trains with no progress for 1.5 s and more (stuck in Python), for a second, then freezes as
     :func:`freezes` does."""
-    import time
     t0 = time.monotonic()
     while time.monotonic() - t0 < 1.0:
         events.send(("pulse", Pulse("training /models/net.py:Net", "/models/net.py", 1.5 + time.monotonic() - t0,
@@ -42,3 +41,21 @@ def stuck_then_freezes(inbox, events, sample_limit, options) -> None:
     libc.sleep.argtypes = [ctypes.c_uint]
     while True:
         libc.sleep(1000)
+
+
+class _SlowToFinalize:
+    """Stands for what makes the interpreter's teardown slow in a real engine (the garbage collection
+    of its data sets and models: over a second on a slow machine)."""
+
+    def __del__(self):
+        time.sleep(3.0)
+
+
+_kept_until_teardown = []
+
+
+def slow_teardown(inbox, events, sample_limit, options) -> None:
+    """The real engine process, holding something whose teardown takes 3 s."""
+    from visualizer.core.engine.process import child_main
+    _kept_until_teardown.append(_SlowToFinalize())
+    child_main(inbox, events, sample_limit, options)

@@ -101,3 +101,24 @@ def test_a_stuck_child_that_then_freezes_is_said_again_as_frozen_and_only_once()
     finally:
         proc.stop_now()
         assert proc.shutdown()
+
+
+def test_the_engine_process_ends_cleanly_without_waiting_for_the_interpreters_teardown(caplog):
+    # The child closed its pipe, then spent its teardown collecting the engine's objects (over a
+    # second on a slow machine); the parent gives a child that closed its pipe 1 s, so on most
+    # closings mid-training there it was killed, and the window logged that it did not stop in time.
+    class SlowTeardown(EngineProcess):
+        child_main = staticmethod(dying_children.slow_teardown)
+
+    got = Recorder()
+    proc = SlowTeardown(got)
+    proc.start()
+    proc.call("no_such_command")              # answered once the engine is up and listening
+    assert got.wait_for("failed", timeout=60) is not None
+    t0 = time.monotonic()
+    assert proc.shutdown()
+    took = time.monotonic() - t0
+    assert proc._proc.exitcode == 0, proc._proc.exitcode       # not terminated (-15) or killed (-9)
+    assert took < 2.0, took
+    assert "did not stop in time" not in caplog.text
+    assert not any(n == "crashed" for _, n, _ in got.events), got.events

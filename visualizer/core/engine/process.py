@@ -27,11 +27,15 @@ progress returns); only the user decides to end it.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.util
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -148,7 +152,32 @@ def child_main(inbox, events, sample_limit, options=None) -> None:
     except BaseException:  # noqa: BLE001 - the last word goes to the viewer, then the process ends
         sender.put(("failed", "The worker process crashed:\n" + traceback.format_exc(limit=5)))
     beating.set()
+    _exit_without_teardown(sender)
+
+
+def _exit_without_teardown(sender: EventSender) -> None:
+    """End the child now that the engine is closed (run file and autosave written): the exit handlers,
+    the last events, then ``os._exit`` instead of the interpreter's teardown.
+
+    That teardown is a garbage collection of everything the engine held (data sets, models, their
+    snapshots), over a second on a slow machine, and it came after the pipe was closed: the parent,
+    which gives a child that has closed its pipe ``KILL_GRACE_S`` to be gone, killed it on most closings
+    mid-training there. Nothing is lost by skipping it: what is left to run at exit runs first here.
+    """
+    for finish in (getattr(atexit, "_run_exitfuncs", None), getattr(multiprocessing.util, "_exit_function", None)):
+        try:
+            if finish is not None:
+                finish()    # (private, hence looked up: temporary files' finalizers, multiprocessing's own)
+        except Exception:   # ending anyway
+            log.exception("an exit handler failed")
+    logging.shutdown()
     sender.close()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):   # a closed or missing stream: nothing to flush
+            pass
+    os._exit(0)
 
 
 class EngineProcess:
@@ -214,7 +243,23 @@ class EngineProcess:
             self._to_child.put((name, args, kwargs))
 
     def is_alive(self) -> bool:
-        return self._proc.is_alive() or self._reader.is_alive()
+        return self._child_alive() or self._reader.is_alive()
+
+    def _child_alive(self) -> bool:
+        """Whether the child runs; not ``Process.is_alive()``, which two threads must not ask at once.
+
+        The reader thread (the child closed its pipe) and a closing window both wait for the child;
+        ``is_alive()`` reaps it with ``waitpid``, and the one that loses that race is told "alive" by the
+        error it gets: the closing window then terminated a child that had ended cleanly. The
+        sentinel (a pipe the child holds until it is gone) says it without reaping.
+        """
+        proc = self._proc
+        if proc.exitcode is not None:
+            return False
+        try:
+            return not multiprocessing.connection.wait([proc.sentinel], 0)
+        except ValueError:      # not started
+            return False
 
     def stop_now(self) -> None:
         """End a stuck child at the user's request: SIGTERM, then SIGKILL; returns at once.
@@ -222,7 +267,7 @@ class EngineProcess:
         The reader then reports ``crashed`` (saying it was stopped on request), as for any
         death, so the viewer restarts the engine the same way.
         """
-        if self._closed or not self._proc.is_alive():
+        if self._closed or not self._child_alive():
             return
         self._stop_requested = True
         threading.Thread(target=self._end_child, args=(0.0,), name="engine-stopper", daemon=True).start()
@@ -245,15 +290,15 @@ class EngineProcess:
 
     def _end_child(self, grace_s: float) -> None:
         proc = self._proc
-        if proc.is_alive() and grace_s > 0:
+        if self._child_alive() and grace_s > 0:
             self._to_child.put((_QUIT, (), {}))
             proc.join(grace_s)
-        if proc.is_alive():  # a child can be ended without harm to the viewer
+        if self._child_alive():  # a child can be ended without harm to the viewer
             if grace_s > 0:
                 log.warning("the worker process did not stop in time; terminating it")
             proc.terminate()
             proc.join(KILL_GRACE_S)
-        if proc.is_alive():
+        if self._child_alive():
             proc.kill()
             proc.join(KILL_GRACE_S)
 
@@ -290,7 +335,7 @@ class EngineProcess:
 
     def _watch(self) -> None:
         """Compare the heartbeat with the patience of what the child does; say so on a change."""
-        if self._closed or not self._proc.is_alive():
+        if self._closed or not self._child_alive():
             return
         now = time.monotonic()
         pulse = self._pulse
@@ -317,7 +362,7 @@ class EngineProcess:
 
     def _child_ended(self) -> None:
         self._proc.join(KILL_GRACE_S)   # it closed the pipe: it is ending, or already gone
-        if self._proc.is_alive():       # a child without its pipe can tell nobody anything: end it
+        if self._child_alive():       # a child without its pipe can tell nobody anything: end it
             self._proc.kill()
             self._proc.join(KILL_GRACE_S)
         if self._exit_expected.is_set() or self._stop.is_set():
