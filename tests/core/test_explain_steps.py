@@ -269,7 +269,9 @@ def test_trained_lenet_steps_match_what_the_feature_map_view_is_sent(lenet_and_d
         assert close(s.total, shown, 1e-5) and s.output == pytest.approx(shown, abs=1e-6)
         assert s.activation.layer == f"{layer}_act"
     p = explain_pool(bundle.model, x, "S2", 3, 7, 7)
-    assert p.output == pytest.approx(float(snap.layer("S2").maps[3, 7, 7]), abs=1e-7) and close(p.computed, p.output)
+    # (within a float32 step at this size: the probe's one-image kernels and the explanation's may round
+    # the conv below the pool differently in the last bit, as on one CI machine)
+    assert p.output == pytest.approx(float(snap.layer("S2").maps[3, 7, 7]), abs=1e-6) and close(p.computed, p.output)
     u = explain_linear(bundle.model, x, "F6", 11)
     assert close(u.total, u.output) and u.output == pytest.approx(float(snap.layer("F6").vector[11]), abs=1e-5)
 

@@ -310,7 +310,11 @@ def test_live_dead_units_are_judged_on_256_samples_collected_from_training_batch
         inspector.close()
     assert verdicts[:3] == [(), (), ()]          # 64, 128, 192 samples: too few to call a unit dead
     dead = [(i + 1, a.layer) for i, v in enumerate(verdicts) for a in v if a.flag == DEAD]
-    assert dead == [(4, "C3_act")]               # at 256 samples, and only once
+    # At 256 samples, and only once. Layers after the dead one get a constant input from it, so each of
+    # their units is always on or always off; whether most of F6's are off (flagged too) comes down to the
+    # last bits of training on a given machine, so it may be; the layer before it is alive.
+    assert (4, "C3_act") in dead and all(step == 4 for step, _ in dead)
+    assert len({layer for _, layer in dead}) == len(dead) and "C1_act" not in {layer for _, layer in dead}
     row = monitor.report.layer("C3_act")
     assert row.dead_fraction == 1.0 and row.samples >= 256
     assert monitor.flagged_layers["C3_act"] == (DEAD,)

@@ -152,12 +152,14 @@ def test_a_model_stuck_in_forward_is_noticed_and_stopped_within_5_seconds_of_the
     path = model_file(tmp_path, FAULTS[fault])
     open_user_model(qtbot, w, path + ":Net")
     w.controller.start_training(SHORT)
-    # A frozen model is first said stuck when its set-up took the patience before the freeze (a busy
-    # machine), then frozen: what the user reads last is what counts.
-    qtbot.waitUntil(lambda: any(u.frozen == (fault == "frozen") for u in w.unresponsive_seen), timeout=WAIT)
+    # On a busy machine a slow start-up or set-up can take this test's 3 s patience first (said stuck,
+    # then responsive again), and a frozen model is then said stuck before it is said frozen: what the
+    # user reads last is what counts.
+    qtbot.waitUntil(lambda: any(u.frozen == (fault == "frozen") and u.model_file == path
+                                for u in w.unresponsive_seen), timeout=WAIT)
     why = w.unresponsive_seen[-1]
     assert why.model_file == path and path in why.describe()
-    assert why.frozen == (fault == "frozen") and len(w.unresponsive_seen) <= 2
+    assert why.frozen == (fault == "frozen")
     assert w.session.training_state == RUNNING            # nothing is decided for the user
     old = w.controller.worker.pid
     t0 = time.monotonic()
