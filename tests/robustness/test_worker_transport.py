@@ -31,15 +31,20 @@ class Recorder:
         return next(((t, p) for t, n, p in self.events if n == name), None)
 
 
+def started(child_main, **kwargs) -> tuple[EngineProcess, Recorder]:
+    """An engine process whose child runs ``child_main`` (a module-level function, so that it spawns),
+    started, with a recorder of what it delivers."""
+    process_class = type("Child", (EngineProcess,), {"child_main": staticmethod(child_main)})
+    got = Recorder()
+    proc = process_class(got, **kwargs)
+    proc.start()
+    return proc, got
+
+
 def test_a_child_that_crashes_in_the_middle_of_a_message_is_reported_at_once():
     # With a queue whose pipe the parent also held open, the reader waited forever for the rest of
     # the message: the crash was never reported, and closing the window waited for the reader.
-    class Tearing(EngineProcess):
-        child_main = staticmethod(dying_children.dies_mid_message)
-
-    got = Recorder()
-    proc = Tearing(got)
-    proc.start()
+    proc, got = started(dying_children.dies_mid_message)
     try:
         found = got.wait_for("crashed", timeout=60)
         assert found is not None, got.events
@@ -54,12 +59,7 @@ def test_a_child_that_crashes_in_the_middle_of_a_message_is_reported_at_once():
 
 
 def test_a_frozen_child_is_called_unresponsive_and_stop_now_ends_it_within_5_seconds():
-    class Freezing(EngineProcess):
-        child_main = staticmethod(dying_children.freezes)
-
-    got = Recorder()
-    proc = Freezing(got, stuck_after_s=1.0)
-    proc.start()
+    proc, got = started(dying_children.freezes, stuck_after_s=1.0)
     try:
         found = got.wait_for("unresponsive", timeout=60)
         assert found is not None, got.events
@@ -83,12 +83,7 @@ def test_a_frozen_child_is_called_unresponsive_and_stop_now_ends_it_within_5_sec
 def test_a_stuck_child_that_then_freezes_is_said_again_as_frozen_and_only_once():
     # A model can spend the stuck patience in Python (a slow set-up) before the native call that
     # freezes it: the user was told "no progress" and never that it now sends nothing at all.
-    class StuckThenFrozen(EngineProcess):
-        child_main = staticmethod(dying_children.stuck_then_freezes)
-
-    got = Recorder()
-    proc = StuckThenFrozen(got, stuck_after_s=1.0)
-    proc.start()
+    proc, got = started(dying_children.stuck_then_freezes, stuck_after_s=1.0)
     try:
         with got.arrived:
             got.arrived.wait_for(lambda: sum(n == "unresponsive" for _, n, _ in got.events) >= 2, 60)
@@ -107,12 +102,7 @@ def test_the_engine_process_ends_cleanly_without_waiting_for_the_interpreters_te
     # The child closed its pipe, then spent its teardown collecting the engine's objects (over a
     # second on a slow machine); the parent gives a child that closed its pipe 1 s, so on most
     # closings mid-training there it was killed, and the window logged that it did not stop in time.
-    class SlowTeardown(EngineProcess):
-        child_main = staticmethod(dying_children.slow_teardown)
-
-    got = Recorder()
-    proc = SlowTeardown(got)
-    proc.start()
+    proc, got = started(dying_children.slow_teardown)
     proc.call("no_such_command")              # answered once the engine is up and listening
     assert got.wait_for("failed", timeout=60) is not None
     t0 = time.monotonic()
