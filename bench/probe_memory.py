@@ -7,7 +7,7 @@ GUI. Anything above it is waste: tensors the probe forgot to drop, an autograd
 graph, temporaries kept alive.
 
 Measured two ways after one warm-up pass (so torch's one-off allocations are in
-the baseline):
+the baseline), once the snapshot has been read (its records built, as where it arrives):
 - RSS delta (psutil), after gc and malloc_trim so freed heap pages go back;
 - tracemalloc's traced bytes (numpy registers its buffers with it), which
   isolates what Python/numpy still hold from allocator noise.
@@ -119,6 +119,9 @@ def measure(size: int, max_channels: int) -> float:
     t = time.perf_counter()
     snap = insp.probe(request, image)
     dt = time.perf_counter() - t
+    # Read, as the window's reader thread reads a snapshot on arrival: the records are built, and
+    # what was needed only to build them (the activations' inputs) is dropped.
+    print(f"read: {len(snap.layers)} layers, {len(snap.activations)} activations")
     trim()
     rss1 = proc.memory_info().rss
     traced1, traced_peak = tracemalloc.get_traced_memory()

@@ -1,4 +1,4 @@
-"""One probe pass as it leaves the trainer: the host values in one flat array, and their layout.
+"""One probe pass as it leaves the trainer: the host values in flat arrays, and their layout.
 
 A probe pass's records (a :class:`~.snapshot.LayerCapture` per kept layer, the
 :class:`~.snapshot.ActivationStats` of every activation) are cheap to send but not to build:
@@ -7,6 +7,8 @@ finiteness counts, the activation histograms and moments) is a third of what a s
 the training thread. So the trainer sends the values as they came off the device, with
 a layout that says where each layer's values are, and the records are built where the snapshot
 is first read: in the window's process (its reader thread), or a recorder's writer thread.
+The activations' inputs, needed only for their statistics, come in an array of their own that
+is dropped once the statistics are built.
 
 numpy only, no torch: this is what the window's process unpickles.
 """
@@ -100,16 +102,23 @@ class PassLayout:
     pools: dict[str, tuple]                        # layer -> (kernel, stride, padding, mode, input part, argmax part)
     act_names: tuple[str, ...]                     # activation layers, execution order
     act_functions: tuple[tuple[str, tuple], ...]   # (function, params) of each
-    act_inputs: tuple[int, ...]                    # consecutive parts
+    act_inputs: tuple[int, ...]                    # consecutive parts of the pass's inputs (not its values)
     act_outputs: tuple[int, ...]                   # consecutive parts
 
 
 class PackedPass:
-    """A pass's values and layout; :meth:`records` builds the records once (thread-safe), on first read."""
+    """A pass's values and layout; :meth:`records` builds the records once (thread-safe), on first read.
 
-    def __init__(self, layout: PassLayout, values: HostValues):
+    ``inputs``: the activations' inputs, needed only for their statistics: dropped once those are
+    built (the records keep views of ``values``, so what stays is what the snapshot shows).
+    """
+
+    def __init__(self, layout: PassLayout, values: HostValues, inputs: HostValues | None,
+                 stats: tuple | None = None):
         self.layout = layout
         self.values = values
+        self.inputs = inputs
+        self._stats = stats
         self._lock = threading.Lock()
         self._records = None
 
@@ -117,15 +126,19 @@ class PackedPass:
         """(LayerCaptures, ActivationStats) of the pass."""
         with self._lock:
             if self._records is None:
-                self._records = _build(self.layout, self.values)
+                self._records = _build(self.layout, self.values, self.inputs, self._stats)
+                self.inputs = None
             return self._records
 
     def __getstate__(self):
-        # The values and layout travel; what was built from them is built again where they arrive.
-        return {"layout": self.layout, "values": self.values}
+        # The values and layout travel; the records are built again where they arrive. Once built
+        # here the inputs are gone, so the statistics travel instead.
+        with self._lock:
+            stats = self._records[1] if self._records is not None else self._stats
+            return {"layout": self.layout, "values": self.values, "inputs": self.inputs, "stats": stats}
 
     def __setstate__(self, state):
-        self.__init__(state["layout"], state["values"])
+        self.__init__(state["layout"], state["values"], state["inputs"], state["stats"])
 
 
 class Unbuilt:
@@ -150,7 +163,7 @@ class Later:
         return self.func(*self.args)
 
 
-def _build(layout: PassLayout, values: HostValues):
+def _build(layout: PassLayout, values: HostValues, inputs: HostValues | None, stats: tuple | None):
     layers = []
     for n in layout.layer_names:
         raw, bad = values.take_counted(layout.outputs[n])
@@ -174,7 +187,8 @@ def _build(layout: PassLayout, values: HostValues):
                                input_maps=values.take(xi), argmax=argmax)
         layers.append(LayerCapture(name=n, kind=layout.kinds.get(n, "other"), shape=shape, maps=maps,
                                    channels=channels, vector=vector, nonfinite=bad, pool=pool))
-    pre, out = list(layout.act_inputs), list(layout.act_outputs)
-    stats = activation_stats(list(layout.act_names), list(layout.act_functions), values.span(pre),
-                             values.sizes(pre), values.span(out), values.sizes(out))
+    if stats is None:
+        pre, out = list(layout.act_inputs), list(layout.act_outputs)
+        stats = activation_stats(list(layout.act_names), list(layout.act_functions), inputs.span(pre),
+                                 inputs.sizes(pre), values.span(out), values.sizes(out))
     return tuple(layers), stats

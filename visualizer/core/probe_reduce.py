@@ -3,9 +3,9 @@
 What a snapshot costs is not its size (a LeNet-5 snapshot is a few tens of kilobytes) but
 Python work per layer. So everything is batched across layers. On the model's device only
 what must be: max-pooling winners, recomputed on the kept one-sample inputs. Then every
-kept number travels to the host in one flat float32 tensor (one device synchronisation on
-a GPU), made finite in one pass and frozen, and leaves the trainer as that array plus its
-layout (packed_pass.py): the records are cut out of it, and the statistics of all
+kept number travels to the host in flat float32 tensors (one device synchronisation on a
+GPU), made finite in one pass and frozen, and leaves the trainer as those arrays plus their
+layout (packed_pass.py): the records are cut out of them, and the statistics of all
 activation layers (range, 64-bin histogram, mean, std, dead and saturated fractions)
 computed as segment reductions over their concatenated values, where the snapshot is
 first read, not in the training thread.
@@ -39,31 +39,46 @@ class PassTensors:
 
 
 class HostCopy:
-    """Tensors to send to the host together (one copy); ``take()`` after the copy gives each back as numpy."""
+    """Tensors to send to the host together; ``take()`` after the copy gives each back as numpy.
+
+    Two host arrays: ``values``, which the snapshot keeps, and ``scratch``, for parts needed only
+    until the records are built (the activations' inputs, read once for their statistics): a
+    snapshot kept in the window would otherwise hold them as long as itself (a quarter more
+    memory on ResNet-18). On a GPU both are cut on the device first, so the first copy is the one
+    that waits for the device and the second has nothing left to wait for.
+    """
 
     def __init__(self, device: torch.device):
         self.device = device
-        self._parts: list[torch.Tensor] = []
-        self._shapes: list[tuple[int, ...]] = []
-        self.values: HostValues | None = None   # after copy_to_host
+        self._parts: dict[bool, list[torch.Tensor]] = {False: [], True: []}
+        self._shapes: dict[bool, list[tuple[int, ...]]] = {False: [], True: []}
+        self.values: HostValues | None = None    # after copy_to_host
+        self.scratch: HostValues | None = None   # after copy_to_host
 
-    def add(self, t: torch.Tensor) -> int:
+    def add(self, t: torch.Tensor, *, scratch: bool = False) -> int:
         flat = t.detach().reshape(-1)
         if flat.dtype != torch.float32 or flat.device != self.device:
             flat = flat.to(device=self.device, dtype=torch.float32)
-        self._parts.append(flat)
-        self._shapes.append(tuple(t.shape))
-        return len(self._parts) - 1
+        self._parts[scratch].append(flat)
+        self._shapes[scratch].append(tuple(t.shape))
+        return len(self._parts[scratch]) - 1
 
     @property
     def count(self) -> int:
         """Parts added so far (the next part's number)."""
-        return len(self._parts)
+        return len(self._parts[False])
+
+    @property
+    def scratch_count(self) -> int:
+        """Scratch parts added so far (the next one's number)."""
+        return len(self._parts[True])
 
     def copy_to_host(self) -> None:
-        host = torch.cat(self._parts).cpu().numpy() if self._parts else np.zeros(0, np.float32)  # the one copy
-        self._parts = []
-        self.values = HostValues.arrived(host, self._shapes)
+        joined = {k: torch.cat(parts) if parts else None for k, parts in self._parts.items()}
+        host = {k: t.cpu().numpy() if t is not None else np.zeros(0, np.float32) for k, t in joined.items()}
+        self._parts = {False: [], True: []}
+        self.values = HostValues.arrived(host[False], self._shapes[False])
+        self.scratch = HostValues.arrived(host[True], self._shapes[True])
 
     def take(self, i: int) -> np.ndarray:
         return self.values.take(i)
@@ -87,10 +102,11 @@ def stage_pass(kept: PassTensors, kinds: dict[str, str], order, flat: HostCopy):
 
     Split in two so that a caller can send other figures (filters, gradient norms) in the same copy.
     """
-    first = flat.count
+    first, scratch_first = flat.count, flat.scratch_count
     layer_names = sorted(kept.outs, key=order)
     act_names = sorted(kept.act_out, key=order)
-    pre_idx = [flat.add(kept.pre[n]) - first for n in act_names]      # consecutive: one slice for all of them
+    # consecutive: one slice for all of them, in the scratch array (dropped once the statistics are built)
+    pre_idx = [flat.add(kept.pre[n], scratch=True) - scratch_first for n in act_names]
     out_idx_act = [flat.add(kept.act_out[n]) - first for n in act_names]
     act_of = dict(zip(act_names, out_idx_act))
     # An activation's kept maps are the first channels of its whole output, already on the way:
@@ -113,5 +129,5 @@ def stage_pass(kept: PassTensors, kinds: dict[str, str], order, flat: HostCopy):
                         pools=pools, act_names=tuple(act_names),
                         act_functions=tuple(kept.act_fn[n] for n in act_names),
                         act_inputs=tuple(pre_idx), act_outputs=tuple(out_idx_act))
-    end = flat.count
-    return lambda: PackedPass(layout, flat.values.parts(first, end))
+    end, scratch_end = flat.count, flat.scratch_count
+    return lambda: PackedPass(layout, flat.values.parts(first, end), flat.scratch.parts(scratch_first, scratch_end))
