@@ -191,6 +191,16 @@ def test_train_trains_every_pytorch_kind_and_writes_our_checkpoint(files, kind, 
     assert bundle.class_names == tuple(str(i) for i in range(10)) and bundle.std[0] > 0
 
 
+def test_train_takes_the_normalisation_and_class_names_the_weights_file_lacks(files, tmp_path):
+    out, names = tmp_path / "trained.pt", tmp_path / "classes.txt"
+    names.write_text("".join(f"digit {i}\n" for i in range(10)))
+    assert main(["train", files["lenet_state"], "--arch", "lenet5", *DATA, "--epochs", "1", "--quiet",
+                 "--mean", "0.5", "--std", "0.25", "--class-names", str(names), "--out", str(out)]) == 0
+    bundle = load_model(out)
+    assert bundle.mean == (0.5,) and bundle.std == (0.25,)
+    assert bundle.class_names == tuple(f"digit {i}" for i in range(10))
+
+
 @pytest.mark.parametrize("how", ["--init", "--arch"])
 def test_train_starts_from_the_weights_given(files, how, tmp_path):
     """At a learning rate of 1e-9 one epoch leaves the weights where they started: at the file's."""
@@ -253,6 +263,11 @@ def test_health_reports_on_every_pytorch_kind(files, kind, capsys):
     (["train", "{state}", "--out", "{dir}/x.pt"], "name the model of these weights with --arch"),
     (["train", "{spec}", "--resume", "{checkpoint}", "--out", "{dir}/x.pt"], "give no MODEL or --init"),
     (["train", "{state}", "--arch", "lenet5", "--out", "{dir}/x.pt"], "lenet5"),
+    (["info", "{onnx}", "--mean", "0.1,0.2", "--std", "1"], "2 mean values for a model of 1 input channel"),
+    (["info", "{onnx}", "--std", "0"], "every std must be above 0"),
+    (["info", "{onnx}", "--mean", "x"], "--mean x: 'x' is not a number"),
+    (["info", "{onnx}", "--class-names", "{dir}/none.txt"], "none.txt: could not be read"),
+    (["info", "{onnx}", "--class-names", "{dir}/tiny.py"], "class names for a model with 10 outputs"),
 ])
 def test_every_model_argument_error_is_one_line_and_exit_2(files, argv, fragment, capsys):
     argv = [a.format(**files) for a in argv]

@@ -99,3 +99,16 @@ def test_a_data_set_it_cannot_take_and_a_bad_file_change_nothing(engine, onnx_fi
     assert engine.probe(CaptureRequest(layers=("*",))) is not None
     engine.load_sample()                                                   # and back to PyTorch
     assert engine.bundle.arch == "lenet5" and not isinstance(engine.idle_inspector(), OnnxInspector)
+
+
+def test_the_normalisation_and_class_names_an_onnx_file_lacks_can_be_given(engine, onnx_file):
+    model, path = onnx_file
+    engine.load_file(str(path))
+    names = tuple(f"digit {i}" for i in range(10))
+    assert guarded(engine, "set_input_format", (0.1307,), (0.3081,), names) is None
+    snap = engine.probe(CaptureRequest(layers=("*",), probe_index=4))
+    assert snap.class_names == names
+    x = (torch.from_numpy(np.array(snap.input_image)).unsqueeze(0) - 0.1307) / 0.3081
+    with torch.no_grad():
+        probs = torch.softmax(model(x), 1)[0].numpy()
+    np.testing.assert_allclose(snap.probabilities, probs, rtol=1e-4, atol=1e-6)

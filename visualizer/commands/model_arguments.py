@@ -10,6 +10,10 @@
                              WEIGHTS --arch MODEL
     --input-size N           the input's height and width where the model does not say
     --in-channels C          its channels, likewise
+    --mean M[,M,M] --std S[,S,S]
+                             the normalisation it was trained with (of [0, 1] pixels), where the
+                             file does not say (bare weights, ONNX): one value, or one a channel
+    --class-names FILE       its class names (one a line, or JSON), likewise
 
 :func:`choose_model` turns what was typed into a :class:`ModelChoice` (or one line of
 error), checked before anything slow happens. The read-only commands (info, render,
@@ -41,6 +45,11 @@ def add_model_arguments(parser, *, optional: bool = False) -> None:
                         help="start a zoo name or file.py:Name from these weights")
     parser.add_argument("--input-size", type=int, default=None, help="input height and width")
     parser.add_argument("--in-channels", type=int, default=None, help="input channels")
+    parser.add_argument("--mean", default=None, metavar="M[,M,M]",
+                        help="the per-channel mean the model was trained with, where its file does not say")
+    parser.add_argument("--std", default=None, metavar="S[,S,S]", help="the per-channel std, likewise")
+    parser.add_argument("--class-names", default=None, metavar="FILE",
+                        help="its class names, one a line or JSON, where its file does not say")
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,9 @@ class ModelChoice:
     path: str | None = None             # the weights, .onnx or run file
     input_size: int | None = None
     in_channels: int | None = None
+    mean: tuple[float, ...] | None = None      # --mean/--std: the normalisation it was trained with
+    std: tuple[float, ...] | None = None
+    class_names: tuple[str, ...] = ()           # --class-names
 
     @property
     def fresh(self) -> bool:
@@ -123,7 +135,7 @@ def choose_model(args, command: str, *, default: str | None = None) -> ModelChoi
     else:
         raise CliError(f"{text}: no such file, and not a zoo architecture ({_zoo_names()}) "
                        "or path/to/file.py:Name")
-    shape = {"input_size": args.input_size, "in_channels": args.in_channels}
+    shape = {"input_size": args.input_size, "in_channels": args.in_channels, **_input_format(args, text, kind)}
     for flag, value in (("--input-size", args.input_size), ("--in-channels", args.in_channels)):
         if value is not None and not 0 < value <= 4096:
             raise CliError(f"{flag} must be between 1 and 4096, not {value}")
@@ -153,6 +165,46 @@ def choose_model(args, command: str, *, default: str | None = None) -> ModelChoi
     return ModelChoice(kind, text, path=text, **shape)
 
 
+def _input_format(args, text: str, kind: str) -> dict:
+    """--mean, --std and --class-names, read and checked as far as they can be without the model."""
+    from ..core.errors import LoadError
+    from ..core.input_format import parse_numbers, read_class_names
+    mean, std, names = getattr(args, "mean", None), getattr(args, "std", None), getattr(args, "class_names", None)
+    if mean is None and std is None and names is None:
+        return {}
+    if kind == RUN:
+        raise CliError(f"{text}: a run file records the input its model took; --mean, --std and --class-names "
+                       "are for a model")
+    out: dict = {}
+    for flag, value in (("mean", mean), ("std", std)):
+        if value is not None:
+            try:
+                out[flag] = parse_numbers(value)
+            except ValueError as exc:
+                raise CliError(f"--{flag} {value}: {exc}") from None
+    if names is not None:
+        try:
+            out["class_names"] = read_class_names(names)
+        except LoadError as exc:
+            raise CliError(f"--class-names: {exc}") from None
+    return out
+
+
+def with_input_format(choice: ModelChoice, bundle):
+    """``bundle`` given the normalisation and class names of --mean/--std/--class-names (the rest its own)."""
+    if choice.mean is None and choice.std is None and not choice.class_names:
+        return bundle
+    from ..core.input_format import checked_input_format
+    try:
+        bundle.mean, bundle.std, names = checked_input_format(
+            bundle.input_shape[0], bundle.num_classes, choice.mean or bundle.mean, choice.std or bundle.std,
+            choice.class_names)
+    except ValueError as exc:
+        raise CliError(f"{choice.text}: {exc}") from None
+    bundle.class_names = names or bundle.class_names
+    return bundle
+
+
 def _read_only_refusal(text: str, kind: str, command: str) -> str:
     if kind == ONNX:
         from ..core.onnx import TRAINING_REFUSAL
@@ -176,20 +228,23 @@ def open_model(choice: ModelChoice, dataset=None, *, seed: int = 0):
             if choice.in_channels is not None and choice.in_channels != channels:
                 raise CliError(f"--in-channels {choice.in_channels} does not fit {dataset.name}, which has "
                                f"{channels} channel(s)")
-            return new_model_bundle(choice.arch, dataset, input_size=choice.input_size, seed=seed)
-        return zoo_bundle(choice.arch, in_channels=choice.in_channels or 1, seed=seed,
-                          class_names=tuple(str(k) for k in range(10)), input_size=choice.input_size)
+            return with_input_format(choice, new_model_bundle(choice.arch, dataset, input_size=choice.input_size,
+                                                              seed=seed))
+        return with_input_format(choice, zoo_bundle(choice.arch, in_channels=choice.in_channels or 1, seed=seed,
+                                                    class_names=tuple(str(k) for k in range(10)),
+                                                    input_size=choice.input_size))
     if choice.kind == USER:
         import torch
 
         from ..core.assemble import user_model_bundle
         torch.manual_seed(seed)
-        return user_model_bundle(choice.model_spec, input_shape=choice.input_shape(channels),
-                                 class_names=tuple(dataset.class_names) if dataset is not None else (),
-                                 shape_hint=tuple(dataset.native_shape) if dataset is not None else None)
+        return with_input_format(choice, user_model_bundle(
+            choice.model_spec, input_shape=choice.input_shape(channels),
+            class_names=tuple(dataset.class_names) if dataset is not None else (),
+            shape_hint=tuple(dataset.native_shape) if dataset is not None else None))
     if choice.kind == ONNX:
         from ..core.onnx import load_onnx
-        return load_onnx(choice.path, input_shape=choice.input_shape(channels))
+        return with_input_format(choice, load_onnx(choice.path, input_shape=choice.input_shape(channels)))
     from ..core.checkpoint import load_model
     try:
         bundle = load_model(choice.path, arch=choice.arch, model_spec=choice.model_spec)
@@ -200,7 +255,7 @@ def open_model(choice: ModelChoice, dataset=None, *, seed: int = 0):
     shape = choice.input_shape(bundle.input_shape[0])
     if shape is not None:
         bundle = dataclasses.replace(bundle, input_shape=shape)
-    return bundle
+    return with_input_format(choice, bundle)
 
 
 def install_model(choice: ModelChoice, engine, *, options: dict, seed: int) -> None:
@@ -209,6 +264,13 @@ def install_model(choice: ModelChoice, engine, *, options: dict, seed: int) -> N
     set must be set first: the model is shaped for it."""
     if choice.kind in READ_ONLY_KINDS:
         raise CliError(_read_only_refusal(choice.text, choice.kind, "train"))
+    _install(choice, engine, options=options, seed=seed)
+    if engine.bundle is not None and (choice.mean is not None or choice.std is not None or choice.class_names):
+        b = engine.bundle
+        engine.set_input_format(choice.mean or b.mean, choice.std or b.std, choice.class_names)
+
+
+def _install(choice: ModelChoice, engine, *, options: dict, seed: int) -> None:
     if choice.kind == ZOO:
         opts = dict(options)
         if choice.input_size is not None:

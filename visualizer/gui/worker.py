@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 _EVENTS = frozenset(("probe_ready", "training_snapshot", "epoch_end", "finished", "diverged", "failed",
                      "model_loaded", "data_ready", "trust_required", "architecture_required", "notice", "saved",
                      "run_started", "unresponsive", "analysis", "analysis_progress", "health_report", "health_alerts",
-                     "live_top_patches"))
+                     "live_top_patches", "input_format"))
 THREAD_JOIN_S = 3.0   # shutdown in thread mode: how long to wait for a step before abandoning the thread
 
 
@@ -56,6 +56,7 @@ class Worker(QObject):
     health_report = pyqtSignal(object)       # health.HealthReport of the run going on (live)
     health_alerts = pyqtSignal(object)       # tuple of health.HealthAlert: flags that have just appeared
     live_top_patches = pyqtSignal(object)    # channels.TopPatches accumulated from the training passes
+    input_format = pyqtSignal(object)        # messages.InputFormat: the model's normalisation, class names
 
     def __init__(self, parent: QObject | None = None, *, sample_limit: int | None = None, process: bool = False,
                  keep_runs: bool = True, stuck_after_s: float | None = None):
@@ -159,6 +160,10 @@ class Worker(QObject):
 
     def reset_weights(self, seed: int | None = None) -> None:
         self._call("reset_weights", seed)
+
+    def set_input_format(self, mean, std, class_names=()) -> None:
+        """The open model's normalisation (per channel) and, if given, its class names."""
+        self._call("set_input_format", tuple(mean), tuple(std), tuple(class_names))
 
     def save(self, path: str) -> None:
         self._call("save", str(path))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..input_format import SET_INPUT_FORMAT
 from .state_dict import first_conv_in_channels
 
 _TRY_SIZES = (32, 28, 64, 224)
@@ -82,5 +83,5 @@ def guessed_metadata(model: nn.Module, sd: dict, *, known_shape=None, class_name
         notes.append(f"class names not in the file: named 0..{len(class_names) - 1}")
     mean, std = (0.0,) * shape[0], (1.0,) * shape[0]
     notes.append("normalisation not in the file: assuming mean 0, std 1")
-    warning = "Guessed what the file does not record: " + "; ".join(notes) + "."
+    warning = "Guessed what the file does not record: " + "; ".join(notes) + ". " + SET_INPUT_FORMAT
     return shape, tuple(class_names), mean, std, (warning,)

@@ -36,6 +36,7 @@ from .data_source import VAL_FRACTION, DataSource, data_info
 from .inspect_only import close_bundle, is_inspect_only, make_inspector, model_info, open_onnx, training_refusal
 from .messages import (
     ArchitectureRequest,
+    InputFormat,
     LoadedModel,
     RunStarted,
     TrustRequest,
@@ -269,9 +270,35 @@ class Engine:
             arch=bundle.arch, arch_options=tuple(sorted(bundle.arch_options.items())), source=bundle.source,
             meta=tuple(sorted((k, v) for k, v in bundle.meta.items() if isinstance(v, (str, int, float, bool)))),
             warnings=tuple(bundle.warnings), probeable=bundle.probeable, trusted=trusted,
-            dataset=self.dataset_spec, dataset_size=self._data_size(), training_refusal=training_refusal(bundle)))
+            dataset=self.dataset_spec, dataset_size=self._data_size(), training_refusal=training_refusal(bundle),
+            mean=tuple(bundle.mean), std=tuple(bundle.std)))
         for w in bundle.warnings:
             self.emit("notice", w)
+        self.emit("requeue_probe", None)
+
+    def set_input_format(self, mean, std, class_names=()) -> None:
+        """The normalisation (and class names) the open model was trained with, where its file does
+        not say (core/input_format.py): its probes, its data and what it is saved with follow."""
+        from ..input_format import checked_input_format
+        b = self.bundle
+        if b is None:
+            raise ModelError("Open a model first.")
+        if self.trainer is not None:
+            raise ModelError("Stop training first: a run keeps the normalisation it started with.")
+        try:
+            mean, std, names = checked_input_format(b.input_shape[0], b.num_classes, mean, std, class_names)
+        except ValueError as exc:
+            raise ModelError(f"The model input was not changed: {exc}.") from None
+        old = (b.mean, b.std, b.class_names)
+        b.mean, b.std, b.class_names = mean, std, names or b.class_names
+        try:
+            data, info = self._prepared(b, self._source, fresh=False, origin=b.source or b.arch)
+        except BaseException:
+            b.mean, b.std, b.class_names = old
+            raise
+        self._fresh = False     # the user's normalisation now, not the data's
+        self._commit_data(b, self._source, data, info)
+        self.emit("input_format", InputFormat(tuple(b.mean), tuple(b.std), tuple(b.class_names)))
         self.emit("requeue_probe", None)
 
     @property

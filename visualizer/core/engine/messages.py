@@ -49,6 +49,17 @@ class LoadedModel:
     dataset: str | None = None                 # dataset the engine prepared for it
     dataset_size: int = 0                      # samples in the probe split
     training_refusal: str = ""                 # why this model cannot be trained here (an ONNX file); "": it can
+    mean: tuple[float, ...] = ()               # the normalisation its inputs get (after scaling to [0, 1])
+    std: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """The open model's inputs now get this normalisation, and its classes these names (the user's word)."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    class_names: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ COMMANDS = ("load_sample", "load_file", "load_bundle", "load_user_model", "build
             "start_training", "pause", "resume", "step", "stop", "set_lr", "set_speed", "reset_weights",
             "save", "save_safetensors", "request_capture", "snapshot_consumed", "probe_consumed",
             "set_side_probe_always", "resume_run", "analyse", "cancel_analysis", "watch_top_patches",
-            "set_live_health")
+            "set_live_health", "set_input_format")
 
 
 class Mailbox:
@@ -233,6 +233,10 @@ class EngineService:
     def set_speed(self, steps_per_sec: float) -> None:
         if self._control is not None:
             self._control.set_speed(steps_per_sec)
+
+    def set_input_format(self, mean, std, class_names=()) -> None:
+        """The open model's normalisation and class names (after a run, which keeps its own)."""
+        self._send(lambda: self.engine.set_input_format(tuple(mean), tuple(std), tuple(class_names)))
 
     def reset_weights(self, seed: int | None = None) -> None:
         """Fresh seeded weights; ``seed`` None: the last run's seed (0 before any run)."""

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LoadError, ModelError
+from ..input_format import SET_INPUT_FORMAT
 from ..model_info import ModelInfo
 from .layers import NodeLayer, model_info, node_layers, per_sample
 from .limits import DEFAULT_LIMITS, OnnxLimits
@@ -218,8 +219,8 @@ def _notes(proto, read, shape, fixed_hw, wanted, channels_last, k) -> tuple[str,
     if wanted is None and None in fixed_hw:
         guessed.append(f"the file leaves the image size open: using {shape[1]}x{shape[2]}, set the right one")
     guessed.append(f"class names not in the file: named 0..{max(k - 1, 0)}")
-    guessed.append("normalisation not in the file: assuming mean 0, std 1 (set the one the model was trained with)")
-    notes.append("Guessed what the file does not record: " + "; ".join(guessed) + ".")
+    guessed.append("normalisation not in the file: assuming mean 0, std 1")
+    notes.append("Guessed what the file does not record: " + "; ".join(guessed) + ". " + SET_INPUT_FORMAT)
     if channels_last:
         notes.append("the model takes channels-last (N, H, W, C) images: they are transposed before each run; "
                      "inner tensors are shown in the layout the graph computes them")
