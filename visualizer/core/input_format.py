@@ -2,8 +2,9 @@
 
 Bare weights and ONNX files record neither, so a model opens fed its images as they are (mean 0,
 std 1) with classes named 0..K-1; a model trained on ImageNet-normalised images then shows
-wrong maps and predictions. The user gives the right ones (the window's File > Model input,
-or ``--mean``/``--std``/``--class-names`` on the command line); this module checks them. A
+wrong maps and predictions. The user gives the right ones (``--mean``/``--std``/``--class-names``
+on the command line; the engine's ``set_input_format``, which the window does not offer yet);
+this module checks them. A
 class-names file is data from anywhere: bounded in size, read as text, never run.
 """
 from __future__ import annotations
@@ -22,8 +23,7 @@ PRESETS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "ImageNet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 # Said after what a loader had to guess: where the user gives it.
-SET_INPUT_FORMAT = ("Give the normalisation and class names it was trained with in File > Model input "
-                    "(on the command line: --mean, --std, --class-names).")
+SET_INPUT_FORMAT = "On the command line, --mean, --std and --class-names give the ones it was trained with."
 MAX_CLASS_FILE_BYTES = 4 * 1024 * 1024   # ImageNet's 21k names are under 1 MB
 MAX_NAME_CHARS = 200
 
