@@ -130,3 +130,15 @@ def test_the_activations_inputs_are_freed_once_their_statistics_are_built_and_th
                                                                         b.frac_dead)
     np.testing.assert_array_equal(a.pre.counts, b.pre.counts)
     np.testing.assert_array_equal(again.layer("bn").maps, snap.layer("bn").maps)
+
+
+def test_statistics_that_travel_built_arrive_as_the_ones_built_there():
+    # The layers read, the activations not: the statistics were built with them and travel built.
+    snap, _ = _probe()
+    assert snap.layers and not _unbuilt(snap)
+    again = pickle.loads(pickle.dumps(snap))
+    a, b = again.activations[0], snap.activations[0]
+    assert (a.name, a.pre_min, a.pre_max, a.out_mean, a.frac_dead) == (b.name, b.pre_min, b.pre_max, b.out_mean,
+                                                                        b.frac_dead)
+    np.testing.assert_array_equal(a.pre.counts, b.pre.counts)
+    assert not a.pre.counts.flags.writeable and not a.pre.edges.flags.writeable

@@ -138,7 +138,7 @@ class Inspector:
         finish_filters = self._stage_filters(request.filter_layers, flat, initial=initial, grads=grads,
                                              max_channels=request.max_channels)
         finish_also = [stage(flat) for stage in (also or ())]
-        flat.copy_to_host()                                   # the one device -> host copy
+        flat.copy_to_host()                                   # the device -> host copy (one wait)
         if finish_pass is not None:
             packed = finish_pass()      # built where the snapshot is first read (packed_pass.py)
             captures, stats = Unbuilt(packed, 0), Unbuilt(packed, 1)

@@ -138,6 +138,10 @@ class PackedPass:
             return {"layout": self.layout, "values": self.values, "inputs": self.inputs, "stats": stats}
 
     def __setstate__(self, state):
+        for a in state["stats"] or ():
+            # unpickled arrays are writeable; built ones are not (reduce.activation_stats)
+            a.pre.counts.setflags(write=False)
+            a.pre.edges.setflags(write=False)
         self.__init__(state["layout"], state["values"], state["inputs"], state["stats"])
 
 
