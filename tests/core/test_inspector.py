@@ -86,6 +86,31 @@ def test_the_probe_pass_puts_the_kernel_choice_back_also_when_the_model_raises()
     assert torch.backends.mkldnn.enabled
 
 
+def test_probe_passes_that_overlap_on_two_threads_put_the_kernel_choice_back():
+    # The switch is process-wide: each pass saving and restoring its own left it off for good when
+    # two overlapped (the trainer's snapshot and the side probe), slowing every later training step.
+    import threading
+
+    from visualizer.core.introspect import one_sample_kernels
+    assert torch.backends.mkldnn.enabled
+    cpu = torch.device("cpu")
+    first_in, second_in = threading.Event(), threading.Event()
+
+    def first():
+        with one_sample_kernels(cpu):
+            first_in.set()
+            second_in.wait(10)       # the other pass enters while this one is inside, and leaves last
+
+    t = threading.Thread(target=first)
+    t.start()
+    first_in.wait(10)
+    with one_sample_kernels(cpu):
+        second_in.set()
+        t.join(10)
+        assert not torch.backends.mkldnn.enabled      # still inside this one
+    assert torch.backends.mkldnn.enabled
+
+
 def test_default_input_and_bad_shape():
     with Inspector(bundle()) as insp:
         req = CaptureRequest(probe_input=np.ones((3, 8, 8), np.float32), probe_label=1)

@@ -18,6 +18,7 @@ once, at their first call, with that call's shape; ``calls`` and ``detail`` say 
 from __future__ import annotations
 
 import inspect
+import threading
 import typing
 from collections.abc import Mapping
 
@@ -230,20 +231,36 @@ class one_sample_kernels:
     it; VGG-11 (width 0.125) 0.38 / 0.39 ms; ResNet-18 3.2 / 3.0 ms. The switch is process-wide
     (torch has no per-thread one), so a training step on another thread meanwhile may take the
     plain kernels too: the same results, for a fraction of a millisecond.
+
+    Passes on several threads at once (the trainer's snapshot and the side probe) share one
+    switch: the first in turns it off, the last out puts back what it was. Each saving and
+    restoring its own left it off for good when two overlapped (the second saved "off").
     """
+
+    _lock = threading.Lock()
+    _inside = 0
+    _before = True
 
     def __init__(self, device: torch.device):
         self._cpu = device.type == "cpu"
 
     def __enter__(self):
         if self._cpu:
-            self._prev = torch.backends.mkldnn.enabled
-            torch.backends.mkldnn.enabled = False
+            cls = one_sample_kernels
+            with cls._lock:
+                if cls._inside == 0:
+                    cls._before = torch.backends.mkldnn.enabled
+                    torch.backends.mkldnn.enabled = False
+                cls._inside += 1
         return self
 
     def __exit__(self, *exc):
         if self._cpu:
-            torch.backends.mkldnn.enabled = self._prev
+            cls = one_sample_kernels
+            with cls._lock:
+                cls._inside -= 1
+                if cls._inside == 0:
+                    torch.backends.mkldnn.enabled = cls._before
         return False
 
 
